@@ -47,3 +47,4 @@ class HealthSample:
     components: Mapping[str, str] = field(default_factory=dict)
     metrics: Mapping[str, Any] = field(default_factory=dict)
     error: str | None = None
+    component_versions: Mapping[str, str] = field(default_factory=dict)

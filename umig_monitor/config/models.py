@@ -1,0 +1,345 @@
+"""The configuration schema: one pydantic model per YAML section, unknown keys rejected.
+
+Sinks are a union keyed on ``type``; SINK_TYPES is the single registry of sink kinds."""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from umig_monitor.config.types import Duration, Listen, PositiveDuration, read_secret, split_listen
+
+EnvironmentKind = Literal["development", "uat", "production", "hotfix"]
+Severity = Literal["critical", "warning", "info"]
+DEFAULT_API_PREFIX = "/rest/scriptrunner/latest/custom"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _one_of(value: object, file: object, name: str) -> None:
+    if value is not None and file is not None:
+        raise ValueError(f"set either {name} or {name}_file, not both")
+
+
+# --- daemon -----------------------------------------------------------------------------------
+
+
+class Retention(Strict):
+    raw_samples: PositiveDuration = timedelta(days=30)
+    hourly_rollups: PositiveDuration = timedelta(days=400)
+    alerts: PositiveDuration = timedelta(days=400)
+    outbox_sent: PositiveDuration = timedelta(days=30)
+    interval: PositiveDuration = timedelta(hours=1)
+
+
+class Daemon(Strict):
+    listen: Listen = "127.0.0.1:9464"
+    storage: str = "sqlite:///var/lib/umig-monitor/umig-monitor.db"
+    storage_pool_size: int = Field(default=5, ge=1, le=100)
+    timezone: str = "UTC"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    api_token: SecretStr | None = None
+    api_token_file: Path | None = None
+    external_url: AnyHttpUrl | None = None
+    shutdown_timeout: PositiveDuration = timedelta(seconds=8)
+    max_concurrent_polls: int = Field(default=50, ge=1, le=10000)
+    retention: Retention = Retention()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone '{value}'") from None
+        return value
+
+    @field_validator("storage")
+    @classmethod
+    def _known_storage(cls, value: str) -> str:
+        if not re.match(r"^(sqlite|postgresql|postgres)(\+\w+)?://", value):
+            raise ValueError(f"unsupported storage URL '{value}' (use sqlite:///path or postgresql://...)")
+        return value
+
+    @model_validator(mode="after")
+    def _token_once(self) -> Daemon:
+        _one_of(self.api_token, self.api_token_file, "api_token")
+        return self
+
+    @property
+    def listen_address(self) -> tuple[str, int]:
+        return split_listen(self.listen)
+
+    def read_api_token(self) -> str | None:
+        return read_secret(self.api_token, self.api_token_file)
+
+
+# --- environments -----------------------------------------------------------------------------
+
+
+class NoAuth(Strict):
+    type: Literal["none"] = "none"
+
+
+class BasicAuth(Strict):
+    type: Literal["basic"]
+    username: str
+    password: SecretStr | None = None
+    password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _password_once(self) -> BasicAuth:
+        _one_of(self.password, self.password_file, "password")
+        if self.password is None and self.password_file is None:
+            raise ValueError("basic auth needs password or password_file")
+        return self
+
+
+class BearerAuth(Strict):
+    type: Literal["bearer"]
+    token: SecretStr | None = None
+    token_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _token_once(self) -> BearerAuth:
+        _one_of(self.token, self.token_file, "token")
+        if self.token is None and self.token_file is None:
+            raise ValueError("bearer auth needs token or token_file")
+        return self
+
+
+Auth = Annotated[NoAuth | BasicAuth | BearerAuth, Field(discriminator="type")]
+
+
+class Tls(Strict):
+    verify: bool = True
+    ca_file: Path | None = None
+
+
+class Thresholds(Strict):
+    """The guide's production checks: errorRate, responseTime (ms), database connections."""
+
+    error_rate: float = Field(default=0.05, ge=0)
+    response_time_ms: float = Field(default=3000, gt=0)
+    db_connections: int = Field(default=80, gt=0)
+
+
+class Actions(Strict):
+    regenerate_test_data: bool = False
+
+
+class Environment(Strict):
+    base_url: AnyHttpUrl
+    api_prefix: str = DEFAULT_API_PREFIX
+    kind: EnvironmentKind = "production"
+    auth: Auth = NoAuth()
+    tls: Tls = Tls()
+    poll_interval: PositiveDuration = timedelta(seconds=30)
+    timeout: PositiveDuration = timedelta(seconds=10)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    thresholds: Thresholds = Thresholds()
+    severity: Severity | None = None
+    actions: Actions = Actions()
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("api_prefix")
+    @classmethod
+    def _prefix_shape(cls, value: str) -> str:
+        if value and not value.startswith("/"):
+            raise ValueError(f"api_prefix must start with '/', got '{value}'")
+        return value.rstrip("/")
+
+    @property
+    def alert_severity(self) -> Severity:
+        """Critical in production, warning elsewhere, unless set."""
+        if self.severity is not None:
+            return self.severity
+        return "critical" if self.kind == "production" else "warning"
+
+    def endpoint(self, path: str) -> str:
+        return f"{str(self.base_url).rstrip('/')}{self.api_prefix}{path}"
+
+
+# --- jobs -------------------------------------------------------------------------------------
+
+
+def _check_cron(value: str) -> str:
+    from apscheduler.triggers.cron import CronTrigger  # local: config stays importable cheaply
+
+    try:
+        CronTrigger.from_crontab(value)
+    except ValueError as exc:
+        raise ValueError(f"invalid cron expression '{value}': {exc}") from None
+    return value
+
+
+class HealthJob(Strict):
+    failure_threshold: int = Field(default=3, ge=1)
+    success_threshold: int = Field(default=2, ge=1)
+
+
+class DriftJob(Strict):
+    enabled: bool = True
+    interval: PositiveDuration = timedelta(minutes=5)
+    max_versions_behind: int = Field(default=2, ge=0)
+
+
+class BaselineJob(Strict):
+    enabled: bool = True
+    cron: str = "0 * * * *"
+    samples: int = Field(default=5, ge=1, le=1000)
+    regression_threshold: float = Field(default=0.20, gt=0)
+
+    _cron = field_validator("cron")(classmethod(lambda cls, v: _check_cron(v)))
+
+
+class DailyReportJob(Strict):
+    enabled: bool = True
+    cron: str = "0 7 * * *"
+    route: str | None = None
+
+    _cron = field_validator("cron")(classmethod(lambda cls, v: _check_cron(v)))
+
+
+class Jobs(Strict):
+    health: HealthJob = HealthJob()
+    drift: DriftJob = DriftJob()
+    baseline: BaselineJob = BaselineJob()
+    daily_report: DailyReportJob = DailyReportJob()
+    misfire_grace_time: PositiveDuration = timedelta(seconds=30)
+
+
+# --- sinks ------------------------------------------------------------------------------------
+
+
+class Retry(Strict):
+    deadline: PositiveDuration = timedelta(hours=24)
+    initial_backoff: PositiveDuration = timedelta(seconds=1)
+    max_backoff: PositiveDuration = timedelta(minutes=5)
+
+
+class SinkBase(Strict):
+    timeout: PositiveDuration = timedelta(seconds=10)
+    retry: Retry = Retry()
+    rate_limit_per_second: float | None = Field(default=None, gt=0)
+
+
+class MailSink(SinkBase):
+    type: Literal["mail"]
+    host: str
+    port: int = Field(default=587, gt=0, lt=65536)
+    starttls: bool = False
+    tls: bool = False
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    from_: str = Field(alias="from")
+    to: list[str] = Field(min_length=1)
+    subject_prefix: str = ""
+
+    @model_validator(mode="after")
+    def _coherent(self) -> MailSink:
+        _one_of(self.password, self.password_file, "password")
+        if self.starttls and self.tls:
+            raise ValueError("starttls and tls (implicit TLS) are exclusive")
+        return self
+
+    def read_password(self) -> str | None:
+        return read_secret(self.password, self.password_file)
+
+
+class WebhookSink(SinkBase):
+    type: Literal["webhook"]
+    url: SecretStr | None = None
+    url_file: Path | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    format: Literal["webhook", "alertmanager"] = "webhook"
+
+    @model_validator(mode="after")
+    def _url_once(self) -> WebhookSink:
+        _one_of(self.url, self.url_file, "url")
+        if self.url is None and self.url_file is None:
+            raise ValueError("webhook sink needs url or url_file")
+        return self
+
+    def read_url(self) -> str | None:
+        return read_secret(self.url, self.url_file)
+
+
+class SlackSink(SinkBase):
+    type: Literal["slack"]
+    webhook_url: SecretStr | None = None
+    webhook_url_file: Path | None = None
+    channel: str | None = None
+    username: str | None = None
+    rate_limit_per_second: float | None = Field(default=1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _url_once(self) -> SlackSink:
+        _one_of(self.webhook_url, self.webhook_url_file, "webhook_url")
+        if self.webhook_url is None and self.webhook_url_file is None:
+            raise ValueError("slack sink needs webhook_url or webhook_url_file")
+        return self
+
+    def read_url(self) -> str | None:
+        return read_secret(self.webhook_url, self.webhook_url_file)
+
+
+# The one registry of sink kinds: a new sink type is added here and in umig_monitor.sinks.
+SINK_TYPES: dict[str, type[SinkBase]] = {"mail": MailSink, "webhook": WebhookSink, "slack": SlackSink}
+Sink = Annotated[MailSink | WebhookSink | SlackSink, Field(discriminator="type")]
+
+
+# --- routes -----------------------------------------------------------------------------------
+
+
+class Escalation(Strict):
+    after: PositiveDuration
+    sinks: list[str] = Field(min_length=1)
+
+
+class Route(Strict):
+    name: str | None = None
+    match: dict[str, str] = Field(default_factory=dict)
+    match_re: dict[str, str] = Field(default_factory=dict)
+    sinks: list[str] = Field(min_length=1)
+    continue_: bool = Field(default=False, alias="continue")
+    group_by: list[str] = Field(default_factory=lambda: ["type", "environment"])
+    group_wait: Duration = timedelta(0)
+    repeat_interval: PositiveDuration = timedelta(hours=4)
+    send_resolved: bool = True
+    escalate: Escalation | None = None
+
+    @field_validator("match_re")
+    @classmethod
+    def _regex_compiles(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, pattern in value.items():
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{key}: invalid regex '{pattern}': {exc}") from None
+        return value
+
+
+class DefaultRoute(Strict):
+    sinks: list[str] = Field(default_factory=list)
+    group_by: list[str] = Field(default_factory=lambda: ["type", "environment"])
+    group_wait: Duration = timedelta(0)
+    repeat_interval: PositiveDuration = timedelta(hours=4)
+    send_resolved: bool = True
