@@ -24,8 +24,12 @@ HEALTH: dict[str, Any] = {
 }
 VERSION = {
     "umig": {"version": "1.1.2", "build": "b-77"},
-    "components": {"database": {"version": "030"}, "api": {"version": "2.3.0"}, "ui": {"version": "1.1.2"},
-                   "backend": {"version": "1.1.2"}},
+    "components": {
+        "database": {"version": "030"},
+        "api": {"version": "2.3.0"},
+        "ui": {"version": "1.1.2"},
+        "backend": {"version": "1.1.2"},
+    },
 }
 COMPONENTS = {"orchestrator": {"status": "active"}}
 
@@ -78,14 +82,17 @@ def with_changes(path: str, value: Any) -> dict[str, Any]:
     ],
 )
 def test_assess_health(health: Any, outcome: Outcome, checks: list[str]) -> None:
-    sample, failed = assess("production", NOW, Documents(health, VERSION, COMPONENTS, response_ms=12.5), Thresholds())
+    sample, failed = assess(
+        "production", NOW, Documents(health, VERSION, COMPONENTS, response_ms=12.5), Thresholds()
+    )
     assert sample.outcome is outcome
     assert [c.name for c in failed] == checks
 
 
 def test_orchestrator_inactive() -> None:
-    sample, failed = assess("uat", NOW, Documents(HEALTH, VERSION, {"orchestrator": {"status": "stopped"}}),
-                            Thresholds())
+    sample, failed = assess(
+        "uat", NOW, Documents(HEALTH, VERSION, {"orchestrator": {"status": "stopped"}}), Thresholds()
+    )
     assert sample.outcome is Outcome.DEGRADED
     assert [c.name for c in failed] == ["orchestrator_inactive"]
 
@@ -96,7 +103,9 @@ def test_thresholds_are_per_environment() -> None:
 
 
 def test_sample_fields() -> None:
-    sample, _ = assess("production", NOW, Documents(HEALTH, VERSION, COMPONENTS, response_ms=12.5), Thresholds())
+    sample, _ = assess(
+        "production", NOW, Documents(HEALTH, VERSION, COMPONENTS, response_ms=12.5), Thresholds()
+    )
     assert sample.version == "1.1.2"
     assert sample.build == "b-77"
     assert sample.uptime_seconds == 459900

@@ -66,35 +66,65 @@ def test_durations(text: object, expected: timedelta) -> None:
 
 # (yaml, the error path, a fragment of the message, the line)
 INVALID = [
-    (BASE + "    poll_interval: fast\n", "environments.production.poll_interval", "invalid duration 'fast'", 5),
+    (
+        BASE + "    poll_interval: fast\n",
+        "environments.production.poll_interval",
+        "invalid duration 'fast'",
+        5,
+    ),
     (BASE + "    poll_interval: 0s\n", "environments.production.poll_interval", "greater than 0", 5),
     (BASE + "    pol_interval: 30s\n", "environments.production.pol_interval", "unknown key", 5),
-    ("environments:\n  production:\n    base_url: not-a-url\n", "environments.production.base_url",
-     "invalid URL", 3),
-    ("environments:\n  production:\n    kind: production\n", "environments.production.base_url",
-     "missing required key", 2),
+    (
+        "environments:\n  production:\n    base_url: not-a-url\n",
+        "environments.production.base_url",
+        "invalid URL",
+        3,
+    ),
+    (
+        "environments:\n  production:\n    kind: production\n",
+        "environments.production.base_url",
+        "missing required key",
+        2,
+    ),
     (BASE + "    kind: staging\n", "environments.production.kind", "'development', 'uat', 'production'", 5),
     (BASE + "    auth: {type: basic, username: u}\n", "environments.production.auth", "password", 5),
-    (BASE + "    auth: {type: basic, username: u, password: a, password_file: /x}\n",
-     "environments.production.auth", "not both", 5),
+    (
+        BASE + "    auth: {type: basic, username: u, password: a, password_file: /x}\n",
+        "environments.production.auth",
+        "not both",
+        5,
+    ),
     (BASE + "daemon: {timezone: Mars/Olympus}\n", "daemon.timezone", "unknown timezone", 5),
     (BASE + "daemon: {listen: nowhere}\n", "daemon.listen", "invalid listen address", 5),
     (BASE + "daemon: {storage: 'mysql://x'}\n", "daemon.storage", "unsupported storage URL", 5),
     (BASE + "jobs: {baseline: {cron: 'every hour'}}\n", "jobs.baseline.cron", "invalid cron", 5),
-    (BASE + "sinks:\n  m: {type: mail, host: h, port: 99999, from: a@b, to: [c@d]}\n", "sinks.m.port",
-     "less than 65536", 6),
+    (
+        BASE + "sinks:\n  m: {type: mail, host: h, port: 99999, from: a@b, to: [c@d]}\n",
+        "sinks.m.port",
+        "less than 65536",
+        6,
+    ),
     (BASE + "sinks:\n  s: {type: slack}\n", "sinks.s", "webhook_url", 6),
     (BASE + "sinks:\n  p: {type: pager}\n", "sinks.p", "does not match any of the expected tags", 6),
     (BASE + "routes:\n  - sinks: [nowhere]\n", "", "routes[0] names unknown sink 'nowhere'", None),
-    (BASE + "sinks:\n  w: {type: webhook, url: 'http://x'}\nroutes:\n  - match_re: {environment: '(('}\n"
-     "    sinks: [w]\n", "routes[0].match_re", "invalid regex", 8),
+    (
+        BASE + "sinks:\n  w: {type: webhook, url: 'http://x'}\nroutes:\n  - match_re: {environment: '(('}\n"
+        "    sinks: [w]\n",
+        "routes[0].match_re",
+        "invalid regex",
+        8,
+    ),
     (BASE + "jobs: {daily_report: {route: nope}}\n", "", "unknown route 'nope'", None),
     (BASE + "surprise: 1\n", "surprise", "unknown key", 5),
     ("environments: [1, 2]\n", "environments", "dictionary", 1),
     ("- just a list\n", "", "top level must be a mapping", 1),
     ("environments:\n  production: {base_url: [\n", "", "YAML syntax error", None),
-    (BASE + "    labels: {team: \"${UMIG_TEST_UNSET}\"}\n", "environments.production.labels.team",
-     "UMIG_TEST_UNSET is not set", 5),
+    (
+        BASE + '    labels: {team: "${UMIG_TEST_UNSET}"}\n',
+        "environments.production.labels.team",
+        "UMIG_TEST_UNSET is not set",
+        5,
+    ),
 ]
 
 

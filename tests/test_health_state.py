@@ -11,14 +11,20 @@ from umig_monitor.core.health_state import Change, Phase, State, step
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def run(seq: str, failure_threshold: int = 3, success_threshold: int = 2) -> tuple[State, list[tuple[int, Change]]]:
+def run(
+    seq: str, failure_threshold: int = 3, success_threshold: int = 2
+) -> tuple[State, list[tuple[int, Change]]]:
     """seq: '+' success, '-' failure, one poll every 30 s. Returns the end state and (index, change)."""
     state = State()
     out = []
     for i, ch in enumerate(seq):
         state, transition = step(
-            state, ch == "+", T0 + timedelta(seconds=30 * i),
-            failure_threshold=failure_threshold, success_threshold=success_threshold, detail=f"poll {i}",
+            state,
+            ch == "+",
+            T0 + timedelta(seconds=30 * i),
+            failure_threshold=failure_threshold,
+            success_threshold=success_threshold,
+            detail=f"poll {i}",
         )
         if transition:
             out.append((i, transition.change))
@@ -49,10 +55,13 @@ def test_transitions(seq: str, expected: list[tuple[int, Change]], phase: Phase)
     assert state.phase is phase
 
 
-@pytest.mark.parametrize(("ft", "st", "seq", "expected"), [
-    (1, 1, "+-+", [(0, Change.CLOSED), (1, Change.OPENED), (2, Change.CLOSED)]),
-    (2, 3, "+++--++-+++", [(2, Change.CLOSED), (4, Change.OPENED), (10, Change.CLOSED)]),
-])
+@pytest.mark.parametrize(
+    ("ft", "st", "seq", "expected"),
+    [
+        (1, 1, "+-+", [(0, Change.CLOSED), (1, Change.OPENED), (2, Change.CLOSED)]),
+        (2, 3, "+++--++-+++", [(2, Change.CLOSED), (4, Change.OPENED), (10, Change.CLOSED)]),
+    ],
+)
 def test_thresholds_are_configurable(ft: int, st: int, seq: str, expected: list[tuple[int, Change]]) -> None:
     assert run(seq, ft, st)[1] == expected
 
@@ -61,8 +70,14 @@ def test_incident_start_is_the_first_failure_of_the_streak() -> None:
     state = State()
     transitions = []
     for i, ok in enumerate([True, True, False, False, False, True, True]):
-        state, t = step(state, ok, T0 + timedelta(seconds=30 * i), failure_threshold=3, success_threshold=2,
-                        detail="HTTP 503" if not ok else None)
+        state, t = step(
+            state,
+            ok,
+            T0 + timedelta(seconds=30 * i),
+            failure_threshold=3,
+            success_threshold=2,
+            detail="HTTP 503" if not ok else None,
+        )
         if t:
             transitions.append(t)
     opened, closed = transitions[1], transitions[2]

@@ -11,9 +11,7 @@ import structlog
 LogFormat = Literal["auto", "json", "console"]
 
 
-def configure_logging(
-    level: str = "info", fmt: LogFormat = "auto", stream: TextIO | None = None
-) -> None:
+def configure_logging(level: str = "info", fmt: LogFormat = "auto", stream: TextIO | None = None) -> None:
     stream = stream or sys.stderr
     use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     processors: list[structlog.types.Processor] = [
@@ -32,5 +30,9 @@ def configure_logging(
         cache_logger_on_first_use=False,
     )
     # Libraries that log through stdlib logging (apscheduler, aiohttp) go to the same stream.
-    logging.basicConfig(level=max(logging.WARNING, logging.getLevelNamesMapping()[level.upper()]),
-                        stream=stream, format="%(levelname)s %(name)s: %(message)s", force=True)
+    logging.basicConfig(
+        level=max(logging.WARNING, logging.getLevelNamesMapping()[level.upper()]),
+        stream=stream,
+        format="%(levelname)s %(name)s: %(message)s",
+        force=True,
+    )

@@ -45,7 +45,9 @@ class SystemdNotifier:
 
     def reloading(self) -> bool:
         # systemd >= 253 wants MONOTONIC_USEC with RELOADING=1 for Type=notify-reload.
-        return self.notify("RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}")
+        return self.notify(
+            "RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}"
+        )
 
     def stopping(self) -> bool:
         return self.notify("STOPPING=1")

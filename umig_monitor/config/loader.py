@@ -45,7 +45,9 @@ class ConfigError(Exception):
         super().__init__(f"{source}: " + "; ".join(str(i) for i in issues))
 
 
-def resolve_config_path(cli_path: str | os.PathLike[str] | None, environ: Mapping[str, str] | None = None) -> Path:
+def resolve_config_path(
+    cli_path: str | os.PathLike[str] | None, environ: Mapping[str, str] | None = None
+) -> Path:
     """``--config`` first, then ``$UMIG_MONITOR_CONFIG``, then the system path."""
     environ = os.environ if environ is None else environ
     if cli_path:
@@ -153,8 +155,9 @@ def parse_config(text: str, source: str = "<config>", environ: Mapping[str, str]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(source, [ConfigIssue("", f"YAML syntax error: {problem}",
-                                               mark.line + 1 if mark else None)]) from None
+        raise ConfigError(
+            source, [ConfigIssue("", f"YAML syntax error: {problem}", mark.line + 1 if mark else None)]
+        ) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -181,7 +184,9 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(str(path), [ConfigIssue("", f"cannot read config file: {exc.strerror or exc}")]) from None
+        raise ConfigError(
+            str(path), [ConfigIssue("", f"cannot read config file: {exc.strerror or exc}")]
+        ) from None
     return parse_config(text, str(path), environ)
 
 

@@ -9,8 +9,8 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from umig_monitor.config.models import (
-    DailyReportJob,
     Daemon,
+    DailyReportJob,
     DefaultRoute,
     Environment,
     Jobs,
@@ -55,7 +55,11 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _cross_references(self) -> Settings:
         problems: list[str] = []
-        for kind, names in (("environment", self.environments), ("sink", self.sinks)):
+        named: list[tuple[str, list[str]]] = [
+            ("environment", list(self.environments)),
+            ("sink", list(self.sinks)),
+        ]
+        for kind, names in named:
             for name in names:
                 if not _NAME.match(name):
                     problems.append(f"{kind} name '{name}' must be letters, digits, '.', '_' or '-'")
@@ -64,7 +68,9 @@ class Settings(BaseSettings):
         def check(where: str, sinks: list[str]) -> None:
             for sink in sinks:
                 if sink not in known:
-                    problems.append(f"{where} names unknown sink '{sink}' (known: {', '.join(sorted(known)) or 'none'})")
+                    problems.append(
+                        f"{where} names unknown sink '{sink}' (known: {', '.join(sorted(known)) or 'none'})"
+                    )
 
         for i, route in enumerate(self.routes):
             check(f"routes[{i}]", route.sinks)

@@ -62,7 +62,9 @@ Duration = Annotated[
 def parse_positive_duration(value: Any) -> timedelta:
     result = parse_duration(value)
     if result <= timedelta(0):
-        raise PydanticCustomError("duration", "duration must be greater than 0, got '{value}'", {"value": value})
+        raise PydanticCustomError(
+            "duration", "duration must be greater than 0, got '{value}'", {"value": value}
+        )
     return result
 
 
@@ -77,7 +79,9 @@ def split_listen(value: str) -> tuple[str, int]:
     m = re.fullmatch(r"(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[^:\[\]]*)):(?P<port>\d{1,5})", text)
     if not m or not 0 < int(m.group("port")) < 65536:
         raise PydanticCustomError(
-            "listen", "invalid listen address '{value}' (use host:port, e.g. 127.0.0.1:9464)", {"value": value}
+            "listen",
+            "invalid listen address '{value}' (use host:port, e.g. 127.0.0.1:9464)",
+            {"value": value},
         )
     host = m.group("v6") or m.group("host") or "0.0.0.0"
     return host, int(m.group("port"))

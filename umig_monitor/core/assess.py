@@ -86,7 +86,9 @@ def _number(value: Any) -> float | None:
     return None
 
 
-def assess(environment: str, now: datetime, docs: Documents, limits: Thresholds) -> tuple[HealthSample, list[Check]]:
+def assess(
+    environment: str, now: datetime, docs: Documents, limits: Thresholds
+) -> tuple[HealthSample, list[Check]]:
     """Classify one poll. Pure: the same documents and thresholds always give the same sample."""
     if docs.health_failure is not None:
         outcome, detail = docs.health_failure
@@ -96,8 +98,13 @@ def assess(environment: str, now: datetime, docs: Documents, limits: Thresholds)
     status = _get(umig, "status")
     if not isinstance(umig, Mapping) or not isinstance(status, str):
         return (
-            HealthSample(environment, now, Outcome.INVALID_RESPONSE, response_ms=docs.response_ms,
-                         error="health document has no umig.status"),
+            HealthSample(
+                environment,
+                now,
+                Outcome.INVALID_RESPONSE,
+                response_ms=docs.response_ms,
+                error="health document has no umig.status",
+            ),
             [],
         )
     version = _get(docs.version, "umig", "version") or umig.get("version")
@@ -150,7 +157,9 @@ def assess(environment: str, now: datetime, docs: Documents, limits: Thresholds)
         outcome = Outcome.DEGRADED
     else:
         outcome = Outcome.HEALTHY
-    error = "; ".join(c.describe() for c in checks) or (None if status == "healthy" else f"umig.status is {status}")
+    error = "; ".join(c.describe() for c in checks) or (
+        None if status == "healthy" else f"umig.status is {status}"
+    )
     sample = HealthSample(
         environment=environment,
         ts=now,

@@ -1,0 +1,117 @@
+"""Shared fixtures: the simulator on a free loopback port, config files, and external tools."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import textwrap
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from umig_monitor.simulator import RunningSimulator, start_simulator
+from umig_monitor.storage.engine import normalize_url
+
+# A PostgreSQL server where tests may create databases; each test gets a fresh one.
+POSTGRES_URL = os.environ.get("UMIG_TEST_POSTGRES_URL")
+
+GUIDE_ENVIRONMENTS = ("development", "uat", "production")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def require_tool(name: str) -> str:
+    """The tool's path. Missing: skipped on a developer machine, a failure in CI (CI=true)."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (bash .ci/run installs it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[RunningSimulator]:
+    running = await start_simulator(GUIDE_ENVIRONMENTS)
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+ConfigWriter = Callable[..., Path]
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> ConfigWriter:
+    """Write a daemon config for the given simulator environments; extra YAML is appended."""
+
+    def write(
+        sim: RunningSimulator,
+        envs: tuple[str, ...] = GUIDE_ENVIRONMENTS,
+        *,
+        port: int | None = None,
+        extra: str = "",
+        poll_interval: str = "1s",
+        name: str = "umig-monitor.yaml",
+        token: str | None = "test-token",
+    ) -> Path:
+        lines = [
+            "daemon:",
+            f"  listen: 127.0.0.1:{port or free_port()}",
+            f"  storage: sqlite:///{tmp_path / 'umig-monitor.db'}",
+            "  shutdown_timeout: 3s",
+        ]
+        if token:
+            lines.append(f"  api_token: {token}")
+        lines.append("environments:")
+        for env in envs:
+            kind = env if env in ("development", "uat", "production", "hotfix") else "production"
+            lines += [
+                f"  {env}:",
+                f"    base_url: {sim.base_url(env)}",
+                f"    kind: {kind}",
+                f"    poll_interval: {poll_interval}",
+                "    timeout: 2s",
+            ]
+        path = tmp_path / name
+        path.write_text("\n".join(lines) + "\n" + textwrap.dedent(extra))
+        return path
+
+    return write
+
+
+@asynccontextmanager
+async def scratch_database(backend: str, sqlite_path: Path) -> AsyncIterator[str]:
+    """The URL of an empty database of ``backend`` (sqlite_memory, sqlite_file, postgresql),
+    removed afterwards."""
+    if backend == "sqlite_memory":
+        yield "sqlite:///:memory:"
+        return
+    if backend == "sqlite_file":
+        yield f"sqlite:///{sqlite_path}"
+        return
+    assert POSTGRES_URL is not None
+    server = normalize_url(POSTGRES_URL)
+    name = f"umig_test_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    try:
+        async with admin.connect() as conn:
+            await conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as conn:
+            await conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.dispose()

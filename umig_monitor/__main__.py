@@ -1,0 +1,7 @@
+"""``python -m umig_monitor``."""
+
+import sys
+
+from umig_monitor.cli import main
+
+sys.exit(main())

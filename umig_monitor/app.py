@@ -1,0 +1,305 @@
+"""Composition root: storage, the shared HTTP client, the scheduler and the web server, built in one
+place; signals, reload and an orderly shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from umig_monitor.config import ConfigError, Settings, load_config, secret_file_warnings
+from umig_monitor.jobs import JobSpec, desired_jobs
+from umig_monitor.jobs.health import poll_environment
+from umig_monitor.jobs.retention import enforce_retention
+from umig_monitor.jobs.samples import SampleWriter
+from umig_monitor.metrics import SelfMetrics
+from umig_monitor.probes.client import make_session
+from umig_monitor.sdnotify import SystemdNotifier
+from umig_monitor.storage import StorageError, Store
+from umig_monitor.web.server import WebServer
+
+log = structlog.get_logger("umig_monitor.app")
+
+JobBody = Callable[..., Awaitable[None]]
+JOB_BODIES: dict[str, JobBody] = {
+    "health": poll_environment,
+    "retention": enforce_retention,
+}
+
+
+class Daemon:
+    """One running umig-monitor. ``start()``/``stop()`` for tests, ``async_run()`` for the CLI."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        config_path: Path | None = None,
+        *,
+        notifier: SystemdNotifier | None = None,
+    ) -> None:
+        self.settings = settings
+        self.config_path = config_path
+        self.metrics = SelfMetrics()
+        self.notifier = notifier or SystemdNotifier()
+        self.started_at = datetime.now(UTC)
+        self.polled: set[str] = set()
+        self.last_reload: dict[str, Any] = {"ok": True, "at": self.started_at.isoformat(), "error": None}
+        self._store: Store | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._writer: SampleWriter | None = None
+        self.poll_slots = asyncio.Semaphore(settings.daemon.max_concurrent_polls)
+        self._scheduler: AsyncIOScheduler | None = None
+        self._web: WebServer | None = None
+        self._fingerprints: dict[str, str] = {}
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._reload_lock = asyncio.Lock()
+        self._stop_requested = asyncio.Event()
+        self._accepting = False
+
+    # --- accessors used by jobs and the web server -------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        assert self._store is not None, "daemon not started"
+        return self._store
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        assert self._session is not None, "daemon not started"
+        return self._session
+
+    @property
+    def writer(self) -> SampleWriter:
+        assert self._writer is not None, "daemon not started"
+        return self._writer
+
+    @property
+    def scheduler(self) -> AsyncIOScheduler:
+        assert self._scheduler is not None, "daemon not started"
+        return self._scheduler
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.settings.daemon.timezone)
+
+    @property
+    def listen_url(self) -> str:
+        assert self._web is not None
+        return self._web.url
+
+    def settings_token(self) -> str | None:
+        return self.settings.daemon.read_api_token()
+
+    def alive(self) -> bool:
+        return self._scheduler is not None and self._scheduler.running
+
+    def first_round_done(self) -> bool:
+        return set(self.settings.environments) <= self.polled
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for warning in secret_file_warnings(self.settings):
+            log.warning("secret_file_unreadable", detail=warning)
+        self._store = await Store.open(
+            self.settings.daemon.storage, pool_size=self.settings.daemon.storage_pool_size
+        )
+        self._session = make_session(self.settings)
+        self._writer = SampleWriter(self._store)
+        self._writer.start()
+        self._scheduler = AsyncIOScheduler(
+            timezone=self.timezone,
+            job_defaults={
+                "max_instances": 1,
+                "coalesce": True,
+                "misfire_grace_time": int(self.settings.jobs.misfire_grace_time.total_seconds()),
+            },
+        )
+        self._sync_jobs()
+        self._scheduler.start()
+        self._accepting = True
+        host, port = self.settings.daemon.listen_address
+        self._web = WebServer(self)
+        await self._web.start(host, port)
+        if self.notifier.watchdog_interval:
+            self._spawn(self._watchdog_loop(self.notifier.watchdog_interval))
+        self.notifier.ready()
+        log.info(
+            "daemon_started",
+            listen=self._web.url,
+            environments=len(self.settings.environments),
+            storage=self._store.redacted_url,
+        )
+
+    async def stop(self) -> None:
+        """Stop taking work, let jobs in flight finish up to the deadline, close everything."""
+        self.notifier.stopping()
+        self._accepting = False
+        deadline = self.settings.daemon.shutdown_timeout.total_seconds()
+        log.info("daemon_stopping", inflight_jobs=len(self._inflight), deadline_s=deadline)
+        try:
+            if self._scheduler is not None and self._scheduler.running:
+                self._scheduler.shutdown(wait=False)
+            if self._inflight:
+                _, pending = await asyncio.wait(set(self._inflight), timeout=deadline)
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    log.warning("jobs_cancelled_at_shutdown", count=len(pending))
+                    await asyncio.wait(pending, timeout=1)
+            for task in self._background:
+                task.cancel()
+            if self._background:
+                await asyncio.wait(set(self._background), timeout=1)
+        finally:
+            if self._web is not None:
+                await self._web.stop()
+            if self._session is not None:
+                await self._session.close()
+            if self._writer is not None:
+                await self._writer.close()
+            if self._store is not None:
+                await self._store.close()
+        log.info("daemon_stopped")
+
+    async def reload(self) -> tuple[bool, str]:
+        """Re-read the config file. A bad file is reported and the running config kept."""
+        async with self._reload_lock:
+            self.notifier.reloading()
+            try:
+                if self.config_path is None:
+                    return False, "no config file to reload from"
+                try:
+                    new = await asyncio.to_thread(load_config, self.config_path)
+                except ConfigError as exc:
+                    message = "; ".join(str(i) for i in exc.issues)
+                    self.metrics.config_reloads.labels("failure").inc()
+                    self.metrics.config_last_reload_success.set(0)
+                    self.last_reload = {"ok": False, "at": _now_iso(), "error": message}
+                    log.error("config_reload_failed", path=str(self.config_path), error=message)
+                    return False, message
+                self._apply(new)
+                self.metrics.config_reloads.labels("success").inc()
+                self.metrics.config_last_reload_success.set(1)
+                self.last_reload = {"ok": True, "at": _now_iso(), "error": None}
+                log.info("config_reloaded", path=str(self.config_path), environments=len(new.environments))
+                return True, "reloaded"
+            finally:
+                self.notifier.ready()
+
+    def _apply(self, new: Settings) -> None:
+        old = self.settings
+        self.settings = new
+        for warning in secret_file_warnings(new):
+            log.warning("secret_file_unreadable", detail=warning)
+        if old.daemon.storage != new.daemon.storage or old.daemon.listen != new.daemon.listen:
+            log.warning("config_change_needs_restart", keys="daemon.storage/daemon.listen")
+        self.polled &= set(new.environments)
+        self._sync_jobs()
+
+    def _sync_jobs(self) -> None:
+        """Make the scheduler's jobs match the config: add, reschedule, remove; keep the rest."""
+        scheduler = self.scheduler
+        specs = {s.id: s for s in desired_jobs(self.settings, datetime.now(self.timezone), self.timezone)}
+        for job_id in set(self._fingerprints) - set(specs):
+            scheduler.remove_job(job_id)
+            del self._fingerprints[job_id]
+        for spec in specs.values():
+            known = self._fingerprints.get(spec.id)
+            if known == spec.fingerprint:
+                continue
+            if known is None:
+                scheduler.add_job(self._run_job, spec.trigger, args=(spec,), id=spec.id, name=spec.id)
+            else:
+                scheduler.reschedule_job(spec.id, trigger=spec.trigger)
+            self._fingerprints[spec.id] = spec.fingerprint
+        self.metrics.scheduled_jobs.set(len(self._fingerprints))
+
+    async def _run_job(self, spec: JobSpec) -> None:
+        if not self._accepting:
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._inflight.add(task)
+        started = time.perf_counter()
+        result = "success"
+        try:
+            await JOB_BODIES[spec.kind](self, *spec.args)
+        except asyncio.CancelledError:
+            result = "cancelled"
+            raise
+        except StorageError as exc:
+            result = "failure"
+            log.error("job_failed", job=spec.id, error=str(exc))
+        except Exception:
+            result = "failure"
+            log.exception("job_failed", job=spec.id)
+        finally:
+            self._inflight.discard(task)
+            self.metrics.job_runs.labels(spec.kind, result).inc()
+            self.metrics.job_duration.labels(spec.kind).observe(time.perf_counter() - started)
+            if result == "success":
+                self.metrics.job_last_success.labels(spec.kind).set(time.time())
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _watchdog_loop(self, interval: float) -> None:
+        while True:
+            if self.alive():
+                self.notifier.watchdog()
+            await asyncio.sleep(interval)
+
+    def request_stop(self) -> None:
+        self._stop_requested.set()
+
+    def request_reload(self) -> None:
+        self._spawn(self.reload())
+
+    async def wait_for_stop(self) -> None:
+        await self._stop_requested.wait()
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+async def async_run(settings: Settings, config_path: Path | None) -> int:
+    daemon = Daemon(settings, config_path)
+    loop = asyncio.get_running_loop()
+    try:
+        await daemon.start()
+    except StorageError as exc:
+        log.error("startup_failed", error=str(exc))
+        await daemon.stop()
+        return 2
+    except OSError as exc:
+        log.error("startup_failed", error=f"cannot listen on {settings.daemon.listen}: {exc.strerror or exc}")
+        await daemon.stop()
+        return 2
+    loop.add_signal_handler(signal.SIGTERM, daemon.request_stop)
+    loop.add_signal_handler(signal.SIGINT, daemon.request_stop)
+    loop.add_signal_handler(signal.SIGHUP, daemon.request_reload)
+    try:
+        await daemon.wait_for_stop()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        await daemon.stop()
+    return 0
+
+
+def run(settings: Settings, config_path: Path | None) -> int:
+    return asyncio.run(async_run(settings, config_path))

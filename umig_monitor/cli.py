@@ -1,0 +1,135 @@
+"""The ``umig-monitor`` command: the daemon, its config check, the simulator and the ops commands
+that replace the guide's quick-reference scripts."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from umig_monitor import __version__
+from umig_monitor.config import ConfigError, Settings, load_config, resolve_config_path, secret_file_warnings
+from umig_monitor.logs import configure_logging
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+
+
+def _load(args: argparse.Namespace) -> tuple[Settings, Path]:
+    path = resolve_config_path(args.config)
+    return load_config(path), path
+
+
+def _print_config_error(exc: ConfigError) -> None:
+    print(f"{exc.source}: configuration is invalid:", file=sys.stderr)
+    for issue in exc.issues:
+        print(f"  {issue}", file=sys.stderr)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    settings, path = _load(args)
+    for warning in secret_file_warnings(settings):
+        print(f"warning: {warning} (read at use time)", file=sys.stderr)
+    print(
+        f"{path}: OK ({len(settings.environments)} environments, {len(settings.sinks)} sinks, "
+        f"{len(settings.routes)} routes)"
+    )
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from umig_monitor.app import run
+
+    settings, path = _load(args)
+    configure_logging(settings.daemon.log_level, settings.daemon.log_format, sys.stdout)
+    return run(settings, path)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from umig_monitor.simulator import serve
+
+    envs = [e.strip() for e in args.envs.split(",") if e.strip()]
+    configure_logging("info", "auto")
+    print(
+        f"UMIG simulator for {', '.join(envs)} on http://{args.host}:{args.port}/<env>{args.prefix}",
+        flush=True,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(envs, args.host, args.port, args.prefix))
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from umig_monitor.demo import run_demo
+
+    configure_logging("info", "auto", sys.stdout)
+    return asyncio.run(
+        run_demo(
+            Path(args.config) if args.config else REPO_CONFIG_DIR / "demo.yaml",
+            args.port,
+            args.simulator_port,
+            args.data_dir,
+        )
+    )
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "umig-monitor" / "demo"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="umig-monitor", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"umig-monitor {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument(
+            "--config",
+            "-c",
+            help="config file (default: $UMIG_MONITOR_CONFIG or /etc/umig-monitor/umig-monitor.yaml)",
+        )
+        return p
+
+    command("run", "run the daemon").set_defaults(func=cmd_run)
+    command("check-config", "validate the config file; exit 2 with every error").set_defaults(
+        func=cmd_check_config
+    )
+
+    p = sub.add_parser("simulate", help="serve simulated UMIG environments (for demos and tests)")
+    p.add_argument("--envs", default="development,uat,production")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8090)
+    p.add_argument("--prefix", default="/rest/scriptrunner/latest/custom")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("demo", help="run the simulator and the daemon against it, with SQLite storage")
+    p.add_argument("--config", "-c", help="demo config (default: config/demo.yaml)")
+    p.add_argument("--port", type=int, default=9464, help="daemon port")
+    p.add_argument("--simulator-port", type=int, default=0, help="simulator port (default: a free one)")
+    p.add_argument("--data-dir", type=Path, default=None, help="where the demo keeps its database")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "data_dir", "unset") is None:
+        args.data_dir = _default_data_dir()
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        _print_config_error(exc)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Write-behind buffer for health samples: polls never wait on the database, writes are batched,
+and while the database is unavailable samples are kept (up to a bound) and written once it is back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+
+import structlog
+
+from umig_monitor.core.health import HealthSample
+from umig_monitor.storage import StorageError, Store
+
+log = structlog.get_logger("umig_monitor.jobs.samples")
+
+
+class SampleWriter:
+    def __init__(
+        self, store: Store, *, flush_interval: float = 0.5, batch: int = 1000, bound: int = 200_000
+    ) -> None:
+        self._store = store
+        self._buffer: deque[HealthSample] = deque(maxlen=bound)
+        self._flush_interval = flush_interval
+        self._batch = batch
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = 0
+        self.healthy = True
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    def add(self, sample: HealthSample) -> None:
+        if len(self._buffer) == self._buffer.maxlen:
+            self.dropped += 1  # the oldest sample falls out; counted, never silent
+        self._buffer.append(sample)
+        if len(self._buffer) >= self._batch:
+            self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="sample-writer")
+
+    async def flush(self) -> int:
+        written = 0
+        while self._buffer:
+            batch = [self._buffer[i] for i in range(min(self._batch, len(self._buffer)))]
+            await self._store.add_health_samples(batch)
+            for _ in batch:
+                self._buffer.popleft()
+            written += len(batch)
+        return written
+
+    async def _loop(self) -> None:
+        backoff = self._flush_interval
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+            self._wake.clear()
+            try:
+                await self.flush()
+            except StorageError as exc:
+                if self.healthy:
+                    log.error("sample_write_failed", error=str(exc), buffered=self.pending)
+                self.healthy = False
+                backoff = min(backoff * 2, 30.0)
+                continue
+            if not self.healthy:
+                log.info("sample_write_recovered", buffered=self.pending)
+            self.healthy = True
+            backoff = self._flush_interval
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        try:
+            await self.flush()
+        except StorageError as exc:
+            log.error("sample_write_failed", error=str(exc), lost=self.pending)

@@ -1,0 +1,144 @@
+"""Fetch one UMIG admin endpoint and say what happened, as a value: never an exception."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from umig_monitor.config import Environment, Settings
+from umig_monitor.config.models import BasicAuth, BearerAuth
+from umig_monitor.config.types import SecretFileError, read_secret
+from umig_monitor.core.health import Outcome
+
+USER_AGENT = "umig-monitor"
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """The result of one request. ``failure`` is None when ``body`` holds a parsed JSON document."""
+
+    url: str
+    status: int | None
+    elapsed_ms: float
+    body: Any = None
+    failure: Outcome | None = None
+    detail: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+def make_session(settings: Settings) -> aiohttp.ClientSession:
+    limit = settings.daemon.max_concurrent_polls * 3
+    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=60)
+    return aiohttp.ClientSession(
+        connector=connector,
+        headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        # Each request sets its own total timeout from the environment's config.
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=30),
+        auto_decompress=True,
+    )
+
+
+@lru_cache(maxsize=64)
+def _ssl_context(ca_file: Path | None) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+
+
+def _tls(env: Environment) -> ssl.SSLContext | bool:
+    if not env.tls.verify:
+        return False
+    return _ssl_context(env.tls.ca_file) if env.tls.ca_file else True
+
+
+def auth_headers(env: Environment) -> dict[str, str]:
+    """Authorization for one environment; secret files are read at use time so rotation works."""
+    auth = env.auth
+    if isinstance(auth, BasicAuth):
+        password = read_secret(auth.password, auth.password_file) or ""
+        return {"Authorization": aiohttp.BasicAuth(auth.username, password).encode()}
+    if isinstance(auth, BearerAuth):
+        return {"Authorization": f"Bearer {read_secret(auth.token, auth.token_file) or ''}"}
+    return {}
+
+
+async def fetch_json(
+    session: aiohttp.ClientSession,
+    env: Environment,
+    path: str,
+    *,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+) -> Fetch:
+    url = env.endpoint(path)
+    started = time.perf_counter()
+
+    def done(status: int | None, failure: Outcome | None, detail: str | None, body: Any = None) -> Fetch:
+        return Fetch(url, status, (time.perf_counter() - started) * 1000, body, failure, detail)
+
+    try:
+        request_headers = headers if headers is not None else auth_headers(env)
+    except SecretFileError as exc:
+        return done(None, Outcome.AUTH_ERROR, str(exc))
+    limit = env.max_body_bytes
+    try:
+        async with asyncio.timeout(env.timeout.total_seconds()):
+            async with session.request(
+                method, url, headers=request_headers, ssl=_tls(env), allow_redirects=False
+            ) as resp:
+                status = resp.status
+                if status in (401, 403):
+                    return done(status, Outcome.AUTH_ERROR, f"HTTP {status}")
+                if 300 <= status < 400:
+                    location = resp.headers.get("Location", "")
+                    kind = Outcome.AUTH_ERROR if "login" in location.lower() else Outcome.HTTP_ERROR
+                    return done(status, kind, f"HTTP {status} redirect to {location or '?'} (not followed)")
+                if status >= 400 or status < 200:
+                    return done(status, Outcome.HTTP_ERROR, f"HTTP {status}")
+                if resp.content_length is not None and resp.content_length > limit:
+                    return done(
+                        status,
+                        Outcome.INVALID_RESPONSE,
+                        f"body of {resp.content_length} bytes exceeds {limit}",
+                    )
+                chunks = []
+                size = 0
+                async for chunk in resp.content.iter_any():
+                    size += len(chunk)
+                    if size > limit:
+                        return done(status, Outcome.INVALID_RESPONSE, f"body exceeds {limit} bytes (cut off)")
+                    chunks.append(chunk)
+                content_type = resp.content_type
+    except TimeoutError:
+        return done(None, Outcome.TIMEOUT, f"no answer within {env.timeout.total_seconds():g}s")
+    except aiohttp.ClientConnectorCertificateError as exc:
+        return done(None, Outcome.UNREACHABLE, f"TLS certificate error: {exc.certificate_error}")
+    except aiohttp.ClientSSLError as exc:
+        return done(None, Outcome.UNREACHABLE, f"TLS error: {exc}")
+    except aiohttp.ClientConnectorDNSError as exc:
+        return done(None, Outcome.UNREACHABLE, f"DNS lookup failed for {exc.host}")
+    except aiohttp.ClientConnectorError as exc:
+        return done(None, Outcome.UNREACHABLE, f"connection failed: {exc.strerror or exc}")
+    except aiohttp.ServerDisconnectedError:
+        return done(None, Outcome.UNREACHABLE, "server closed the connection without a response")
+    except (aiohttp.ClientPayloadError, aiohttp.ClientOSError, ConnectionResetError) as exc:
+        return done(None, Outcome.UNREACHABLE, f"connection reset: {exc}")
+    except aiohttp.ClientError as exc:
+        return done(None, Outcome.UNREACHABLE, f"{type(exc).__name__}: {exc}")
+    raw = b"".join(chunks)
+    if content_type == "text/html" or raw.lstrip()[:1] == b"<":
+        return done(status, Outcome.INVALID_RESPONSE, "HTML page (a login page?) instead of JSON")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return done(status, Outcome.INVALID_RESPONSE, f"malformed JSON: {exc}")
+    return done(status, None, None, body)

@@ -1,0 +1,36 @@
+"""One poll of a UMIG environment: health, version and components, fetched concurrently."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+from umig_monitor.config import Environment
+from umig_monitor.config.types import SecretFileError
+from umig_monitor.core.assess import Documents
+from umig_monitor.core.health import Outcome
+from umig_monitor.probes.client import Fetch, auth_headers, fetch_json
+
+
+async def probe_environment(
+    session: aiohttp.ClientSession, env: Environment
+) -> tuple[Documents, list[Fetch]]:
+    try:
+        headers = auth_headers(env)
+    except SecretFileError as exc:
+        return Documents(health=None, health_failure=(Outcome.AUTH_ERROR, str(exc))), []
+    health, version, components = await asyncio.gather(
+        fetch_json(session, env, "/admin/health", headers=headers),
+        fetch_json(session, env, "/admin/version", headers=headers),
+        fetch_json(session, env, "/admin/components", headers=headers),
+    )
+    failure = (health.failure, health.detail or health.failure.value) if health.failure else None
+    docs = Documents(
+        health=health.body,
+        version=version.body if version.ok else None,
+        components=components.body if components.ok else None,
+        health_failure=failure,
+        response_ms=round(health.elapsed_ms, 3),
+    )
+    return docs, [health, version, components]

@@ -1,0 +1,48 @@
+"""The only SQL that differs between SQLite and PostgreSQL, kept in one place.
+
+Everything else in the store is dialect-neutral Core. Supporting a new backend means adding a
+branch to each function here and nothing elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from umig_monitor.storage.types import UTCDateTime
+
+
+def upsert(dialect_name: str, table: sa.Table, *, key: Sequence[str]) -> sa.Insert:
+    """INSERT that overwrites every non-key column of the row already holding ``key``."""
+    statement: sqlite.Insert | postgresql.Insert
+    if dialect_name == "sqlite":
+        statement = sqlite.insert(table)
+    elif dialect_name == "postgresql":
+        statement = postgresql.insert(table)
+    else:
+        raise NotImplementedError(f"no upsert for dialect {dialect_name!r}")
+    updates = {column.name: statement.excluded[column.name] for column in table.c if column.name not in key}
+    return statement.on_conflict_do_update(index_elements=list(key), set_=updates)
+
+
+def hour_floor(dialect_name: str, ts: sa.ColumnElement[datetime]) -> sa.ColumnElement[datetime]:
+    """``ts`` truncated to the start of its UTC hour, typed so it reads back as a UTC datetime.
+
+    Constants are literal SQL, not bound parameters, so the same expression in SELECT and
+    GROUP BY is textually identical (PostgreSQL insists).
+    """
+    floored: sa.ColumnElement[object]
+    if dialect_name == "sqlite":
+        # Same fixed-width text SQLAlchemy writes for a DATETIME, so it compares with stored values.
+        floored = sa.func.strftime(sa.literal_column("'%Y-%m-%d %H:00:00.000000'"), ts)
+    elif dialect_name == "postgresql":
+        utc: sa.ColumnElement[str] = sa.literal_column("'UTC'")
+        floored = sa.func.timezone(
+            utc, sa.func.date_trunc(sa.literal_column("'hour'"), sa.func.timezone(utc, ts))
+        )
+    else:
+        raise NotImplementedError(f"no hour truncation for dialect {dialect_name!r}")
+    return sa.type_coerce(floored, UTCDateTime())

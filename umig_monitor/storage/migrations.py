@@ -1,0 +1,262 @@
+"""Versioned schema migrations, applied in order when the store opens.
+
+Each step is frozen history: it declares the tables it creates in its own ``MetaData`` rather
+than importing ``schema.py``, so editing the live schema can never rewrite what an old step
+did to an existing database. New changes are new steps. Each step runs in its own transaction
+and records itself in ``schema_migrations``; a database written by a newer umig-monitor than
+this one is refused rather than guessed at.
+
+Steps receive a synchronous ``Connection`` (run through ``AsyncConnection.run_sync``). Steps so
+far only create tables and indexes, which Core DDL does portably; a later step that needs to
+alter a table on SQLite can build alembic's ``Operations`` (batch mode) over that connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from umig_monitor.storage.engine import WRITE_TRANSACTION
+from umig_monitor.storage.errors import StorageError, describe, translate_errors
+from umig_monitor.storage.types import UTCDateTime, json_doc, surrogate_id
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    upgrade: Callable[[Connection], None]
+
+
+# The bookkeeping table itself never changes shape: every version of the code must read it.
+schema_migrations = sa.Table(
+    "schema_migrations",
+    sa.MetaData(),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("description", sa.String, nullable=False),
+    sa.Column("applied_at", UTCDateTime, nullable=False),
+)
+
+_NAMING_CONVENTION: Final = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def _0001_initial_tables(conn: Connection) -> None:
+    md = sa.MetaData(naming_convention=_NAMING_CONVENTION)
+    sa.Table(
+        "health_samples",
+        md,
+        sa.Column("id", surrogate_id(), primary_key=True, autoincrement=True),
+        sa.Column("environment", sa.String, nullable=False),
+        sa.Column("ts", UTCDateTime, nullable=False),
+        sa.Column("outcome", sa.String, nullable=False),
+        sa.Column("umig_status", sa.String),
+        sa.Column("version", sa.String),
+        sa.Column("build", sa.String),
+        sa.Column("uptime_seconds", sa.BigInteger),
+        sa.Column("uptime_text", sa.String),
+        sa.Column("response_ms", sa.Double),
+        sa.Column("components", json_doc(), nullable=False),
+        sa.Column("metrics", json_doc(), nullable=False),
+        sa.Column("error", sa.Text),
+        sa.Column("component_versions", json_doc(), nullable=False),
+    )
+    sa.Table(
+        "deployment_events",
+        md,
+        sa.Column("id", sa.String, primary_key=True),
+        sa.Column("deployment_id", sa.String, nullable=False),
+        sa.Column("environment", sa.String, nullable=False),
+        sa.Column("type", sa.String, nullable=False),
+        sa.Column("version", sa.String),
+        sa.Column("from_version", sa.String),
+        sa.Column("to_version", sa.String),
+        sa.Column("ts", UTCDateTime, nullable=False),
+        sa.Column("initiated_by", sa.String),
+        sa.Column("duration_seconds", sa.Double),
+        sa.Column("error", sa.Text),
+        sa.Column("status", sa.String),
+        sa.Column("metadata", json_doc(none_as_null=True)),
+        sa.Column("flags", json_doc(none_as_null=True)),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Index("ix_deployment_events_environment_ts", "environment", "ts"),
+        sa.Index("ix_deployment_events_deployment_id", "deployment_id"),
+    )
+    sa.Table(
+        "alerts",
+        md,
+        sa.Column("id", surrogate_id(), primary_key=True, autoincrement=True),
+        sa.Column("alert_key", sa.String, nullable=False),
+        sa.Column("type", sa.String, nullable=False),
+        sa.Column("environment", sa.String),
+        sa.Column("severity", sa.String, nullable=False),
+        sa.Column("labels", json_doc(), nullable=False),
+        sa.Column("summary", sa.Text, nullable=False),
+        sa.Column("details", sa.Text),
+        sa.Column("state", sa.String, nullable=False),
+        sa.Column("starts_at", UTCDateTime, nullable=False),
+        sa.Column("ends_at", UTCDateTime),
+        sa.Column("last_notified_at", UTCDateTime),
+        sa.Column("acked_at", UTCDateTime),
+        sa.Column("acked_by", sa.String),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
+        sa.Index("ix_alerts_alert_key_state", "alert_key", "state"),
+    )
+    sa.Table(
+        "outbox",
+        md,
+        sa.Column("id", surrogate_id(), primary_key=True, autoincrement=True),
+        sa.Column("alert_id", surrogate_id(), sa.ForeignKey("alerts.id", ondelete="SET NULL")),
+        sa.Column("sink", sa.String, nullable=False),
+        sa.Column("kind", sa.String, nullable=False),
+        sa.Column("idempotency_key", sa.String, nullable=False),
+        sa.Column("payload", json_doc(), nullable=False),
+        sa.Column("status", sa.String, nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+        sa.Column("deadline", UTCDateTime),
+        sa.Column("last_error", sa.Text),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("sent_at", UTCDateTime),
+        sa.UniqueConstraint("idempotency_key", name="uq_outbox_idempotency_key"),
+        sa.Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+    sa.Table(
+        "baselines",
+        md,
+        sa.Column("id", surrogate_id(), primary_key=True, autoincrement=True),
+        sa.Column("environment", sa.String, nullable=False),
+        sa.Column("version", sa.String),
+        sa.Column("ts", UTCDateTime, nullable=False),
+        sa.Column("endpoints", json_doc(), nullable=False),
+        sa.Column("figures", json_doc(), nullable=False),
+        sa.Index("ix_baselines_environment_ts", "environment", "ts"),
+    )
+    sa.Table(
+        "drift_findings",
+        md,
+        sa.Column("id", surrogate_id(), primary_key=True, autoincrement=True),
+        sa.Column("finding_key", sa.String, nullable=False),
+        sa.Column("type", sa.String, nullable=False),
+        sa.Column("environment", sa.String),
+        sa.Column("severity", sa.String, nullable=False),
+        sa.Column("summary", sa.Text, nullable=False),
+        sa.Column("details", json_doc(), nullable=False),
+        sa.Column("first_seen", UTCDateTime, nullable=False),
+        sa.Column("last_seen", UTCDateTime, nullable=False),
+        sa.Column("resolved_at", UTCDateTime),
+        sa.Index("ix_drift_findings_finding_key", "finding_key"),
+    )
+    sa.Table(
+        "kv_state",
+        md,
+        sa.Column("key", sa.String, primary_key=True),
+        sa.Column("value", json_doc(), nullable=False),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
+    )
+    md.create_all(conn)
+
+
+def _0002_hourly_rollups(conn: Connection) -> None:
+    md = sa.MetaData(naming_convention=_NAMING_CONVENTION)
+    sa.Table(
+        "health_rollups_hourly",
+        md,
+        sa.Column("environment", sa.String, primary_key=True),
+        sa.Column("hour", UTCDateTime, primary_key=True),
+        sa.Column("samples", sa.Integer, nullable=False),
+        sa.Column("healthy", sa.Integer, nullable=False),
+        sa.Column("degraded", sa.Integer, nullable=False),
+        sa.Column("unhealthy", sa.Integer, nullable=False),
+        sa.Column("failed", sa.Integer, nullable=False),
+        sa.Column("response_ms_avg", sa.Double),
+        sa.Column("response_ms_max", sa.Double),
+    )
+    md.create_all(conn)
+    # Only the columns the index needs: the table already exists and is not re-created.
+    samples = sa.Table(
+        "health_samples",
+        md,
+        sa.Column("environment", sa.String),
+        sa.Column("ts", UTCDateTime),
+    )
+    sa.Index("ix_health_samples_environment_ts", samples.c.environment, samples.c.ts).create(conn)
+    sa.Index("ix_health_samples_ts", samples.c.ts).create(conn)
+
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (
+    Migration(1, "initial tables", _0001_initial_tables),
+    Migration(2, "hourly health rollups; health_samples time indexes", _0002_hourly_rollups),
+)
+LATEST_VERSION: Final = MIGRATIONS[-1].version
+
+
+def read_version(conn: Connection) -> int:
+    """The highest applied migration, 0 for an empty database."""
+    if not sa.inspect(conn).has_table(schema_migrations.name):
+        return 0
+    version = conn.execute(sa.select(sa.func.max(schema_migrations.c.version))).scalar_one()
+    return int(version or 0)
+
+
+async def migrate(engine: AsyncEngine, *, target_version: int | None = None) -> tuple[int, ...]:
+    """Bring the database up to ``target_version`` (default: the latest); return the versions applied.
+
+    A database already past the target is refused with ``StorageError``: running old code
+    against a newer schema could corrupt it silently.
+    """
+    target = LATEST_VERSION if target_version is None else target_version
+    if not 0 <= target <= LATEST_VERSION:
+        raise ValueError(f"target_version must be between 0 and {LATEST_VERSION}, got {target}")
+    writer = engine.execution_options(**WRITE_TRANSACTION)
+    with translate_errors("reading the schema version"):
+        async with writer.begin() as conn:
+            await conn.run_sync(lambda sync_conn: schema_migrations.create(sync_conn, checkfirst=True))
+            current = await conn.run_sync(read_version)
+    if current > target:
+        raise StorageError(
+            f"database schema version {current} is newer than this umig-monitor supports ({target}): "
+            "upgrade umig-monitor, or point it at another database"
+        )
+    applied: list[int] = []
+    for step in MIGRATIONS:
+        if current < step.version <= target:
+            try:
+                async with writer.begin() as conn:
+                    done = await conn.run_sync(_apply, step)
+            except Exception as error:
+                # Whatever broke (driver, disk, a bug in the step), the transaction rolled back
+                # and start-up must stop with a message, not a traceback from inside a step.
+                raise StorageError(
+                    f"applying schema migration {step.version} ({step.description}) failed: {describe(error)}"
+                ) from error
+            if done:
+                applied.append(step.version)
+                log.info("schema_migrated", version=step.version, description=step.description)
+    return tuple(applied)
+
+
+def _apply(conn: Connection, step: Migration) -> bool:
+    # Another process may have migrated while this one waited for the write lock.
+    if read_version(conn) >= step.version:
+        return False
+    step.upgrade(conn)
+    conn.execute(
+        schema_migrations.insert().values(
+            version=step.version, description=step.description, applied_at=datetime.now(UTC)
+        )
+    )
+    return True

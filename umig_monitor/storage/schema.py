@@ -1,0 +1,159 @@
+"""The live schema: the tables as the current code queries them.
+
+This is not what creates the database; ``migrations.py`` does, step by step. A test compares a
+freshly migrated database with these definitions, so a change here without a migration (or
+the reverse) fails the build instead of failing in production.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import sqlalchemy as sa
+
+from umig_monitor.storage.types import UTCDateTime, json_doc, surrogate_id
+
+NAMING_CONVENTION: Final = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+health_samples = sa.Table(
+    "health_samples",
+    metadata,
+    sa.Column("id", surrogate_id(), primary_key=True, autoincrement=True),
+    sa.Column("environment", sa.String, nullable=False),
+    sa.Column("ts", UTCDateTime, nullable=False),
+    sa.Column("outcome", sa.String, nullable=False),
+    sa.Column("umig_status", sa.String),
+    sa.Column("version", sa.String),
+    sa.Column("build", sa.String),
+    sa.Column("uptime_seconds", sa.BigInteger),
+    sa.Column("uptime_text", sa.String),
+    sa.Column("response_ms", sa.Double),
+    sa.Column("components", json_doc(), nullable=False),
+    sa.Column("metrics", json_doc(), nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("component_versions", json_doc(), nullable=False),
+    sa.Index("ix_health_samples_environment_ts", "environment", "ts"),
+    # Rollup and prune select a time range across all environments.
+    sa.Index("ix_health_samples_ts", "ts"),
+)
+
+health_rollups_hourly = sa.Table(
+    "health_rollups_hourly",
+    metadata,
+    sa.Column("environment", sa.String, primary_key=True),
+    sa.Column("hour", UTCDateTime, primary_key=True),
+    sa.Column("samples", sa.Integer, nullable=False),
+    sa.Column("healthy", sa.Integer, nullable=False),
+    sa.Column("degraded", sa.Integer, nullable=False),
+    sa.Column("unhealthy", sa.Integer, nullable=False),
+    sa.Column("failed", sa.Integer, nullable=False),
+    sa.Column("response_ms_avg", sa.Double),
+    sa.Column("response_ms_max", sa.Double),
+)
+
+deployment_events = sa.Table(
+    "deployment_events",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("deployment_id", sa.String, nullable=False),
+    sa.Column("environment", sa.String, nullable=False),
+    sa.Column("type", sa.String, nullable=False),
+    sa.Column("version", sa.String),
+    sa.Column("from_version", sa.String),
+    sa.Column("to_version", sa.String),
+    sa.Column("ts", UTCDateTime, nullable=False),
+    sa.Column("initiated_by", sa.String),
+    sa.Column("duration_seconds", sa.Double),
+    sa.Column("error", sa.Text),
+    sa.Column("status", sa.String),
+    sa.Column("metadata", json_doc(none_as_null=True)),
+    sa.Column("flags", json_doc(none_as_null=True)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_deployment_events_environment_ts", "environment", "ts"),
+    sa.Index("ix_deployment_events_deployment_id", "deployment_id"),
+)
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", surrogate_id(), primary_key=True, autoincrement=True),
+    sa.Column("alert_key", sa.String, nullable=False),
+    sa.Column("type", sa.String, nullable=False),
+    sa.Column("environment", sa.String),
+    sa.Column("severity", sa.String, nullable=False),
+    sa.Column("labels", json_doc(), nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("details", sa.Text),
+    sa.Column("state", sa.String, nullable=False),
+    sa.Column("starts_at", UTCDateTime, nullable=False),
+    sa.Column("ends_at", UTCDateTime),
+    sa.Column("last_notified_at", UTCDateTime),
+    sa.Column("acked_at", UTCDateTime),
+    sa.Column("acked_by", sa.String),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index("ix_alerts_alert_key_state", "alert_key", "state"),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", surrogate_id(), primary_key=True, autoincrement=True),
+    # SET NULL: pruning an old resolved alert must not take its delivery record with it.
+    sa.Column("alert_id", surrogate_id(), sa.ForeignKey("alerts.id", ondelete="SET NULL")),
+    sa.Column("sink", sa.String, nullable=False),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("idempotency_key", sa.String, nullable=False),
+    sa.Column("payload", json_doc(), nullable=False),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("deadline", UTCDateTime),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime),
+    sa.UniqueConstraint("idempotency_key", name="uq_outbox_idempotency_key"),
+    sa.Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+)
+
+baselines = sa.Table(
+    "baselines",
+    metadata,
+    sa.Column("id", surrogate_id(), primary_key=True, autoincrement=True),
+    sa.Column("environment", sa.String, nullable=False),
+    sa.Column("version", sa.String),
+    sa.Column("ts", UTCDateTime, nullable=False),
+    sa.Column("endpoints", json_doc(), nullable=False),
+    sa.Column("figures", json_doc(), nullable=False),
+    sa.Index("ix_baselines_environment_ts", "environment", "ts"),
+)
+
+drift_findings = sa.Table(
+    "drift_findings",
+    metadata,
+    sa.Column("id", surrogate_id(), primary_key=True, autoincrement=True),
+    sa.Column("finding_key", sa.String, nullable=False),
+    sa.Column("type", sa.String, nullable=False),
+    sa.Column("environment", sa.String),
+    sa.Column("severity", sa.String, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("details", json_doc(), nullable=False),
+    sa.Column("first_seen", UTCDateTime, nullable=False),
+    sa.Column("last_seen", UTCDateTime, nullable=False),
+    sa.Column("resolved_at", UTCDateTime),
+    sa.Index("ix_drift_findings_finding_key", "finding_key"),
+)
+
+kv_state = sa.Table(
+    "kv_state",
+    metadata,
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column("value", json_doc(), nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,336 @@
+"""``Store``: the one storage interface every job uses, on SQLite or PostgreSQL alike.
+
+Methods take and return core value types and small frozen records, never SQLAlchemy rows, so
+jobs and the web layer stay independent of the database. All SQL is dialect-neutral Core apart
+from the helpers in ``dialects.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, Final, Self
+
+import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from umig_monitor.core.health import HealthSample, Outcome
+from umig_monitor.storage import dialects, migrations
+from umig_monitor.storage.engine import WRITE_TRANSACTION, create_engine, redacted
+from umig_monitor.storage.errors import StorageError, translate_errors
+from umig_monitor.storage.records import HealthRollup, PruneResult
+from umig_monitor.storage.schema import alerts as alert_table
+from umig_monitor.storage.schema import health_rollups_hourly, health_samples, kv_state, outbox
+
+# An hour is rolled up only once it has been over for this long, so a poll that started before
+# the hour ended but was stored just after it still lands in its rollup.
+ROLLUP_SETTLE: Final = timedelta(minutes=2)
+
+# Outbox rows in these states will not be delivered again; "pending" rows are never pruned.
+OUTBOX_FINISHED: Final = ("sent", "failed")
+
+_SAMPLE_COLUMNS: Final = tuple(column for column in health_samples.c if column.name != "id")
+_ROLLUP_KEY: Final = ("environment", "hour")
+_ANSWERED: Final = tuple(outcome.value for outcome in Outcome if outcome.answered)
+
+
+class Store:
+    """Async access to umig-monitor's database. Create it with ``await Store.open(url)``."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        """Wrap an engine whose database is already migrated; ``open`` is the usual way in."""
+        self._engine = engine
+        self._writer = engine.execution_options(**WRITE_TRANSACTION)
+        self._dialect = engine.dialect.name
+        self._closed = False
+
+    @classmethod
+    async def open(cls, url: str, *, pool_size: int = 5) -> Store:
+        """Connect to ``url`` and apply pending migrations; ``StorageError`` if either fails."""
+        try:
+            # A thread: for SQLite files this creates the directory and test-opens the file.
+            engine = await asyncio.to_thread(create_engine, url, pool_size=pool_size)
+        except StorageError as error:
+            raise StorageError(f"cannot open database {redacted(url)}: {error}") from error
+        try:
+            await migrations.migrate(engine)
+        except StorageError as error:
+            await engine.dispose()
+            raise StorageError(f"cannot open database {redacted(url)}: {error}") from error
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(engine)
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._engine.dispose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def redacted_url(self) -> str:
+        """The database URL without its password, for logs and the status API."""
+        return redacted(self._engine.url)
+
+    @property
+    def dialect_name(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._dialect
+
+    async def ping(self) -> None:
+        """Round-trip to the database, for readiness checks; ``StorageError`` when it fails."""
+        async with self._connect("ping", write=False) as conn:
+            await conn.execute(sa.select(1))
+
+    async def schema_version(self) -> int:
+        async with self._connect("reading the schema version", write=False) as conn:
+            return await conn.run_sync(migrations.read_version)
+
+    # -- health samples -------------------------------------------------------------------------
+
+    async def add_health_samples(self, samples: Sequence[HealthSample]) -> None:
+        """Store one poll round in one statement (executemany)."""
+        if not samples:
+            return
+        rows = [_sample_to_row(sample) for sample in samples]
+        async with self._connect("storing health samples", write=True) as conn:
+            await conn.execute(health_samples.insert(), rows)
+
+    async def latest_health_samples(self) -> dict[str, HealthSample]:
+        """The newest sample of every environment that has one."""
+        newest = (
+            sa.select(health_samples.c.environment, sa.func.max(health_samples.c.ts).label("ts"))
+            .group_by(health_samples.c.environment)
+            .subquery()
+        )
+        statement = (
+            sa.select(*_SAMPLE_COLUMNS)
+            .join(
+                newest,
+                sa.and_(
+                    health_samples.c.environment == newest.c.environment,
+                    health_samples.c.ts == newest.c.ts,
+                ),
+            )
+            # Two samples with the same timestamp: the later insert wins (last one in the dict).
+            .order_by(health_samples.c.id)
+        )
+        async with self._connect("reading the latest health samples", write=False) as conn:
+            result = await conn.execute(statement)
+            return {row["environment"]: _sample_from_row(row) for row in result.mappings()}
+
+    async def recent_health_samples(self, environment: str, limit: int) -> list[HealthSample]:
+        """Up to ``limit`` samples of ``environment``, newest first."""
+        if limit <= 0:
+            return []
+        statement = (
+            sa.select(*_SAMPLE_COLUMNS)
+            .where(health_samples.c.environment == environment)
+            .order_by(health_samples.c.ts.desc(), health_samples.c.id.desc())
+            .limit(limit)
+        )
+        async with self._connect("reading recent health samples", write=False) as conn:
+            result = await conn.execute(statement)
+            return [_sample_from_row(row) for row in result.mappings()]
+
+    async def health_samples_between(
+        self, start: datetime, end: datetime, environment: str | None = None
+    ) -> list[HealthSample]:
+        """Samples with ``start <= ts < end``, oldest first, optionally of one environment."""
+        statement = sa.select(*_SAMPLE_COLUMNS).where(health_samples.c.ts >= start, health_samples.c.ts < end)
+        if environment is not None:
+            statement = statement.where(health_samples.c.environment == environment)
+        statement = statement.order_by(health_samples.c.ts, health_samples.c.id)
+        async with self._connect("reading health samples", write=False) as conn:
+            result = await conn.execute(statement)
+            return [_sample_from_row(row) for row in result.mappings()]
+
+    # -- hourly rollups -------------------------------------------------------------------------
+
+    async def rollup_health(self, now: datetime) -> int:
+        """Aggregate every finished hour not rolled up yet; return the rollup rows written.
+
+        "Not rolled up yet" means after the newest stored rollup hour, so a second call in the
+        same hour writes nothing, and rows are upserted so a repeated hour is overwritten, never
+        doubled. An hour counts as finished ``ROLLUP_SETTLE`` after its end.
+        """
+        boundary = rollup_boundary(now)
+        async with self._connect("rolling up health samples", write=True) as conn:
+            return await self._rollup(conn, boundary)
+
+    async def _rollup(self, conn: AsyncConnection, boundary: datetime) -> int:
+        rollups = health_rollups_hourly
+        last_hour = (await conn.execute(sa.select(sa.func.max(rollups.c.hour)))).scalar_one()
+        rows = (await conn.execute(self._rollup_query(last_hour, boundary))).mappings().all()
+        if rows:
+            upsert = dialects.upsert(self._dialect, rollups, key=_ROLLUP_KEY)
+            await conn.execute(upsert, [dict(row) for row in rows])
+        return len(rows)
+
+    def _rollup_query(self, last_hour: datetime | None, boundary: datetime) -> sa.Select[Any]:
+        ts, outcome, response_ms = health_samples.c.ts, health_samples.c.outcome, health_samples.c.response_ms
+        hour = dialects.hour_floor(self._dialect, ts).label("hour")
+
+        def count_where(condition: sa.ColumnElement[bool], name: str) -> sa.Label[int]:
+            return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0).label(name)
+
+        statement = sa.select(
+            health_samples.c.environment,
+            hour,
+            sa.func.count().label("samples"),
+            count_where(outcome == Outcome.HEALTHY.value, "healthy"),
+            count_where(outcome == Outcome.DEGRADED.value, "degraded"),
+            count_where(outcome == Outcome.UNHEALTHY.value, "unhealthy"),
+            count_where(outcome.not_in(_ANSWERED), "failed"),
+            sa.func.avg(response_ms).label("response_ms_avg"),
+            sa.func.max(response_ms).label("response_ms_max"),
+        ).where(ts < boundary)
+        if last_hour is not None:
+            statement = statement.where(ts >= last_hour + timedelta(hours=1))
+        return statement.group_by(health_samples.c.environment, hour)
+
+    async def health_rollups(
+        self, start: datetime, end: datetime, environment: str | None = None
+    ) -> list[HealthRollup]:
+        """Rollups with ``start <= hour < end``, by hour then environment."""
+        rollups = health_rollups_hourly
+        statement = sa.select(rollups).where(rollups.c.hour >= start, rollups.c.hour < end)
+        if environment is not None:
+            statement = statement.where(rollups.c.environment == environment)
+        statement = statement.order_by(rollups.c.hour, rollups.c.environment)
+        async with self._connect("reading health rollups", write=False) as conn:
+            result = await conn.execute(statement)
+            return [HealthRollup(**row) for row in result.mappings()]
+
+    # -- daemon state ---------------------------------------------------------------------------
+
+    async def kv_get(self, key: str) -> Any | None:
+        """The JSON value stored under ``key``, or None."""
+        statement = sa.select(kv_state.c.value).where(kv_state.c.key == key)
+        async with self._connect("reading daemon state", write=False) as conn:
+            return (await conn.execute(statement)).scalar_one_or_none()
+
+    async def kv_set(self, key: str, value: Any, now: datetime) -> None:
+        """Store a JSON-serialisable ``value`` under ``key``, replacing any previous one."""
+        statement = dialects.upsert(self._dialect, kv_state, key=("key",))
+        async with self._connect("writing daemon state", write=True) as conn:
+            await conn.execute(statement, {"key": key, "value": value, "updated_at": now})
+
+    # -- retention ------------------------------------------------------------------------------
+
+    async def prune(
+        self,
+        now: datetime,
+        *,
+        raw_samples: timedelta,
+        hourly_rollups: timedelta,
+        alerts: timedelta,
+        outbox_sent: timedelta,
+    ) -> PruneResult:
+        """Delete data past its retention, rolling samples up first so no hour is lost.
+
+        Raw samples of hours not rolled up yet are kept whatever ``raw_samples`` says. Firing
+        alerts and undelivered outbox rows are never deleted.
+        """
+        for name, keep in (
+            ("raw_samples", raw_samples),
+            ("hourly_rollups", hourly_rollups),
+            ("alerts", alerts),
+            ("outbox_sent", outbox_sent),
+        ):
+            if keep < timedelta(0):
+                raise ValueError(f"{name} retention must not be negative, got {keep}")
+        boundary = rollup_boundary(now)
+        sample_cutoff = min(now - raw_samples, boundary)
+        # Outbox rows go before alerts: their foreign key is set to NULL, not cascaded.
+        statements = {
+            "health_samples": health_samples.delete().where(health_samples.c.ts < sample_cutoff),
+            "health_rollups_hourly": health_rollups_hourly.delete().where(
+                health_rollups_hourly.c.hour < now - hourly_rollups
+            ),
+            "outbox": outbox.delete().where(
+                outbox.c.status.in_(OUTBOX_FINISHED),
+                sa.func.coalesce(outbox.c.sent_at, outbox.c.created_at) < now - outbox_sent,
+            ),
+            "alerts": alert_table.delete().where(
+                alert_table.c.state == "resolved",
+                sa.func.coalesce(alert_table.c.ends_at, alert_table.c.updated_at) < now - alerts,
+            ),
+        }
+        # One transaction: no sample can slip in between its rollup and its deletion.
+        async with self._connect("pruning old data", write=True) as conn:
+            rolled_up = await self._rollup(conn, boundary)
+            deleted = {
+                name: (await conn.execute(statement)).rowcount for name, statement in statements.items()
+            }
+        return PruneResult(rolled_up=rolled_up, **deleted)
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _connect(self, action: str, *, write: bool) -> AsyncIterator[AsyncConnection]:
+        """One transaction; driver errors inside it become ``StorageError`` naming ``action``."""
+        if self._closed:
+            raise StorageError(f"{action} failed: the store is closed")
+        with translate_errors(action):
+            async with (self._writer if write else self._engine).begin() as conn:
+                yield conn
+
+
+def rollup_boundary(now: datetime) -> datetime:
+    """Start of the first hour not yet eligible for rollup at ``now`` (UTC)."""
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError(f"naive datetime {now.isoformat()} refused: pass a timezone-aware datetime")
+    settled = (now - ROLLUP_SETTLE).astimezone(UTC)
+    return settled.replace(minute=0, second=0, microsecond=0)
+
+
+def _sample_to_row(sample: HealthSample) -> dict[str, Any]:
+    return {
+        "environment": sample.environment,
+        "ts": sample.ts,
+        "outcome": sample.outcome.value,
+        "umig_status": sample.umig_status,
+        "version": sample.version,
+        "build": sample.build,
+        "uptime_seconds": sample.uptime_seconds,
+        "uptime_text": sample.uptime_text,
+        "response_ms": sample.response_ms,
+        "components": dict(sample.components),
+        "metrics": dict(sample.metrics),
+        "error": sample.error,
+        "component_versions": dict(sample.component_versions),
+    }
+
+
+def _sample_from_row(row: RowMapping) -> HealthSample:
+    return HealthSample(
+        environment=row["environment"],
+        ts=row["ts"],
+        outcome=Outcome(row["outcome"]),
+        umig_status=row["umig_status"],
+        version=row["version"],
+        build=row["build"],
+        uptime_seconds=row["uptime_seconds"],
+        uptime_text=row["uptime_text"],
+        response_ms=row["response_ms"],
+        components=row["components"] or {},
+        metrics=row["metrics"] or {},
+        error=row["error"],
+        component_versions=row["component_versions"] or {},
+    )
