@@ -90,7 +90,7 @@ alerts = sa.Table(
     sa.Column("severity", sa.String, nullable=False),
     sa.Column("labels", json_doc(), nullable=False),
     sa.Column("summary", sa.Text, nullable=False),
-    sa.Column("details", sa.Text),
+    sa.Column("details", json_doc(), nullable=False),
     sa.Column("state", sa.String, nullable=False),
     sa.Column("starts_at", UTCDateTime, nullable=False),
     sa.Column("ends_at", UTCDateTime),
