@@ -406,6 +406,7 @@ def alert_row(key: str, state: str, starts_at: datetime, ends_at: datetime | Non
         "severity": "critical",
         "labels": {"env": "prod"},
         "summary": f"{key} {state}",
+        "details": {},
         "state": state,
         "starts_at": starts_at,
         "ends_at": ends_at,

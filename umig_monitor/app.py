@@ -17,11 +17,13 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from umig_monitor.config import ConfigError, Settings, load_config, secret_file_warnings
+from umig_monitor.core.tracking import Tracker
 from umig_monitor.jobs import JobSpec, desired_jobs
 from umig_monitor.jobs.health import poll_environment
 from umig_monitor.jobs.retention import enforce_retention
 from umig_monitor.jobs.samples import SampleWriter
-from umig_monitor.metrics import SelfMetrics
+from umig_monitor.metrics import SelfMetrics, UmigMetrics
+from umig_monitor.pipeline import AlertPipeline
 from umig_monitor.probes.client import make_session
 from umig_monitor.sdnotify import SystemdNotifier
 from umig_monitor.storage import StorageError, Store
@@ -52,10 +54,13 @@ class Daemon:
         self.notifier = notifier or SystemdNotifier()
         self.started_at = datetime.now(UTC)
         self.polled: set[str] = set()
+        self.trackers: dict[str, Tracker] = {}
+        self.umig_metrics = UmigMetrics()
         self.last_reload: dict[str, Any] = {"ok": True, "at": self.started_at.isoformat(), "error": None}
         self._store: Store | None = None
         self._session: aiohttp.ClientSession | None = None
         self._writer: SampleWriter | None = None
+        self._alerts: AlertPipeline | None = None
         self.poll_slots = asyncio.Semaphore(settings.daemon.max_concurrent_polls)
         self._scheduler: AsyncIOScheduler | None = None
         self._web: WebServer | None = None
@@ -82,6 +87,11 @@ class Daemon:
     def writer(self) -> SampleWriter:
         assert self._writer is not None, "daemon not started"
         return self._writer
+
+    @property
+    def alerts(self) -> AlertPipeline:
+        assert self._alerts is not None, "daemon not started"
+        return self._alerts
 
     @property
     def scheduler(self) -> AsyncIOScheduler:
@@ -117,6 +127,7 @@ class Daemon:
         self._session = make_session(self.settings)
         self._writer = SampleWriter(self._store)
         self._writer.start()
+        self._alerts = AlertPipeline(self._store)
         self._scheduler = AsyncIOScheduler(
             timezone=self.timezone,
             job_defaults={
@@ -205,6 +216,11 @@ class Daemon:
         if old.daemon.storage != new.daemon.storage or old.daemon.listen != new.daemon.listen:
             log.warning("config_change_needs_restart", keys="daemon.storage/daemon.listen")
         self.polled &= set(new.environments)
+        for gone in set(old.environments) - set(new.environments):
+            self.trackers.pop(gone, None)
+            self.umig_metrics.forget(gone)
+        if old.daemon.max_concurrent_polls != new.daemon.max_concurrent_polls:
+            self.poll_slots = asyncio.Semaphore(new.daemon.max_concurrent_polls)
         self._sync_jobs()
 
     def _sync_jobs(self) -> None:

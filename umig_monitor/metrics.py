@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -45,3 +46,88 @@ class SelfMetrics:
         )
         self.config_last_reload_success.set(1)
         self.scheduled_jobs = Gauge("umig_monitor_scheduled_jobs", "Jobs in the scheduler.", registry=r)
+
+
+PROBE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class UmigMetrics:
+    """The guide's UMIG metrics, per environment, in their own registry so the pushgateway job
+    can push exactly these."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.version_info = Gauge(
+            "umig_version_info", "UMIG version information.", ["environment", "version", "build"], registry=r
+        )
+        self.health_status = Gauge(
+            "umig_health_status", "UMIG health status (1=healthy, 0=unhealthy).", ["environment"], registry=r
+        )
+        self.uptime = Gauge("umig_uptime_seconds", "UMIG uptime in seconds.", ["environment"], registry=r)
+        self.environment_status = Gauge(
+            "umig_environment_status",
+            "1 for the outcome of the environment's last poll, 0 for the others.",
+            ["environment", "status"],
+            registry=r,
+        )
+        self.probe_duration = Histogram(
+            "umig_probe_duration_seconds",
+            "Time to fetch one admin endpoint.",
+            ["environment", "endpoint"],
+            buckets=PROBE_BUCKETS,
+            registry=r,
+        )
+        self.probe_failures = Counter(
+            "umig_probe_failures", "Failed polls by reason (outcome).", ["environment", "reason"], registry=r
+        )
+        self._version_labels: dict[str, tuple[str, str]] = {}
+
+    def observe(
+        self,
+        environment: str,
+        outcome: str,
+        umig_status: str | None,
+        version: str | None,
+        build: str | None,
+        uptime_seconds: int | None,
+        all_outcomes: tuple[str, ...],
+    ) -> None:
+        if version is not None:
+            labels = (version, build or "")
+            old = self._version_labels.get(environment)
+            if old != labels:
+                if old is not None:
+                    self.version_info.remove(environment, *old)  # the old version's series goes away
+                self.version_info.labels(environment, *labels).set(1)
+                self._version_labels[environment] = labels
+        if outcome in ("healthy", "degraded", "unhealthy"):
+            self.health_status.labels(environment).set(1 if umig_status == "healthy" else 0)
+        else:
+            self.health_status.labels(environment).set(0)
+        if uptime_seconds is not None:
+            self.uptime.labels(environment).set(uptime_seconds)
+        else:
+            self._remove(self.uptime, environment)
+        for status in all_outcomes:
+            self.environment_status.labels(environment, status).set(1 if status == outcome else 0)
+
+    @staticmethod
+    def _remove(metric: Gauge, *labels: str) -> None:
+        with contextlib.suppress(KeyError):
+            metric.remove(*labels)
+
+    def forget(self, environment: str) -> None:
+        """Drop every series of an environment removed from the config."""
+        for metric in (
+            self.version_info,
+            self.health_status,
+            self.uptime,
+            self.environment_status,
+            self.probe_duration,
+            self.probe_failures,
+        ):
+            for sample_labels in list(getattr(metric, "_metrics", {})):
+                if sample_labels and sample_labels[0] == environment:
+                    metric.remove(*sample_labels)
+        self._version_labels.pop(environment, None)

@@ -157,6 +157,8 @@ class Environment(Strict):
     severity: Severity | None = None
     actions: Actions = Actions()
     labels: dict[str, str] = Field(default_factory=dict)
+    # Also append the guide's `timestamp|status|version|uptime` line per poll, for existing tooling.
+    health_log: Path | None = None
 
     @field_validator("api_prefix")
     @classmethod
@@ -174,6 +176,14 @@ class Environment(Strict):
 
     def endpoint(self, path: str) -> str:
         return f"{str(self.base_url).rstrip('/')}{self.api_prefix}{path}"
+
+
+class Pushgateway(Strict):
+    """Push the umig_* metrics to a Prometheus Pushgateway (the guide's export script)."""
+
+    url: AnyHttpUrl
+    job: str = "umig-deployment-tracking"
+    interval: PositiveDuration = timedelta(seconds=30)
 
 
 # --- jobs -------------------------------------------------------------------------------------

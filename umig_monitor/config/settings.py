@@ -14,6 +14,7 @@ from umig_monitor.config.models import (
     DefaultRoute,
     Environment,
     Jobs,
+    Pushgateway,
     Route,
     Sink,
 )
@@ -39,6 +40,7 @@ class Settings(BaseSettings):
     sinks: dict[str, Sink] = Field(default_factory=dict)
     routes: list[Route] = Field(default_factory=list)
     default_route: DefaultRoute = DefaultRoute()
+    pushgateway: Pushgateway | None = None
 
     @classmethod
     def settings_customise_sources(

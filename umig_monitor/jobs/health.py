@@ -1,20 +1,57 @@
-"""The health poll job: probe one environment, classify it in core, hand the sample to the writer."""
+"""The health poll job: probe one environment, let core classify it and decide its alerts, then
+store the sample, update the metrics and raise or resolve alerts. Per-environment memory (the
+Tracker) is seeded from storage on the first poll after start-up, so a restart neither re-sends
+nor forgets an incident."""
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from umig_monitor.config import Environment
 from umig_monitor.config.types import redact_url
 from umig_monitor.core.assess import Thresholds, assess
+from umig_monitor.core.health import HealthSample, Outcome
+from umig_monitor.core.tracking import CHURN_WINDOW, Policy, Tracker, observe, seed
+from umig_monitor.probes.client import Fetch, fetch_json
 from umig_monitor.probes.umig import probe_environment
 
 if TYPE_CHECKING:
     from umig_monitor.app import Daemon
 
 log = structlog.get_logger("umig_monitor.jobs.health")
+ALL_OUTCOMES = tuple(o.value for o in Outcome)
+ENDPOINTS = ("health", "version", "components")
+
+
+def version_key(environment: str) -> str:
+    return f"version_seen:{environment}"
+
+
+def policy_for(daemon: Daemon, name: str, env: Environment) -> Policy:
+    health = daemon.settings.jobs.health
+    return Policy(
+        environment=name,
+        kind=env.kind,
+        severity=env.alert_severity,
+        failure_threshold=health.failure_threshold,
+        success_threshold=health.success_threshold,
+        regenerate_test_data=env.actions.regenerate_test_data,
+        labels=env.labels,
+    )
+
+
+async def load_tracker(daemon: Daemon, name: str, now: datetime) -> Tracker:
+    active = await daemon.store.active_alerts(name)
+    recent = await daemon.store.recent_health_samples(name, CHURN_WINDOW)
+    seen = await daemon.store.kv_get(version_key(name))
+    versions = [s.version for s in reversed(recent) if s.version]
+    return seed(active, versions, seen.get("version") if isinstance(seen, dict) else None, now)
 
 
 async def poll_environment(daemon: Daemon, name: str) -> None:
@@ -22,13 +59,39 @@ async def poll_environment(daemon: Daemon, name: str) -> None:
     if env is None:  # removed by a reload while this run was queued
         return
     async with daemon.poll_slots:
-        docs, _ = await probe_environment(daemon.session, env)
+        docs, fetches = await probe_environment(daemon.session, env)
+        dev_status = None
+        if env.kind == "development" and docs.health_failure is None:
+            dev_status = await fetch_json(daemon.session, env, "/admin/dev-status")
+    now = datetime.now(UTC)
     t = env.thresholds
-    sample, checks = assess(
-        name, datetime.now(UTC), docs, Thresholds(t.error_rate, t.response_time_ms, t.db_connections)
-    )
+    sample, checks = assess(name, now, docs, Thresholds(t.error_rate, t.response_time_ms, t.db_connections))
+    if dev_status is not None and dev_status.ok:
+        sample = replace(sample, metrics={**sample.metrics, **dev_figures(dev_status.body)})
+
+    tracker = daemon.trackers.get(name)
+    if tracker is None:
+        tracker = await load_tracker(daemon, name, now)
+    tracker, outcomes = observe(tracker, sample, checks, policy_for(daemon, name, env))
+    daemon.trackers[name] = tracker
+
+    if outcomes.regenerate_test_data:
+        result = await fetch_json(daemon.session, env, "/admin/test-data/regenerate", method="POST")
+        action = f"regenerate_test_data: {'ok' if result.ok else result.detail}"
+        sample = replace(sample, metrics={**sample.metrics, "actions": [action]})
+        log.warning("test_data_regeneration_requested", env=name, status=result.status, error=result.detail)
+
     daemon.writer.add(sample)
     daemon.polled.add(name)
+    record_metrics(daemon, sample, fetches)
+    if outcomes.version_changed is not None:
+        previous, current = outcomes.version_changed
+        await daemon.store.kv_set(version_key(name), {"version": current, "first_seen": now.isoformat()}, now)
+        log.info("version_changed", env=name, version=current, previous=previous)
+    for event in outcomes.events:
+        await daemon.alerts.submit(event)
+    if env.health_log is not None:
+        await asyncio.to_thread(append_health_log, env.health_log, sample)
     log.info(
         "probe_completed",
         env=name,
@@ -39,3 +102,54 @@ async def poll_environment(daemon: Daemon, name: str) -> None:
         checks=[c.name for c in checks] or None,
         error=sample.error,
     )
+
+
+def dev_figures(body: Any) -> dict[str, Any]:
+    """The guide's dev-status summary: activeFeatures, testData status and the debug flag."""
+    if not isinstance(body, dict):
+        return {}
+    out: dict[str, Any] = {}
+    if isinstance(body.get("features"), list):
+        out["activeFeatures"] = len(body["features"])
+    test_data = body.get("testData")
+    if isinstance(test_data, dict) and test_data.get("status") is not None:
+        out["testDataStatus"] = str(test_data["status"])
+    debug = body.get("debug")
+    if isinstance(debug, dict) and isinstance(debug.get("enabled"), bool):
+        out["debugMode"] = debug["enabled"]
+    return out
+
+
+def record_metrics(daemon: Daemon, sample: HealthSample, fetches: list[Fetch]) -> None:
+    m = daemon.umig_metrics
+    env = sample.environment
+    m.observe(
+        env,
+        sample.outcome.value,
+        sample.umig_status,
+        sample.version,
+        sample.build,
+        sample.uptime_seconds,
+        ALL_OUTCOMES,
+    )
+    for endpoint, fetch in zip(ENDPOINTS, fetches, strict=False):
+        m.probe_duration.labels(env, endpoint).observe(fetch.elapsed_ms / 1000)
+    if not sample.outcome.answered:
+        m.probe_failures.labels(env, sample.outcome.value).inc()
+
+
+def health_log_line(sample: HealthSample) -> str:
+    """The guide's health-log line, `timestamp|status|version|uptime`; failures as the guide wrote them."""
+    timestamp = sample.ts.astimezone(UTC).isoformat(timespec="seconds")
+    if not sample.outcome.answered:
+        return f"{timestamp}|unhealthy|unknown|connection_failed"
+    fields = (sample.umig_status, sample.version, sample.uptime_text)
+    return "|".join([timestamp, *(f or "unknown" for f in fields)])
+
+
+def append_health_log(path: Path, sample: HealthSample) -> None:
+    try:
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(health_log_line(sample) + "\n")
+    except OSError as exc:
+        log.error("health_log_write_failed", path=str(path), error=exc.strerror or str(exc))

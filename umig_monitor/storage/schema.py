@@ -99,6 +99,14 @@ alerts = sa.Table(
     sa.Column("acked_by", sa.String),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Index("ix_alerts_alert_key_state", "alert_key", "state"),
+    # At most one firing alert per key, whichever replica or restart raised it.
+    sa.Index(
+        "uq_alerts_firing_key",
+        "alert_key",
+        unique=True,
+        sqlite_where=sa.text("state = 'firing'"),
+        postgresql_where=sa.text("state = 'firing'"),
+    ),
 )
 
 outbox = sa.Table(

@@ -1,0 +1,152 @@
+"""Alert rows: fire (idempotent per key), resolve, acknowledge, and the queries the API shows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from umig_monitor.core.alerts import Alert, AlertEvent, AlertState
+from umig_monitor.storage.schema import alerts as alert_table
+
+
+class AlertQueries:
+    """Mixed into ``Store``; relies on its ``_connect``."""
+
+    def _connect(self, action: str, *, write: bool) -> AbstractAsyncContextManager[AsyncConnection]:
+        raise NotImplementedError
+
+    async def fire_alert(self, event: AlertEvent) -> tuple[Alert, bool]:
+        """Record a firing alert. Returns (alert, True) when it is new, (alert, False) when an alert
+        with that key was already firing (its summary, details and severity are refreshed)."""
+        t = alert_table
+        async with self._connect("recording an alert", write=True) as conn:
+            row = (
+                (await conn.execute(sa.select(t).where(t.c.alert_key == event.key, t.c.state == "firing")))
+                .mappings()
+                .first()
+            )
+            if row is not None:
+                await conn.execute(
+                    t.update()
+                    .where(t.c.id == row["id"])
+                    .values(
+                        summary=event.summary,
+                        details=dict(event.details),
+                        severity=event.severity,
+                        labels=dict(event.labels),
+                        updated_at=event.at,
+                    )
+                )
+                refreshed = (await conn.execute(sa.select(t).where(t.c.id == row["id"]))).mappings().one()
+                return _alert(refreshed), False
+            values: dict[str, Any] = {
+                "alert_key": event.key,
+                "type": event.type,
+                "environment": event.environment,
+                "severity": event.severity,
+                "labels": dict(event.labels),
+                "summary": event.summary,
+                "details": dict(event.details),
+                "state": "firing",
+                "starts_at": event.starts_at or event.at,
+                "updated_at": event.at,
+            }
+            new_id = (await conn.execute(t.insert().values(**values).returning(t.c.id))).scalar_one()
+            row = (await conn.execute(sa.select(t).where(t.c.id == new_id))).mappings().one()
+            return _alert(row), True
+
+    async def resolve_alert(self, key: str, at: datetime, summary: str | None = None) -> Alert | None:
+        """Resolve the firing alert with this key; None when nothing was firing."""
+        t = alert_table
+        async with self._connect("resolving an alert", write=True) as conn:
+            row = (
+                (await conn.execute(sa.select(t).where(t.c.alert_key == key, t.c.state == "firing")))
+                .mappings()
+                .first()
+            )
+            if row is None:
+                return None
+            values: dict[str, Any] = {"state": "resolved", "ends_at": at, "updated_at": at}
+            if summary:
+                values["summary"] = summary
+            await conn.execute(t.update().where(t.c.id == row["id"]).values(**values))
+            row = (await conn.execute(sa.select(t).where(t.c.id == row["id"]))).mappings().one()
+            return _alert(row)
+
+    async def get_alert(self, alert_id: int) -> Alert | None:
+        async with self._connect("reading an alert", write=False) as conn:
+            row = (
+                (await conn.execute(sa.select(alert_table).where(alert_table.c.id == alert_id)))
+                .mappings()
+                .first()
+            )
+            return _alert(row) if row is not None else None
+
+    async def ack_alert(self, alert_id: int, by: str, at: datetime) -> Alert | None:
+        t = alert_table
+        async with self._connect("acknowledging an alert", write=True) as conn:
+            await conn.execute(
+                t.update()
+                .where(t.c.id == alert_id, t.c.acked_at.is_(None))
+                .values(acked_at=at, acked_by=by, updated_at=at)
+            )
+            row = (await conn.execute(sa.select(t).where(t.c.id == alert_id))).mappings().first()
+            return _alert(row) if row is not None else None
+
+    async def mark_alerts_notified(self, alert_ids: Sequence[int], at: datetime) -> None:
+        if not alert_ids:
+            return
+        t = alert_table
+        async with self._connect("marking alerts notified", write=True) as conn:
+            await conn.execute(t.update().where(t.c.id.in_(alert_ids)).values(last_notified_at=at))
+
+    async def list_alerts(
+        self,
+        *,
+        state: AlertState | None = None,
+        environment: str | None = None,
+        type: str | None = None,
+        since: datetime | None = None,
+        limit: int = 500,
+    ) -> list[Alert]:
+        """Newest first. ``since`` keeps alerts active at or after that time."""
+        t = alert_table
+        query = sa.select(t).order_by(t.c.starts_at.desc(), t.c.id.desc()).limit(limit)
+        if state is not None:
+            query = query.where(t.c.state == state.value)
+        if environment is not None:
+            query = query.where(t.c.environment == environment)
+        if type is not None:
+            query = query.where(t.c.type == type)
+        if since is not None:
+            query = query.where(sa.or_(t.c.ends_at.is_(None), t.c.ends_at >= since))
+        async with self._connect("listing alerts", write=False) as conn:
+            return [_alert(row) for row in (await conn.execute(query)).mappings()]
+
+    async def active_alerts(self, environment: str | None = None) -> list[Alert]:
+        return await self.list_alerts(state=AlertState.FIRING, environment=environment)
+
+
+def _alert(row: RowMapping) -> Alert:
+    return Alert(
+        id=row["id"],
+        key=row["alert_key"],
+        type=row["type"],
+        environment=row["environment"],
+        severity=row["severity"],
+        state=AlertState(row["state"]),
+        summary=row["summary"],
+        details=row["details"] or {},
+        labels=row["labels"] or {},
+        starts_at=row["starts_at"],
+        ends_at=row["ends_at"],
+        last_notified_at=row["last_notified_at"],
+        acked_at=row["acked_at"],
+        acked_by=row["acked_by"],
+    )
