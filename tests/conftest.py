@@ -115,3 +115,42 @@ async def scratch_database(backend: str, sqlite_path: Path) -> AsyncIterator[str
         async with admin.connect() as conn:
             await conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.dispose()
+
+
+@asynccontextmanager
+async def external_process(command: list[str], ready_url: str, within: float = 20.0) -> AsyncIterator[None]:
+    """Run a real server binary (pushgateway, alertmanager, ...) until ``ready_url`` answers 200."""
+    import asyncio
+    import subprocess
+    import urllib.error
+    import urllib.request
+
+    proc = await asyncio.to_thread(
+        subprocess.Popen, command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+
+    def ready() -> bool:
+        try:
+            with urllib.request.urlopen(ready_url, timeout=1) as resp:
+                return bool(resp.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while not await asyncio.to_thread(ready):
+            if proc.poll() is not None or loop.time() > deadline:
+                output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+                raise RuntimeError(f"{command[0]} did not become ready: {output[-2000:]}")
+            await asyncio.sleep(0.1)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout:
+            proc.stdout.close()

@@ -61,9 +61,11 @@ async def test_ready_after_first_poll_round(daemon: Daemon) -> None:
 
 
 async def test_not_ready_until_first_round(simulator: RunningSimulator, write_config: ConfigWriter) -> None:
-    from umig_monitor.simulator import Fault
+    from umig_monitor.simulator import Fault, FaultKind
 
-    simulator.simulator.add_fault("production", Fault("timeout"))  # its first poll takes the full 2 s
+    simulator.simulator.add_fault(
+        "production", Fault(FaultKind("timeout"))
+    )  # its first poll takes the full 2 s
     path = write_config(simulator)
     d = Daemon(load_config(path), path)
     await d.start()
@@ -170,9 +172,9 @@ async def test_unusable_storage_exits_2(
 async def test_one_bad_environment_does_not_stop_the_others(
     daemon: Daemon, simulator: RunningSimulator
 ) -> None:
-    from umig_monitor.simulator import Fault
+    from umig_monitor.simulator import Fault, FaultKind
 
-    simulator.simulator.add_fault("uat", Fault("malformed_json"))
+    simulator.simulator.add_fault("uat", Fault(FaultKind("malformed_json")))
     daemon.polled.clear()
     await wait_for(daemon.first_round_done)
     await daemon.writer.flush()

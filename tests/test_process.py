@@ -127,10 +127,10 @@ async def test_lifecycle_with_systemd_notify(
 async def test_sigterm_while_a_poll_is_stuck(simulator: RunningSimulator, write_config: ConfigWriter) -> None:
     import asyncio
 
-    from umig_monitor.simulator import Fault
+    from umig_monitor.simulator import Fault, FaultKind
 
     config = write_config(simulator, ("production",))
-    simulator.simulator.add_fault("production", Fault("timeout"))
+    simulator.simulator.add_fault("production", Fault(FaultKind("timeout")))
     proc = start(config)
     try:
         await asyncio.sleep(2.5)  # the first poll is in flight, held by the simulator

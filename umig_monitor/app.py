@@ -20,6 +20,7 @@ from umig_monitor.config import ConfigError, Settings, load_config, secret_file_
 from umig_monitor.core.tracking import Tracker
 from umig_monitor.jobs import JobSpec, desired_jobs
 from umig_monitor.jobs.health import poll_environment
+from umig_monitor.jobs.pushgateway import PushFailed, push_metrics
 from umig_monitor.jobs.retention import enforce_retention
 from umig_monitor.jobs.samples import SampleWriter
 from umig_monitor.metrics import SelfMetrics, UmigMetrics
@@ -35,6 +36,7 @@ JobBody = Callable[..., Awaitable[None]]
 JOB_BODIES: dict[str, JobBody] = {
     "health": poll_environment,
     "retention": enforce_retention,
+    "pushgateway": push_metrics,
 }
 
 
@@ -254,7 +256,7 @@ class Daemon:
         except asyncio.CancelledError:
             result = "cancelled"
             raise
-        except StorageError as exc:
+        except (StorageError, PushFailed) as exc:
             result = "failure"
             log.error("job_failed", job=spec.id, error=str(exc))
         except Exception:

@@ -10,8 +10,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from umig_monitor import __version__
+from umig_monitor.commands.common import ApiError
 from umig_monitor.config import ConfigError, Settings, load_config, resolve_config_path, secret_file_warnings
 from umig_monitor.logs import configure_logging
 
@@ -77,6 +79,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+def _ops(handler_name: str) -> Any:
+    """Wrap an async ops command: load config, run it, map storage errors to a message."""
+
+    def handler(args: argparse.Namespace) -> int:
+        import importlib
+
+        from umig_monitor.storage import StorageError
+
+        module, _, func = handler_name.rpartition(".")
+        target = getattr(importlib.import_module(f"umig_monitor.commands.{module}"), func)
+        settings, _ = _load(args)
+        configure_logging("warning", "auto")
+        try:
+            code: int = asyncio.run(target(settings, args))
+        except StorageError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except ApiError as exc:
+            print(f"error: the daemon refused: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        return code
+
+    return handler
+
+
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "umig-monitor" / "demo"
@@ -100,6 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
     command("check-config", "validate the config file; exit 2 with every error").set_defaults(
         func=cmd_check_config
     )
+
+    p = command(
+        "status", "environment, version, health, uptime and last check (exit 1: production unhealthy)"
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_ops("status.status"))
+
+    p = command("check", "poll one environment now and print every endpoint and component")
+    p.add_argument("environment")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_ops("status.check"))
 
     p = sub.add_parser("simulate", help="serve simulated UMIG environments (for demos and tests)")
     p.add_argument("--envs", default="development,uat,production")

@@ -63,6 +63,17 @@ def desired_jobs(settings: Settings, now: datetime, tz: Any) -> list[JobSpec]:
             fingerprint=f"interval:{retention.total_seconds()}",
         )
     )
+    if settings.pushgateway is not None:
+        every = settings.pushgateway.interval
+        specs.append(
+            JobSpec(
+                id="pushgateway",
+                kind="pushgateway",
+                args=(),
+                trigger=_interval(every, now, min(every, FIRST_RUN_SPREAD), tz),
+                fingerprint=f"interval:{every.total_seconds()}",
+            )
+        )
     return specs
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import ssl
 import time
@@ -65,7 +66,8 @@ def auth_headers(env: Environment) -> dict[str, str]:
     auth = env.auth
     if isinstance(auth, BasicAuth):
         password = read_secret(auth.password, auth.password_file) or ""
-        return {"Authorization": aiohttp.BasicAuth(auth.username, password).encode()}
+        token = base64.b64encode(f"{auth.username}:{password}".encode()).decode("ascii")
+        return {"Authorization": f"Basic {token}"}
     if isinstance(auth, BearerAuth):
         return {"Authorization": f"Bearer {read_secret(auth.token, auth.token_file) or ''}"}
     return {}

@@ -10,7 +10,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from umig_monitor.storage import StorageError
-from umig_monitor.web.auth import require_token
+from umig_monitor.web.auth import Handler, error, require_token
+from umig_monitor.web.views import environment_detail, environments_view
 
 if TYPE_CHECKING:
     from umig_monitor.app import Daemon
@@ -19,14 +20,26 @@ log = structlog.get_logger("umig_monitor.web")
 DAEMON_KEY: web.AppKey[Daemon] = web.AppKey("daemon")
 
 
+@web.middleware
+async def storage_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A database outage is a 503 with the reason, never a traceback."""
+    try:
+        return await handler(request)
+    except StorageError as exc:
+        log.error("api_storage_error", path=request.path, error=str(exc))
+        return error(503, f"storage unavailable: {exc}")
+
+
 def build_app(daemon: Daemon) -> web.Application:
-    app = web.Application(client_max_size=1024 * 1024)
+    app = web.Application(client_max_size=1024 * 1024, middlewares=[storage_errors])
     app[DAEMON_KEY] = daemon
     guarded = require_token(daemon.settings_token)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/config", config)
+    app.router.add_get("/api/v1/environments", environments)
+    app.router.add_get("/api/v1/environments/{name}", environment)
     app.router.add_post("/-/reload", guarded(reload))
     return app
 
@@ -69,6 +82,23 @@ async def metrics(request: web.Request) -> web.Response:
 async def config(request: web.Request) -> web.Response:
     daemon = request.app[DAEMON_KEY]
     return web.json_response({"config": daemon.settings.redacted(), "last_reload": daemon.last_reload})
+
+
+async def environments(request: web.Request) -> web.Response:
+    daemon = request.app[DAEMON_KEY]
+    return web.json_response(await environments_view(daemon.store, daemon.settings))
+
+
+async def environment(request: web.Request) -> web.Response:
+    daemon = request.app[DAEMON_KEY]
+    name = request.match_info["name"]
+    if name not in daemon.settings.environments:
+        return error(404, f"unknown environment '{name}'")
+    try:
+        limit = min(max(int(request.query.get("limit", "50")), 1), 1000)
+    except ValueError:
+        return error(400, "limit must be an integer")
+    return web.json_response(await environment_detail(daemon.store, daemon.settings, name, limit))
 
 
 async def reload(request: web.Request) -> web.Response:

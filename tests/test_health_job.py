@@ -1,0 +1,231 @@
+"""The health job in a running daemon against the simulator: one alert per incident, the
+development action, the health log, the UMIG metrics, the status API and the status/check CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import ConfigWriter, require_tool
+from umig_monitor.app import Daemon
+from umig_monitor.cli import main
+from umig_monitor.config import load_config
+from umig_monitor.core.alerts import AlertState
+from umig_monitor.simulator import RunningSimulator
+
+
+async def until(predicate: Callable[[], object], within: float = 15.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)
+
+
+EXTRA = """
+jobs:
+  health: {failure_threshold: 3, success_threshold: 2}
+"""
+
+
+@pytest.fixture
+async def daemon(
+    simulator: RunningSimulator, write_config: ConfigWriter, tmp_path: Path
+) -> AsyncIterator[Daemon]:
+    path = write_config(simulator, poll_interval="200ms", extra=EXTRA)
+    text = path.read_text().replace(
+        "    kind: development\n",
+        "    kind: development\n    actions: {regenerate_test_data: true}\n"
+        f"    health_log: {tmp_path}/dev.log\n",
+    )
+    path.write_text(text)
+    d = Daemon(load_config(path), path)
+    await d.start()
+    try:
+        yield d
+    finally:
+        await d.stop()
+
+
+async def polls_of(daemon: Daemon, env: str) -> int:
+    await daemon.writer.flush()
+    return len(await daemon.store.recent_health_samples(env, 10_000))
+
+
+async def test_one_alert_per_incident(daemon: Daemon, simulator: RunningSimulator) -> None:
+    await until(daemon.first_round_done)
+    simulator.simulator.update("production", status="unhealthy")
+    await until(lambda: daemon.store.active_alerts("production"))
+    start = await polls_of(daemon, "production")
+    await until(lambda: polls_of_at_least(daemon, "production", start + 10))  # stays down for 10 more polls
+    alerts = await daemon.store.list_alerts(environment="production")
+    assert [(a.type, a.state) for a in alerts] == [("environment_unhealthy", AlertState.FIRING)]
+    assert alerts[0].severity == "critical"
+
+    simulator.simulator.update("production", status=None)  # back to derived: healthy
+    await until(lambda: no_active(daemon, "production"))
+    alerts = await daemon.store.list_alerts(environment="production")
+    assert [(a.type, a.state) for a in alerts] == [("environment_unhealthy", AlertState.RESOLVED)]
+    assert alerts[0].ends_at is not None
+
+
+async def polls_of_at_least(daemon: Daemon, env: str, n: int) -> bool:
+    return await polls_of(daemon, env) >= n
+
+
+async def no_active(daemon: Daemon, env: str) -> bool:
+    return not await daemon.store.active_alerts(env)
+
+
+async def test_unreachable_incident_type(daemon: Daemon, simulator: RunningSimulator) -> None:
+    from umig_monitor.simulator import Fault, FaultKind
+
+    await until(daemon.first_round_done)
+    simulator.simulator.add_fault("uat", Fault(FaultKind.CONNECTION_RESET))
+    await until(lambda: daemon.store.active_alerts("uat"))
+    [alert] = await daemon.store.active_alerts("uat")
+    assert (alert.type, alert.severity) == ("environment_unreachable", "warning")
+
+
+async def test_development_database_action(
+    daemon: Daemon, simulator: RunningSimulator, tmp_path: Path
+) -> None:
+    await until(daemon.first_round_done)
+    assert simulator.simulator.request_counts("development").get("regenerate", 0) == 0
+    simulator.simulator.update("development", database_status="unhealthy")
+    await until(lambda: simulator.simulator.request_counts("development").get("regenerate", 0) >= 1)
+    await asyncio.sleep(1)  # the simulator healed the database; no second request in this incident
+    assert simulator.simulator.request_counts("development")["regenerate"] == 1
+    await daemon.writer.flush()
+    samples = await daemon.store.recent_health_samples("development", 1000)
+    actions = [s.metrics["actions"] for s in samples if "actions" in s.metrics]
+    assert actions == [["regenerate_test_data: ok"]]
+    # dev-status figures are recorded with development samples
+    assert "testDataStatus" in samples[0].metrics
+    assert "debugMode" in samples[0].metrics
+    # production never regenerates
+    assert simulator.simulator.request_counts("production").get("regenerate", 0) == 0
+
+
+async def test_health_log_lines(daemon: Daemon, simulator: RunningSimulator, tmp_path: Path) -> None:
+    from umig_monitor.simulator import Fault, FaultKind
+
+    await until(daemon.first_round_done)
+    simulator.simulator.add_fault("development", Fault(FaultKind.CONNECTION_RESET))
+    log = tmp_path / "dev.log"
+    await until(lambda: log.exists() and "connection_failed" in log.read_text())
+    lines = log.read_text().splitlines()
+    first = lines[0].split("|")
+    assert first[1:] == ["healthy", "1.3.0-dev+ci.1245", "2h 45m"]
+    assert first[0].endswith("+00:00")
+    assert lines[-1].split("|")[1:] == ["unhealthy", "unknown", "connection_failed"]
+
+
+async def test_umig_metrics(daemon: Daemon, simulator: RunningSimulator) -> None:
+    promtool = require_tool("promtool")
+    await until(daemon.first_round_done)
+    simulator.simulator.update("uat", version="1.2.0-rc.3")
+    await until(lambda: 'version="1.2.0-rc.3"' in metrics_text(daemon))
+    text = metrics_text(daemon)
+    assert 'umig_version_info{build="' in text
+    assert 'version="1.2.0-rc.2"' not in text  # the old series is gone
+    assert 'umig_health_status{environment="production"} 1.0' in text
+    assert 'umig_uptime_seconds{environment="production"} 459900' in text
+    assert 'umig_environment_status{environment="production",status="healthy"} 1.0' in text
+    assert 'umig_probe_duration_seconds_bucket{endpoint="health",environment="uat"' in text
+    check = await asyncio.to_thread(
+        subprocess.run, [promtool, "check", "metrics"], input=text, capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def metrics_text(daemon: Daemon) -> str:
+    from prometheus_client import generate_latest
+
+    return (generate_latest(daemon.metrics.registry) + generate_latest(daemon.umig_metrics.registry)).decode()
+
+
+async def test_environment_status_api(daemon: Daemon, simulator: RunningSimulator) -> None:
+    await until(lambda: polls_of_at_least(daemon, "production", 3))
+    async with aiohttp.ClientSession() as s:
+        async with s.get(daemon.listen_url + "/api/v1/environments") as r:
+            data = await r.json()
+        async with s.get(daemon.listen_url + "/api/v1/environments/production?limit=3") as r:
+            detail = await r.json()
+        async with s.get(daemon.listen_url + "/api/v1/environments/nowhere") as r:
+            assert r.status == 404
+    dev = data["environments"]["development"]
+    assert dev["umigVersion"] == "1.3.0-dev+ci.1245"
+    assert dev["health"] == "healthy"
+    assert dev["status"] == "active"
+    assert dev["uptime"] == "2h 45m"
+    assert dev["components"] == {
+        "database": "032-dev",
+        "api": "2.4.0-dev",
+        "ui": "1.3.0-dev",
+        "backend": "1.3.0-dev",
+    }
+    assert dev["deployedBy"] is None
+    assert dev["deployedAt"] is not None
+    assert data["environments"]["uat"]["status"] == "testing"
+    assert data["environments"]["production"]["status"] == "stable"
+    assert len(detail["recentSamples"]) == 3
+    assert detail["incident"] is None
+
+
+async def test_status_cli(
+    daemon: Daemon, simulator: RunningSimulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert daemon.config_path is not None
+    config = str(daemon.config_path)
+    await until(daemon.first_round_done)
+    await daemon.writer.flush()
+    assert await asyncio.to_thread(main, ["status", "--config", config]) == 0
+    out = capsys.readouterr().out
+    assert "1.1.2" in out
+    assert "ENVIRONMENT" in out
+    simulator.simulator.update("production", status="unhealthy")
+    await until(lambda: daemon.store.active_alerts("production"))
+    assert await asyncio.to_thread(main, ["status", "--config", config, "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["source"] == "daemon"
+    assert data["environments"]["production"]["status"] == "incident"
+
+
+async def test_status_cli_reads_storage_without_a_daemon(
+    daemon: Daemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert daemon.config_path is not None
+    await until(daemon.first_round_done)
+    await daemon.stop()
+    assert await asyncio.to_thread(main, ["status", "--config", str(daemon.config_path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["source"] == "storage"
+    assert data["environments"]["uat"]["umigVersion"] == "1.2.0-rc.2"
+
+
+async def test_check_cli(
+    simulator: RunningSimulator, write_config: ConfigWriter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(write_config(simulator))
+    assert await asyncio.to_thread(main, ["check", "production", "--config", config]) == 0
+    out = capsys.readouterr().out
+    assert "production: healthy" in out
+    for word in ("health", "version", "components", "teams", "database", "authentication"):
+        assert word in out
+    simulator.simulator.update("production", api_status="unhealthy")
+    assert await asyncio.to_thread(main, ["check", "production", "--config", config, "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["components"]["api"] == "unhealthy"

@@ -1,0 +1,48 @@
+"""The push job against a real prometheus-pushgateway: what it pushes can be read back there."""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.request
+
+from tests.conftest import ConfigWriter, external_process, free_port, require_tool
+from umig_monitor.app import Daemon
+from umig_monitor.config import load_config
+from umig_monitor.simulator import RunningSimulator
+
+
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return str(resp.read().decode())
+
+
+async def test_push_reads_back(simulator: RunningSimulator, write_config: ConfigWriter) -> None:
+    binary = require_tool("prometheus-pushgateway")
+    port = free_port()
+    gateway = f"http://127.0.0.1:{port}"
+    command = [binary, f"--web.listen-address=127.0.0.1:{port}"]
+    async with external_process(command, gateway + "/-/ready"):
+        extra = f"pushgateway: {{url: '{gateway}', job: umig-deployment-tracking, interval: 500ms}}\n"
+        path = write_config(simulator, extra=extra)
+        daemon = Daemon(load_config(path), path)
+        await daemon.start()
+        try:
+            for _ in range(100):
+                text = await asyncio.to_thread(fetch, gateway + "/metrics")
+                if 'environment="production"' in text and "umig_version_info" in text:
+                    break
+                await asyncio.sleep(0.2)
+            simulator.simulator.update("production", version="1.1.3")
+            for _ in range(100):
+                text = await asyncio.to_thread(fetch, gateway + "/metrics")
+                if 'version="1.1.3"' in text:
+                    break
+                await asyncio.sleep(0.2)
+        finally:
+            await daemon.stop()
+    lines = [line for line in text.splitlines() if line.startswith("umig_version_info{")]
+    prod = [line for line in lines if 'environment="production"' in line]
+    assert len(prod) == 1, lines  # PUT replaced the group: the old version's series is gone
+    assert 'job="umig-deployment-tracking"' in prod[0]
+    assert 'version="1.1.3"' in prod[0]
+    assert 'umig_health_status{environment="uat",instance="",job="umig-deployment-tracking"} 1' in text

@@ -1,0 +1,71 @@
+"""What the ops commands share: reaching the daemon's API, opening storage, printing tables."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+
+from umig_monitor.config import Settings
+from umig_monitor.storage import Store
+
+
+class ApiError(Exception):
+    """The daemon answered with an error; the message is its own."""
+
+
+def api_base(settings: Settings) -> str:
+    host, port = settings.daemon.listen_address
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+async def daemon_request(
+    settings: Settings, method: str, path: str, *, body: Any = None, token: bool = False, wait: float = 3.0
+) -> Any | None:
+    """JSON from the running daemon, or None when no daemon answers at daemon.listen."""
+    headers = {}
+    if token:
+        secret = settings.daemon.read_api_token()
+        if secret:
+            headers["Authorization"] = f"Bearer {secret}"
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=wait)) as session,
+            session.request(method, api_base(settings) + path, json=body, headers=headers) as resp,
+        ):
+            data = await resp.json(content_type=None)
+            if resp.status >= 400:
+                raise ApiError(data.get("error") if isinstance(data, dict) else f"HTTP {resp.status}")
+            return data
+    except (aiohttp.ClientConnectionError, TimeoutError):
+        return None
+    except (aiohttp.ContentTypeError, json.JSONDecodeError, ValueError):
+        return None
+
+
+@asynccontextmanager
+async def open_store(settings: Settings) -> AsyncIterator[Store]:
+    store = await Store.open(settings.daemon.storage, pool_size=1)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: Any = None) -> None:
+    out = out or sys.stdout
+    cells = [[("-" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    print("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(), file=out)
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip(), file=out)
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=False, default=str))

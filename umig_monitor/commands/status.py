@@ -1,0 +1,108 @@
+"""``status`` (the guide's environment-status-check) and ``check ENV`` (its emergency health check)."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from typing import Any
+
+from umig_monitor.commands.common import daemon_request, open_store, print_json, print_table
+from umig_monitor.config import Settings
+from umig_monitor.core.assess import Thresholds, assess
+from umig_monitor.probes.client import fetch_json, make_session
+from umig_monitor.probes.umig import probe_environment
+from umig_monitor.web.views import environments_view
+
+
+async def environments(settings: Settings) -> tuple[dict[str, Any], str]:
+    data = await daemon_request(settings, "GET", "/api/v1/environments")
+    if data is not None:
+        return data, "daemon"
+    async with open_store(settings) as store:
+        return await environments_view(store, settings), "storage"
+
+
+def _ago(iso: str | None, now: datetime) -> str | None:
+    if not iso:
+        return None
+    seconds = int((now - datetime.fromisoformat(iso.replace("Z", "+00:00"))).total_seconds())
+    return f"{iso} ({seconds}s ago)"
+
+
+async def status(settings: Settings, args: argparse.Namespace) -> int:
+    data, source = await environments(settings)
+    envs: dict[str, Any] = data["environments"]
+    if args.json:
+        print_json({**data, "source": source})
+    else:
+        now = datetime.now(UTC)
+        rows = [
+            (name, e["kind"], e["umigVersion"], e["health"], e["uptime"], _ago(e["lastCheck"], now))
+            for name, e in envs.items()
+        ]
+        print_table(("environment", "kind", "version", "health", "uptime", "last check"), rows)
+    bad = [n for n, e in envs.items() if e["kind"] == "production" and e["health"] != "healthy"]
+    return 1 if bad else 0
+
+
+async def check(settings: Settings, args: argparse.Namespace) -> int:
+    env = settings.environments.get(args.environment)
+    if env is None:
+        raise SystemExit(
+            f"unknown environment '{args.environment}' (known: {', '.join(settings.environments)})"
+        )
+    session = make_session(settings)
+    try:
+        docs, fetches = await probe_environment(session, env)
+        extra = []
+        if env.kind == "development":
+            extra.append(await fetch_json(session, env, "/admin/dev-status"))
+        teams = await fetch_json(session, env, "/teams")
+    finally:
+        await session.close()
+    t = env.thresholds
+    sample, checks = assess(
+        args.environment,
+        datetime.now(UTC),
+        docs,
+        Thresholds(t.error_rate, t.response_time_ms, t.db_connections),
+    )
+    endpoints = [
+        *zip(("health", "version", "components"), fetches, strict=False),
+        *(("dev-status", f) for f in extra),
+        ("teams", teams),
+    ]
+    if args.json:
+        print_json(
+            {
+                "environment": args.environment,
+                "outcome": sample.outcome.value,
+                "version": sample.version,
+                "build": sample.build,
+                "uptime": sample.uptime_text,
+                "components": dict(sample.components),
+                "checks": [c.describe() for c in checks],
+                "endpoints": {
+                    n: {"status": f.status, "ms": round(f.elapsed_ms, 1), "error": f.detail}
+                    for n, f in endpoints
+                },
+                "error": sample.error,
+            }
+        )
+    else:
+        print(
+            f"{args.environment}: {sample.outcome.value}  version {sample.version or '-'}  "
+            f"build {sample.build or '-'}  uptime {sample.uptime_text or '-'}"
+        )
+        print_table(
+            ("endpoint", "http", "time ms", "result"),
+            [(n, f.status, f"{f.elapsed_ms:.1f}", f.detail or "ok") for n, f in endpoints],
+        )
+        if sample.components:
+            print()
+            print_table(("component", "status"), sorted(sample.components.items()))
+        for c in checks:
+            print(f"check failed: {c.describe()}")
+        if sample.error and not checks:
+            print(f"error: {sample.error}")
+    return 0 if sample.outcome.value == "healthy" else 1

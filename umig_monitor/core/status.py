@@ -1,0 +1,87 @@
+"""The environment status document, in the guide's "Current Environment Status" shape, built
+from plain stored data."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from umig_monitor.core.alerts import Alert
+from umig_monitor.core.health import HealthSample
+
+# The guide's lifecycle words per kind of environment.
+KIND_STATUS = {"development": "active", "uat": "testing", "production": "stable", "hotfix": "hotfix"}
+
+
+def iso(ts: datetime | None) -> str | None:
+    return ts.isoformat().replace("+00:00", "Z") if ts is not None else None
+
+
+def sample_document(sample: HealthSample) -> dict[str, Any]:
+    return {
+        "timestamp": iso(sample.ts),
+        "outcome": sample.outcome.value,
+        "umigStatus": sample.umig_status,
+        "version": sample.version,
+        "build": sample.build,
+        "uptime": sample.uptime_text,
+        "uptimeSeconds": sample.uptime_seconds,
+        "responseTimeMs": sample.response_ms,
+        "components": dict(sample.components),
+        "componentVersions": dict(sample.component_versions),
+        "metrics": dict(sample.metrics),
+        "error": sample.error,
+    }
+
+
+def alert_document(alert: Alert) -> dict[str, Any]:
+    return {
+        "id": alert.id,
+        "key": alert.key,
+        "type": alert.type,
+        "environment": alert.environment,
+        "severity": alert.severity,
+        "state": alert.state.value,
+        "summary": alert.summary,
+        "details": dict(alert.details),
+        "labels": dict(alert.labels),
+        "startsAt": iso(alert.starts_at),
+        "endsAt": iso(alert.ends_at),
+        "lastNotifiedAt": iso(alert.last_notified_at),
+        "ackedAt": iso(alert.acked_at),
+        "ackedBy": alert.acked_by,
+    }
+
+
+def environment_status(
+    kind: str,
+    sample: HealthSample | None,
+    version_seen: Mapping[str, Any] | None,
+    incident: Alert | None,
+    deployment: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One environment's entry. ``deployedAt``/``deployedBy`` come from deployment tracking when it
+    knows the current version; otherwise ``deployedAt`` is the version's first sighting."""
+    version = sample.version if sample else None
+    deployed_at = deployed_by = None
+    if deployment is not None and deployment.get("version") == version:
+        deployed_at, deployed_by = deployment.get("deployedAt"), deployment.get("deployedBy")
+    elif version_seen is not None and version_seen.get("version") == version:
+        deployed_at = version_seen.get("first_seen")
+        if isinstance(deployed_at, str):
+            deployed_at = deployed_at.replace("+00:00", "Z")
+    return {
+        "umigVersion": version,
+        "deployedAt": deployed_at,
+        "deployedBy": deployed_by,
+        "status": "incident" if incident is not None else KIND_STATUS.get(kind, kind),
+        "health": sample.outcome.value if sample else "unknown",
+        "uptime": sample.uptime_text if sample else None,
+        "components": dict(sample.component_versions) if sample else {},
+        "kind": kind,
+        "build": sample.build if sample else None,
+        "uptimeSeconds": sample.uptime_seconds if sample else None,
+        "lastCheck": iso(sample.ts) if sample else None,
+        "error": sample.error if sample else None,
+    }

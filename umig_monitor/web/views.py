@@ -1,0 +1,39 @@
+"""Read models shared by the JSON API and the CLI: they read storage and call core builders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from umig_monitor.config import Settings
+from umig_monitor.core.status import alert_document, environment_status, sample_document
+from umig_monitor.core.tracking import HEALTH
+from umig_monitor.jobs.health import version_key
+from umig_monitor.storage import Store
+
+
+async def environments_view(store: Store, settings: Settings) -> dict[str, Any]:
+    latest = await store.latest_health_samples()
+    active = await store.active_alerts()
+    incidents = {a.environment: a for a in active if a.key.startswith(f"{HEALTH}/")}
+    out: dict[str, Any] = {}
+    for name, env in settings.environments.items():
+        seen = await store.kv_get(version_key(name))
+        out[name] = environment_status(
+            env.kind, latest.get(name), seen if isinstance(seen, dict) else None, incidents.get(name)
+        )
+    return {"environments": out}
+
+
+async def environment_detail(store: Store, settings: Settings, name: str, limit: int = 50) -> dict[str, Any]:
+    view = await environments_view(store, settings)
+    entry = view["environments"][name]
+    active = await store.active_alerts(name)
+    incident = next((a for a in active if a.key.startswith(f"{HEALTH}/")), None)
+    samples = await store.recent_health_samples(name, limit)
+    return {
+        "name": name,
+        **entry,
+        "incident": alert_document(incident) if incident else None,
+        "activeAlerts": [alert_document(a) for a in active],
+        "recentSamples": [sample_document(s) for s in samples],
+    }
