@@ -7,7 +7,7 @@ import shutil
 import socket
 import textwrap
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -154,3 +154,12 @@ async def external_process(command: list[str], ready_url: str, within: float = 2
             proc.wait()
         if proc.stdout:
             proc.stdout.close()
+
+
+@pytest.fixture(autouse=True)
+def _reset_logging() -> Iterator[None]:
+    """Commands configure logging globally; each test starts from structlog's defaults."""
+    import structlog
+
+    yield
+    structlog.reset_defaults()

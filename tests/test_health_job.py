@@ -198,6 +198,7 @@ async def test_status_cli(
     assert "ENVIRONMENT" in out
     simulator.simulator.update("production", status="unhealthy")
     await until(lambda: daemon.store.active_alerts("production"))
+    capsys.readouterr()
     assert await asyncio.to_thread(main, ["status", "--config", config, "--json"]) == 1
     data = json.loads(capsys.readouterr().out)
     assert data["source"] == "daemon"
@@ -210,6 +211,7 @@ async def test_status_cli_reads_storage_without_a_daemon(
     assert daemon.config_path is not None
     await until(daemon.first_round_done)
     await daemon.stop()
+    capsys.readouterr()  # the daemon's own log lines
     assert await asyncio.to_thread(main, ["status", "--config", str(daemon.config_path), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["source"] == "storage"

@@ -23,7 +23,7 @@ from umig_monitor.jobs.health import poll_environment
 from umig_monitor.jobs.pushgateway import PushFailed, push_metrics
 from umig_monitor.jobs.retention import enforce_retention
 from umig_monitor.jobs.samples import SampleWriter
-from umig_monitor.metrics import SelfMetrics, UmigMetrics
+from umig_monitor.metrics import AlertMetrics, SelfMetrics, UmigMetrics
 from umig_monitor.pipeline import AlertPipeline
 from umig_monitor.probes.client import make_session
 from umig_monitor.sdnotify import SystemdNotifier
@@ -58,6 +58,7 @@ class Daemon:
         self.polled: set[str] = set()
         self.trackers: dict[str, Tracker] = {}
         self.umig_metrics = UmigMetrics()
+        self.alert_metrics = AlertMetrics(self.metrics.registry)
         self.last_reload: dict[str, Any] = {"ok": True, "at": self.started_at.isoformat(), "error": None}
         self._store: Store | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -129,7 +130,9 @@ class Daemon:
         self._session = make_session(self.settings)
         self._writer = SampleWriter(self._store)
         self._writer.start()
-        self._alerts = AlertPipeline(self._store)
+        self._alerts = AlertPipeline(self._store, self.alert_metrics)
+        self._alerts.configure(self.settings, self._session)
+        self._alerts.start()
         self._scheduler = AsyncIOScheduler(
             timezone=self.timezone,
             job_defaults={
@@ -177,6 +180,8 @@ class Daemon:
         finally:
             if self._web is not None:
                 await self._web.stop()
+            if self._alerts is not None:
+                await self._alerts.close()
             if self._session is not None:
                 await self._session.close()
             if self._writer is not None:
@@ -218,6 +223,7 @@ class Daemon:
         if old.daemon.storage != new.daemon.storage or old.daemon.listen != new.daemon.listen:
             log.warning("config_change_needs_restart", keys="daemon.storage/daemon.listen")
         self.polled &= set(new.environments)
+        self.alerts.configure(new, self.session)
         for gone in set(old.environments) - set(new.environments):
             self.trackers.pop(gone, None)
             self.umig_metrics.forget(gone)

@@ -11,6 +11,16 @@ import structlog
 LogFormat = Literal["auto", "json", "console"]
 
 
+def _factory(stream: TextIO) -> structlog.types.WrappedLogger:
+    """Resolve sys.stdout/sys.stderr at each call rather than once, so a replaced stream (a test
+    runner's capture, a reopened journald pipe) is followed instead of written to after closing."""
+    if stream is sys.stdout:
+        return lambda *_: structlog.PrintLogger(sys.stdout)
+    if stream is sys.stderr:
+        return lambda *_: structlog.PrintLogger(sys.stderr)
+    return structlog.PrintLoggerFactory(file=stream)
+
+
 def configure_logging(level: str = "info", fmt: LogFormat = "auto", stream: TextIO | None = None) -> None:
     stream = stream or sys.stderr
     use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
@@ -26,7 +36,7 @@ def configure_logging(level: str = "info", fmt: LogFormat = "auto", stream: Text
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        logger_factory=_factory(stream),
         cache_logger_on_first_use=False,
     )
     # Libraries that log through stdlib logging (apscheduler, aiohttp) go to the same stream.

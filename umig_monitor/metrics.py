@@ -131,3 +131,37 @@ class UmigMetrics:
                 if sample_labels and sample_labels[0] == environment:
                     metric.remove(*sample_labels)
         self._version_labels.pop(environment, None)
+
+
+class AlertMetrics:
+    """The alerting pipeline's metrics; registered in the daemon's own registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.firing = Gauge(
+            "umig_alerts_firing", "Alerts currently firing.", ["severity", "type"], registry=r
+        )
+        self.notifications = Counter(
+            "umig_notifications",
+            "Delivery attempts by sink and result (sent, retry, failed).",
+            ["sink", "result"],
+            registry=r,
+        )
+        self.pending = Gauge(
+            "umig_outbox_pending", "Notifications waiting in the outbox.", ["sink"], registry=r
+        )
+        self.latency = Histogram(
+            "umig_notification_latency_seconds",
+            "From enqueueing a notification to its delivery.",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+            registry=r,
+        )
+
+    def set_firing(self, counts: dict[tuple[str, str], int]) -> None:
+        self.firing.clear()
+        for (severity, kind), n in counts.items():
+            self.firing.labels(severity, kind).set(n)
+
+    def set_pending(self, counts: dict[str, int], sinks: list[str]) -> None:
+        for sink in sinks:
+            self.pending.labels(sink).set(counts.get(sink, 0))

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (
     AnyHttpUrl,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -353,3 +354,57 @@ class DefaultRoute(Strict):
     group_wait: Duration = timedelta(0)
     repeat_interval: PositiveDuration = timedelta(hours=4)
     send_resolved: bool = True
+
+
+# --- silences and maintenance windows ---------------------------------------------------------
+
+
+def _check_matchers(value: list[str]) -> list[str]:
+    from umig_monitor.core.silences import parse_matcher
+
+    for text in value:
+        parse_matcher(text)
+    return value
+
+
+class ConfigSilence(Strict):
+    """A one-off window during which matching alerts are not notified."""
+
+    matchers: list[str] = Field(min_length=1)
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    comment: str = ""
+
+    _matchers = field_validator("matchers")(classmethod(lambda cls, v: _check_matchers(v)))
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ConfigSilence:
+        if self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        return self
+
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class MaintenanceWindow(Strict):
+    """A weekly window, e.g. ``{days: [sat], start: "22:00", duration: 4h}``, in ``timezone``."""
+
+    matchers: list[str] = Field(default_factory=list)
+    days: list[Weekday] = Field(min_length=1)
+    start: time
+    duration: PositiveDuration
+    timezone: str | None = None
+    comment: str = ""
+
+    _matchers = field_validator("matchers")(classmethod(lambda cls, v: _check_matchers(v)))
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                zoneinfo.ZoneInfo(value)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown timezone '{value}'") from None
+        return value

@@ -9,11 +9,13 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from umig_monitor.config.models import (
+    ConfigSilence,
     Daemon,
     DailyReportJob,
     DefaultRoute,
     Environment,
     Jobs,
+    MaintenanceWindow,
     Pushgateway,
     Route,
     Sink,
@@ -41,6 +43,8 @@ class Settings(BaseSettings):
     routes: list[Route] = Field(default_factory=list)
     default_route: DefaultRoute = DefaultRoute()
     pushgateway: Pushgateway | None = None
+    silences: list[ConfigSilence] = Field(default_factory=list)
+    maintenance_windows: list[MaintenanceWindow] = Field(default_factory=list)
 
     @classmethod
     def settings_customise_sources(

@@ -112,3 +112,82 @@ class Notification:
             labels = alert.all_labels()
             common = {k: v for k, v in common.items() if labels.get(k) == v}
         return common
+
+
+def _ts(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _dt(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+def alert_to_dict(alert: Alert) -> dict[str, Any]:
+    return {
+        "key": alert.key,
+        "type": alert.type,
+        "environment": alert.environment,
+        "severity": alert.severity,
+        "state": alert.state.value,
+        "summary": alert.summary,
+        "starts_at": _ts(alert.starts_at),
+        "ends_at": _ts(alert.ends_at),
+        "details": dict(alert.details),
+        "labels": dict(alert.labels),
+        "id": alert.id,
+        "acked_at": _ts(alert.acked_at),
+        "acked_by": alert.acked_by,
+    }
+
+
+def alert_from_dict(data: Mapping[str, Any]) -> Alert:
+    starts = _dt(data["starts_at"])
+    assert starts is not None
+    return Alert(
+        key=data["key"],
+        type=data["type"],
+        environment=data.get("environment"),
+        severity=data["severity"],
+        state=AlertState(data["state"]),
+        summary=data["summary"],
+        starts_at=starts,
+        ends_at=_dt(data.get("ends_at")),
+        details=data.get("details") or {},
+        labels=data.get("labels") or {},
+        id=data.get("id"),
+        acked_at=_dt(data.get("acked_at")),
+        acked_by=data.get("acked_by"),
+    )
+
+
+def notification_to_dict(n: Notification) -> dict[str, Any]:
+    """The outbox payload: everything a sink needs to build its message, as JSON."""
+    return {
+        "idempotency_key": n.idempotency_key,
+        "kind": n.kind.value,
+        "receiver": n.receiver,
+        "alerts": [alert_to_dict(a) for a in n.alerts],
+        "created_at": n.created_at.isoformat(),
+        "group_labels": dict(n.group_labels),
+        "title": n.title,
+        "text": n.text,
+        "html": n.html,
+        "external_url": n.external_url,
+    }
+
+
+def notification_from_dict(data: Mapping[str, Any]) -> Notification:
+    created = _dt(data["created_at"])
+    assert created is not None
+    return Notification(
+        idempotency_key=data["idempotency_key"],
+        kind=NotificationKind(data["kind"]),
+        receiver=data["receiver"],
+        alerts=tuple(alert_from_dict(a) for a in data.get("alerts", [])),
+        created_at=created,
+        group_labels=data.get("group_labels") or {},
+        title=data.get("title"),
+        text=data.get("text"),
+        html=data.get("html"),
+        external_url=data.get("external_url"),
+    )

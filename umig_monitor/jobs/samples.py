@@ -25,6 +25,7 @@ class SampleWriter:
         self._batch = batch
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._flushing = asyncio.Lock()  # one writer at a time: a batch is removed only once written
         self.dropped = 0
         self.healthy = True
 
@@ -43,6 +44,10 @@ class SampleWriter:
         self._task = asyncio.create_task(self._loop(), name="sample-writer")
 
     async def flush(self) -> int:
+        async with self._flushing:
+            return await self._flush()
+
+    async def _flush(self) -> int:
         written = 0
         while self._buffer:
             batch = [self._buffer[i] for i in range(min(self._batch, len(self._buffer)))]

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from umig_monitor.core.alerts import Alert, AlertEvent, AlertState
 from umig_monitor.storage.schema import alerts as alert_table
+from umig_monitor.storage.schema import notification_log
 
 
 class AlertQueries:
@@ -127,6 +128,19 @@ class AlertQueries:
         if since is not None:
             query = query.where(sa.or_(t.c.ends_at.is_(None), t.c.ends_at >= since))
         async with self._connect("listing alerts", write=False) as conn:
+            return [_alert(row) for row in (await conn.execute(query)).mappings()]
+
+    async def alerts_for_dispatch(self) -> list[Alert]:
+        """Alerts the notify stage must look at: every firing alert, and resolved alerts whose
+        last notice on some route was a firing one (their resolved notice may be due)."""
+        t, log = alert_table, notification_log
+        owed = sa.select(log.c.alert_id).where(log.c.last_kind.in_(("firing", "repeat")))
+        query = (
+            sa.select(t)
+            .where(sa.or_(t.c.state == "firing", t.c.id.in_(owed)))
+            .order_by(t.c.starts_at, t.c.id)
+        )
+        async with self._connect("reading alerts to notify", write=False) as conn:
             return [_alert(row) for row in (await conn.execute(query)).mappings()]
 
     async def active_alerts(self, environment: str | None = None) -> list[Alert]:

@@ -28,6 +28,18 @@ def upsert(dialect_name: str, table: sa.Table, *, key: Sequence[str]) -> sa.Inse
     return statement.on_conflict_do_update(index_elements=list(key), set_=updates)
 
 
+def insert_ignore(dialect_name: str, table: sa.Table, *, key: Sequence[str]) -> sa.Insert:
+    """INSERT that silently skips a row whose ``key`` already exists (idempotent enqueue)."""
+    statement: sqlite.Insert | postgresql.Insert
+    if dialect_name == "sqlite":
+        statement = sqlite.insert(table)
+    elif dialect_name == "postgresql":
+        statement = postgresql.insert(table)
+    else:
+        raise NotImplementedError(f"no insert-ignore for dialect {dialect_name!r}")
+    return statement.on_conflict_do_nothing(index_elements=list(key))
+
+
 def hour_floor(dialect_name: str, ts: sa.ColumnElement[datetime]) -> sa.ColumnElement[datetime]:
     """``ts`` truncated to the start of its UTC hour, typed so it reads back as a UTC datetime.
 

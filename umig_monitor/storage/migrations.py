@@ -205,9 +205,37 @@ def _0002_hourly_rollups(conn: Connection) -> None:
     sa.Index("ix_health_samples_ts", samples.c.ts).create(conn)
 
 
+def _0003_notification_log_and_silences(conn: Connection) -> None:
+    md = sa.MetaData(naming_convention=_NAMING_CONVENTION)
+    sa.Table(
+        "notification_log",
+        md,
+        sa.Column("alert_id", surrogate_id(), primary_key=True, autoincrement=False),
+        sa.Column("route_key", sa.String, primary_key=True),
+        sa.Column("last_kind", sa.String, nullable=False),
+        sa.Column("last_at", UTCDateTime, nullable=False),
+        sa.Column("count", sa.Integer, nullable=False),
+        sa.Column("escalated_at", UTCDateTime),
+    )
+    sa.Table(
+        "silences",
+        md,
+        sa.Column("id", sa.String, primary_key=True),
+        sa.Column("matchers", json_doc(), nullable=False),
+        sa.Column("starts_at", UTCDateTime, nullable=False),
+        sa.Column("ends_at", UTCDateTime, nullable=False),
+        sa.Column("created_by", sa.String, nullable=False),
+        sa.Column("comment", sa.Text, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Index("ix_silences_ends_at", "ends_at"),
+    )
+    md.create_all(conn)
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "initial tables", _0001_initial_tables),
     Migration(2, "hourly health rollups; health_samples time indexes", _0002_hourly_rollups),
+    Migration(3, "notification log and silences", _0003_notification_log_and_silences),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1].version
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,3 +39,47 @@ class PruneResult:
     @property
     def deleted(self) -> int:
         return self.health_samples + self.health_rollups_hourly + self.alerts + self.outbox
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """A notification to deliver to one sink, before it is stored."""
+
+    sink: str
+    kind: str
+    idempotency_key: str
+    payload: dict[str, Any]
+    created_at: datetime
+    deadline: datetime
+    alert_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A stored outbox row."""
+
+    id: int
+    sink: str
+    kind: str
+    idempotency_key: str
+    payload: dict[str, Any]
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    deadline: datetime | None
+    created_at: datetime
+    sent_at: datetime | None
+    last_error: str | None
+    alert_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class LogUpdate:
+    """What was just enqueued for one alert on one route (the dedup stage's memory)."""
+
+    alert_id: int
+    route_key: str
+    kind: str
+    at: datetime
+    count: int
+    escalated_at: datetime | None

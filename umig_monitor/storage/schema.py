@@ -165,3 +165,27 @@ kv_state = sa.Table(
     sa.Column("value", json_doc(), nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
+
+notification_log = sa.Table(
+    "notification_log",
+    metadata,
+    sa.Column("alert_id", surrogate_id(), primary_key=True, autoincrement=False),
+    sa.Column("route_key", sa.String, primary_key=True),
+    sa.Column("last_kind", sa.String, nullable=False),
+    sa.Column("last_at", UTCDateTime, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("escalated_at", UTCDateTime),
+)
+
+silences = sa.Table(
+    "silences",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("matchers", json_doc(), nullable=False),
+    sa.Column("starts_at", UTCDateTime, nullable=False),
+    sa.Column("ends_at", UTCDateTime, nullable=False),
+    sa.Column("created_by", sa.String, nullable=False),
+    sa.Column("comment", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_silences_ends_at", "ends_at"),
+)

@@ -1,0 +1,182 @@
+"""The alert pipeline every job raises through: route -> group/dedup -> outbox -> deliver.
+
+Jobs call ``submit`` (an alert fires or clears) or ``notify`` (a one-off notice such as a
+deployment event or the daily report). Decisions are made by the dispatcher on every change and
+on a short tick (reminders, escalations, silences ending); delivery works from the outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+import structlog
+
+from umig_monitor.config import Settings
+from umig_monitor.core.alerts import Alert, AlertEvent, Notification, NotificationKind, notification_to_dict
+from umig_monitor.core.dedup import idempotency_key
+from umig_monitor.core.routing import select_routes
+from umig_monitor.metrics import AlertMetrics
+from umig_monitor.pipeline.deliver import Deliverer
+from umig_monitor.pipeline.dispatch import Dispatcher, Policy
+from umig_monitor.pipeline.policy import config_silences, maintenance_windows, route_specs
+from umig_monitor.sinks import Sink, build_sink
+from umig_monitor.storage import StorageError, Store
+from umig_monitor.storage.records import OutboxEntry
+
+log = structlog.get_logger("umig_monitor.pipeline")
+TICK = 1.0  # seconds: how often reminders, escalations and ended silences are looked at
+
+
+def policy_from(settings: Settings) -> Policy:
+    routes, default = route_specs(settings)
+    return Policy(
+        routes=routes,
+        default=default,
+        silences=config_silences(settings),
+        windows=maintenance_windows(settings),
+        deadlines={name: sink.retry.deadline for name, sink in settings.sinks.items()},
+        external_url=str(settings.daemon.external_url) if settings.daemon.external_url else None,
+    )
+
+
+class AlertPipeline:
+    def __init__(
+        self,
+        store: Store,
+        metrics: AlertMetrics,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._clock = clock
+        self._dispatcher = Dispatcher(store, Policy(routes=[], default=route_specs(Settings())[1]))
+        self._deliverer = Deliverer(store, metrics, clock)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._sink_names: list[str] = []
+
+    def configure(self, settings: Settings, session: aiohttp.ClientSession) -> None:
+        self._dispatcher.policy = policy_from(settings)
+        sinks: Mapping[str, Sink] = {
+            name: build_sink(name, cfg, session) for name, cfg in settings.sinks.items()
+        }
+        self._deliverer.configure(sinks, {name: cfg.retry for name, cfg in settings.sinks.items()})
+        self._sink_names = list(settings.sinks)
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="alert-dispatch")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._deliverer.close()
+
+    async def submit(self, event: AlertEvent) -> None:
+        """An alert fires (idempotent per key) or clears."""
+        if event.firing:
+            alert, new = await self._store.fire_alert(event)
+            if new:
+                log.warning(
+                    "alert_raised",
+                    alert_key=alert.key,
+                    type=alert.type,
+                    env=alert.environment,
+                    severity=alert.severity,
+                    summary=alert.summary,
+                )
+                self._wake.set()
+            return
+        resolved = await self._store.resolve_alert(event.key, event.at)
+        if resolved is not None:
+            log.info("alert_resolved", alert_key=resolved.key, type=resolved.type, env=resolved.environment)
+            self._wake.set()
+
+    async def notify(
+        self,
+        alert: Alert,
+        kind: NotificationKind,
+        event_id: str,
+        *,
+        route_name: str | None = None,
+        title: str | None = None,
+        text: str | None = None,
+        html: str | None = None,
+    ) -> int:
+        """A one-off notice, routed by the alert's labels (or through the named route) and enqueued
+        once per sink: ``event_id`` makes it idempotent. Returns how many deliveries were new."""
+        now = self._clock()
+        policy = self._dispatcher.policy
+        if route_name is not None:
+            routes = [r for r in policy.routes if r.key == route_name]
+        else:
+            routes = select_routes(policy.routes, policy.default, alert.all_labels())
+        entries = []
+        for route in routes:
+            for sink in route.sinks:
+                notification = Notification(
+                    idempotency_key=idempotency_key(route.key, sink, kind.value, [alert], event_id),
+                    kind=kind,
+                    receiver=route.key,
+                    alerts=(alert,),
+                    created_at=now,
+                    group_labels=dict(route.group_key(alert.all_labels())),
+                    title=title,
+                    text=text,
+                    html=html,
+                    external_url=policy.external_url,
+                )
+                entries.append(
+                    OutboxEntry(
+                        sink=sink,
+                        kind=kind.value,
+                        idempotency_key=notification.idempotency_key,
+                        payload=notification_to_dict(notification),
+                        created_at=now,
+                        deadline=now + policy.deadlines.get(sink, timedelta(hours=24)),
+                        alert_id=alert.id,
+                    )
+                )
+        inserted = await self._store.enqueue(entries, [])
+        if inserted:
+            self._deliverer.wake()
+        return inserted
+
+    def suppressed_by(self, key: str) -> str | None:
+        return self._dispatcher.suppressed_by(key)
+
+    async def evaluate(self) -> int:
+        enqueued = await self._dispatcher.evaluate(self._clock())
+        if enqueued:
+            self._deliverer.wake()
+        return enqueued
+
+    async def refresh_metrics(self) -> None:
+        firing = await self._store.active_alerts()
+        self._metrics.set_firing(dict(Counter((a.severity, a.type) for a in firing)))
+        counts = await self._store.outbox_counts()
+        pending = {sink: n for (sink, status), n in counts.items() if status == "pending"}
+        self._metrics.set_pending(pending, sorted(set(self._sink_names) | set(pending)))
+
+    async def _loop(self) -> None:
+        last_metrics = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=TICK)
+            self._wake.clear()
+            try:
+                await self.evaluate()
+                if loop.time() - last_metrics >= 5:
+                    await self.refresh_metrics()
+                    last_metrics = loop.time()
+            except StorageError as exc:
+                log.error("dispatch_failed", error=str(exc))
+            except Exception:
+                log.exception("dispatch_failed")

@@ -1,0 +1,165 @@
+"""Delivery from the outbox: one worker per sink (order kept, rate limits respected), sinks in
+parallel. Each attempt's answer decides: sent, retry later (backoff with jitter, at least the
+receiver's Retry-After, until the sink's deadline), or failed with the reason."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+
+import structlog
+
+from umig_monitor.config.models import Retry
+from umig_monitor.core.alerts import notification_from_dict
+from umig_monitor.core.retry import next_attempt
+from umig_monitor.metrics import AlertMetrics
+from umig_monitor.sinks import SendResult, Sink
+from umig_monitor.storage import StorageError, Store
+from umig_monitor.storage.records import Delivery
+
+log = structlog.get_logger("umig_monitor.pipeline")
+IDLE_POLL = 1.0  # seconds between outbox checks when nothing woke the worker
+
+
+class Deliverer:
+    def __init__(
+        self,
+        store: Store,
+        metrics: AlertMetrics,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._clock = clock
+        self._sinks: dict[str, Sink] = {}
+        self._retry: dict[str, Retry] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._wake: dict[str, asyncio.Event] = {}
+        self._orphans: asyncio.Task[None] | None = None
+
+    def configure(self, sinks: Mapping[str, Sink], retry: Mapping[str, Retry]) -> None:
+        """(Re)start workers to match the configured sinks."""
+        self._sinks = dict(sinks)
+        self._retry = dict(retry)
+        for name in list(self._workers):
+            if name not in sinks:
+                self._workers.pop(name).cancel()
+                self._wake.pop(name, None)
+        for name in sinks:
+            if name not in self._workers:
+                self._wake[name] = asyncio.Event()
+                self._workers[name] = asyncio.create_task(self._work(name), name=f"deliver:{name}")
+        if self._orphans is None:
+            self._orphans = asyncio.create_task(self._fail_orphans(), name="deliver:orphans")
+
+    def wake(self) -> None:
+        for event in self._wake.values():
+            event.set()
+
+    async def close(self) -> None:
+        tasks = [*self._workers.values(), *([self._orphans] if self._orphans else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._workers.clear()
+
+    async def _work(self, name: str) -> None:
+        wake = self._wake[name]
+        while True:
+            try:
+                due = await self._store.due_deliveries(self._clock(), sink=name, limit=50)
+            except StorageError as exc:
+                log.error("outbox_read_failed", sink=name, error=str(exc))
+                due = []
+            for delivery in due:
+                sink = self._sinks.get(name)
+                if sink is None:
+                    return
+                await self._attempt(sink, delivery)
+            if len(due) == 50:
+                continue
+            wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=IDLE_POLL)
+
+    async def _attempt(self, sink: Sink, delivery: Delivery) -> None:
+        notification = notification_from_dict(delivery.payload)
+        result: SendResult = await sink.send(notification)
+        now = self._clock()
+        attempt = delivery.attempts + 1
+        try:
+            if result.ok:
+                await self._store.delivery_sent(delivery.id, now)
+                self._metrics.notifications.labels(sink.name, "sent").inc()
+                self._metrics.latency.observe(max((now - delivery.created_at).total_seconds(), 0))
+                log.info(
+                    "alert_sent",
+                    sink=sink.name,
+                    kind=delivery.kind,
+                    attempt=attempt,
+                    idempotency_key=delivery.idempotency_key,
+                    detail=result.detail,
+                )
+                return
+            retry = self._retry.get(sink.name, Retry())
+            when = None
+            if result.retryable:
+                when = next_attempt(
+                    attempt,
+                    now,
+                    delivery.deadline,
+                    initial=retry.initial_backoff,
+                    maximum=retry.max_backoff,
+                    retry_after=result.retry_after,
+                    jitter=random.uniform(0.8, 1.2),
+                )
+            if when is not None:
+                await self._store.delivery_retry(delivery.id, when, result.detail)
+                self._metrics.notifications.labels(sink.name, "retry").inc()
+                log.warning(
+                    "sink_send_failed",
+                    sink=sink.name,
+                    attempt=attempt,
+                    retry_in_s=round((when - now).total_seconds(), 2),
+                    error=result.detail,
+                    idempotency_key=delivery.idempotency_key,
+                )
+                return
+            reason = (
+                result.detail
+                if not result.retryable
+                else f"deadline passed after {attempt} attempts: {result.detail}"
+            )
+            await self._store.delivery_failed(delivery.id, reason)
+            self._metrics.notifications.labels(sink.name, "failed").inc()
+            log.error(
+                "notification_failed",
+                sink=sink.name,
+                attempt=attempt,
+                error=reason,
+                idempotency_key=delivery.idempotency_key,
+            )
+        except StorageError as exc:
+            # The attempt is not recorded; the row stays due and is tried again (a receiver may
+            # see it twice, which the idempotency key lets it drop).
+            log.error("outbox_write_failed", sink=sink.name, error=str(exc))
+
+    async def _fail_orphans(self) -> None:
+        """Rows for a sink removed from the config can never be delivered: say so, once."""
+        while True:
+            try:
+                counts = await self._store.outbox_counts()
+                for sink, status in counts:
+                    if status == "pending" and sink not in self._sinks:
+                        failed = await self._store.fail_pending(
+                            sink, f"sink '{sink}' is no longer configured"
+                        )
+                        log.error(
+                            "notification_failed", sink=sink, count=failed, error="sink no longer configured"
+                        )
+            except StorageError as exc:
+                log.error("outbox_read_failed", error=str(exc))
+            await asyncio.sleep(30)
