@@ -16,6 +16,7 @@ from umig_monitor import __version__
 from umig_monitor.commands.common import ApiError
 from umig_monitor.config import ConfigError, Settings, load_config, resolve_config_path, secret_file_warnings
 from umig_monitor.logs import configure_logging
+from umig_monitor.pipeline.actions import ActionError
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
@@ -99,6 +100,9 @@ def _ops(handler_name: str) -> Any:
         except ApiError as exc:
             print(f"error: the daemon refused: {exc}", file=sys.stderr)
             return EXIT_USAGE
+        except ActionError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         return code
 
     return handler
@@ -138,6 +142,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("environment")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_ops("status.check"))
+
+    p = command("alerts", "active alerts and history")
+    p.add_argument("--active", action="store_true", help="only firing alerts")
+    p.add_argument("--since", help="e.g. 24h, or an ISO timestamp")
+    p.add_argument("--environment", "--env")
+    p.add_argument("--type")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_ops("alerts.alerts"))
+
+    p = command("ack", "acknowledge an alert (stops its escalation)")
+    p.add_argument("id", type=int)
+    p.add_argument("--by", default=os.environ.get("USER") or "cli")
+    p.set_defaults(func=_ops("alerts.ack"))
+
+    p = command("silence", "suppress notifications for matching alerts (checks still run and record)")
+    p.add_argument("action", choices=["add", "list", "expire"])
+    p.add_argument("id", nargs="?", help="silence id (expire)")
+    p.add_argument(
+        "--matcher", "-m", action="append", default=[], help='e.g. environment=uat, type=~"drift.*"'
+    )
+    p.add_argument("--duration", default="1h")
+    p.add_argument("--author", default=os.environ.get("USER") or "cli")
+    p.add_argument("--comment", default="")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_ops("alerts.silence"))
+
+    p = command("escalate", "send a manual alert through routing now (the guide's escalate-alert.sh)")
+    p.add_argument("type", help="e.g. deployment_failure")
+    p.add_argument("environment")
+    p.add_argument("severity", choices=["critical", "warning", "info"])
+    p.add_argument("--message", "-m")
+    p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for delivery without a daemon")
+    p.set_defaults(func=_ops("alerts.escalate_cmd"))
+
+    p = command("notify-test", "send a test notification through one sink, or all of them")
+    p.add_argument("sink", nargs="?")
+    p.set_defaults(func=_ops("alerts.notify_test"))
 
     p = sub.add_parser("simulate", help="serve simulated UMIG environments (for demos and tests)")
     p.add_argument("--envs", default="development,uat,production")

@@ -10,6 +10,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from umig_monitor.storage import StorageError
+from umig_monitor.web import alerts as alerts_api
 from umig_monitor.web.auth import Handler, error, require_token
 from umig_monitor.web.views import environment_detail, environments_view
 
@@ -41,6 +42,7 @@ def build_app(daemon: Daemon) -> web.Application:
     app.router.add_get("/api/v1/environments", environments)
     app.router.add_get("/api/v1/environments/{name}", environment)
     app.router.add_post("/-/reload", guarded(reload))
+    alerts_api.add_routes(app, guarded)
     return app
 
 

@@ -1,0 +1,217 @@
+"""Alerts, acknowledgements, silences, manual escalation and notify-test, through the API and the
+CLI, with a daemon polling the simulator and a real webhook receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.conftest import ConfigWriter, free_port
+from tests.test_health_job import until
+from tests.test_pipeline import Receiver
+from umig_monitor.app import Daemon
+from umig_monitor.cli import main
+from umig_monitor.config import load_config
+from umig_monitor.simulator import RunningSimulator
+
+
+@pytest.fixture
+async def hook() -> AsyncIterator[Receiver]:
+    from aiohttp import web
+
+    receiver = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", receiver.handle)
+    runner = web.AppRunner(app, shutdown_timeout=1)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    receiver.url = f"http://127.0.0.1:{port}/hook"
+    try:
+        yield receiver
+    finally:
+        await runner.cleanup()
+
+
+def extra(hook_url: str) -> str:
+    return f"""
+jobs:
+  health: {{failure_threshold: 2, success_threshold: 1}}
+sinks:
+  hook: {{type: webhook, url: '{hook_url}'}}
+  dead: {{type: webhook, url: 'http://127.0.0.1:{free_port()}/', retry: {{deadline: 1m}}}}
+default_route: {{sinks: [hook]}}
+"""
+
+
+@pytest.fixture
+async def daemon(
+    simulator: RunningSimulator, write_config: ConfigWriter, hook: Receiver
+) -> AsyncIterator[Daemon]:
+    path = write_config(simulator, poll_interval="200ms", extra=extra(hook.url))
+    d = Daemon(load_config(path), path)
+    await d.start()
+    try:
+        yield d
+    finally:
+        await d.stop()
+
+
+async def api(
+    d: Daemon, method: str, path: str, body: Any = None, token: str | None = "test-token"
+) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with (
+        aiohttp.ClientSession() as s,
+        s.request(method, d.listen_url + path, json=body, headers=headers) as r,
+    ):
+        return r.status, await r.json()
+
+
+async def cli(*argv: str) -> int:
+    return await asyncio.to_thread(main, list(argv))
+
+
+async def test_alerts_listed_filtered_and_acknowledged(
+    daemon: Daemon, simulator: RunningSimulator, hook: Receiver
+) -> None:
+    simulator.simulator.update("uat", status="unhealthy")
+    await until(lambda: hook.bodies)
+    status, data = await api(daemon, "GET", "/api/v1/alerts?active=true")
+    assert status == 200
+    [alert] = data["alerts"]
+    assert (alert["type"], alert["environment"], alert["severity"]) == (
+        "environment_unhealthy",
+        "uat",
+        "warning",
+    )
+    assert (await api(daemon, "GET", "/api/v1/alerts?environment=production"))[1]["alerts"] == []
+    assert (await api(daemon, "GET", "/api/v1/alerts?since=1h&type=environment_unhealthy"))[1]["alerts"]
+    assert (await api(daemon, "GET", "/api/v1/alerts?since=yesterday"))[0] == 400
+    assert (await api(daemon, "POST", f"/api/v1/alerts/{alert['id']}/ack", {"by": "x"}, token=None))[0] == 401
+    status, data = await api(daemon, "POST", f"/api/v1/alerts/{alert['id']}/ack", {"by": "alice"})
+    assert (status, data["alert"]["ackedBy"]) == (200, "alice")
+    assert (await api(daemon, "POST", "/api/v1/alerts/999999/ack", {}))[0] == 404
+
+
+async def test_silence_suppresses_but_records(
+    daemon: Daemon, simulator: RunningSimulator, hook: Receiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert daemon.config_path is not None
+    config = str(daemon.config_path)
+    assert (
+        await cli(
+            "silence",
+            "add",
+            "-m",
+            "environment=production",
+            "--duration",
+            "1h",
+            "--comment",
+            "maintenance",
+            "--author",
+            "bob",
+            "--config",
+            config,
+        )
+        == 0
+    )
+    assert "silence" in capsys.readouterr().out
+    simulator.simulator.update("production", status="unhealthy")
+    await until(lambda: daemon.store.active_alerts("production"))
+    await asyncio.sleep(1.5)  # several dispatcher ticks
+    assert hook.bodies == []
+    status, data = await api(daemon, "GET", "/api/v1/alerts?active=true")
+    assert data["alerts"][0]["silencedBy"]
+    status, data = await api(daemon, "GET", "/api/v1/silences")
+    [silence] = data["silences"]
+    assert silence["matchers"] == ['environment="production"']
+    assert (silence["createdBy"], silence["state"]) == ("bob", "active")
+    assert await cli("silence", "expire", silence["id"], "--config", config) == 0
+    await until(lambda: hook.bodies)  # released: the alert is still firing, so it is notified now
+    assert hook.bodies[0]["alerts"][0]["labels"]["environment"] == "production"
+
+
+async def test_silence_input_is_validated(daemon: Daemon) -> None:
+    status, data = await api(
+        daemon, "POST", "/api/v1/silences", {"matchers": ["env~x"], "duration": "1h", "author": "a"}
+    )
+    assert status == 400
+    assert "matchers" in data["error"]
+    status, data = await api(daemon, "POST", "/api/v1/silences", {"matchers": ["env=x"], "author": "a"})
+    assert (status, "duration" in data["error"]) == (400, True)
+
+
+async def test_escalate_through_the_daemon(
+    daemon: Daemon, hook: Receiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert daemon.config_path is not None
+    code = await cli(
+        "escalate",
+        "deployment_failure",
+        "production",
+        "critical",
+        "-m",
+        "rollout stuck",
+        "--config",
+        str(daemon.config_path),
+    )
+    assert code == 0
+    assert "queued by the daemon" in capsys.readouterr().out
+    await until(lambda: hook.bodies)
+    alert = hook.bodies[0]["alerts"][0]
+    assert alert["labels"]["alertname"] == "deployment_failure"
+    assert alert["labels"]["severity"] == "critical"
+    assert "rollout stuck" in json.dumps(hook.bodies[0])
+    status, _ = await api(
+        daemon, "POST", "/api/v1/alerts", {"type": "x", "environment": "nowhere", "severity": "critical"}
+    )
+    assert status == 400
+
+
+async def test_escalate_without_a_daemon(
+    simulator: RunningSimulator,
+    write_config: ConfigWriter,
+    hook: Receiver,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = str(write_config(simulator, extra=extra(hook.url)))
+    assert await cli("escalate", "deployment_failure", "uat", "warning", "--config", config) == 0
+    assert "hook: sent" in capsys.readouterr().out
+    assert len(hook.bodies) == 1
+
+
+async def test_notify_test(
+    simulator: RunningSimulator,
+    write_config: ConfigWriter,
+    hook: Receiver,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = str(write_config(simulator, extra=extra(hook.url)))
+    assert await cli("notify-test", "hook", "--config", config) == 0
+    assert "hook: ok" in capsys.readouterr().out
+    assert hook.bodies[0]["kind"] == "test"
+    assert await cli("notify-test", "--config", config) == 1  # the dead sink fails
+    out = capsys.readouterr().out
+    assert "dead: failed (retryable)" in out
+    assert await cli("notify-test", "nope", "--config", config) == 2
+
+
+async def test_alerts_cli(
+    daemon: Daemon, simulator: RunningSimulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert daemon.config_path is not None
+    simulator.simulator.update("development", status="unhealthy")
+    await until(lambda: daemon.store.active_alerts("development"))
+    capsys.readouterr()
+    assert await cli("alerts", "--active", "--json", "--config", str(daemon.config_path)) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [a["environment"] for a in data["alerts"]] == ["development"]
+    assert await cli("alerts", "--since", "24h", "--config", str(daemon.config_path)) == 0
+    assert "environment_unhealthy" in capsys.readouterr().out

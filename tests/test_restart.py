@@ -1,0 +1,102 @@
+"""Durability on the real process: killed with SIGKILL while deliveries are pending, restarted,
+every notification arrives, once per idempotency key."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from tests.conftest import ConfigWriter, free_port
+from umig_monitor.simulator import RunningSimulator
+
+pytestmark = pytest.mark.slow
+
+
+class FlakyReceiver:
+    def __init__(self) -> None:
+        self.up = False
+        self.attempts: Counter[str] = Counter()
+        self.delivered: Counter[str] = Counter()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        key = request.headers.get("Idempotency-Key", "")
+        self.attempts[key] += 1
+        if not self.up:
+            return web.Response(status=503, text="down for maintenance")
+        await request.read()
+        self.delivered[key] += 1
+        return web.Response(text="ok")
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[FlakyReceiver, str]]:
+    flaky = FlakyReceiver()
+    app = web.Application()
+    app.router.add_post("/hook", flaky.handle)
+    runner = web.AppRunner(app, shutdown_timeout=1)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield flaky, f"http://127.0.0.1:{port}/hook"
+    finally:
+        await runner.cleanup()
+
+
+def start(config: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "umig_monitor", "run", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=os.environ.copy(),
+    )
+
+
+async def wait(predicate, within: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(int(within * 10)):
+        if predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("not reached in time")
+
+
+async def test_sigkill_with_pending_deliveries(
+    simulator: RunningSimulator, write_config: ConfigWriter, receiver: tuple[FlakyReceiver, str]
+) -> None:
+    flaky, url = receiver
+    extra = f"""
+jobs:
+  health: {{failure_threshold: 2, success_threshold: 2}}
+sinks:
+  hook: {{type: webhook, url: '{url}', retry: {{initial_backoff: 200ms, max_backoff: 500ms}}}}
+default_route: {{sinks: [hook]}}
+"""
+    config = write_config(simulator, poll_interval="200ms", extra=extra)
+    simulator.simulator.update("production", status="unhealthy")
+    simulator.simulator.update("uat", status="unhealthy")
+    first = start(config)
+    try:
+        await wait(lambda: len(flaky.attempts) >= 2 and min(flaky.attempts.values()) >= 2)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(first.wait, 10)
+    assert not flaky.delivered
+    flaky.up = True
+    second = start(config)
+    try:
+        await wait(lambda: len(flaky.delivered) >= 2)
+        await asyncio.sleep(1.5)  # any duplicate would arrive by now
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(second.wait, 10) == 0
+    assert len(flaky.delivered) == 2
+    assert set(flaky.delivered.values()) == {1}, flaky.delivered

@@ -1,0 +1,88 @@
+"""Operator actions shared by the API and the CLI (which uses them directly when no daemon runs):
+silences, acknowledgements and manual escalation."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from umig_monitor.core.alerts import Alert, AlertEvent, NotificationKind, Severity, alert_key
+from umig_monitor.core.silences import Silence, parse_matcher
+from umig_monitor.pipeline import AlertPipeline
+from umig_monitor.storage import Store
+
+SEVERITIES = ("critical", "warning", "info")
+
+
+class ActionError(ValueError):
+    """Bad operator input; the message names the field."""
+
+
+async def add_silence(
+    store: Store,
+    matchers: list[str],
+    *,
+    now: datetime,
+    duration: timedelta | None = None,
+    starts_at: datetime | None = None,
+    ends_at: datetime | None = None,
+    author: str,
+    comment: str,
+) -> Silence:
+    if not matchers:
+        raise ActionError("matchers: at least one matcher is required (e.g. environment=uat)")
+    try:
+        parsed = tuple(parse_matcher(m) for m in matchers)
+    except ValueError as exc:
+        raise ActionError(f"matchers: {exc}") from None
+    if not author.strip():
+        raise ActionError("author: required")
+    start = starts_at or now
+    if ends_at is None:
+        if duration is None or duration <= timedelta(0):
+            raise ActionError("duration: a positive duration (or ends_at) is required")
+        ends_at = start + duration
+    if ends_at <= start:
+        raise ActionError("ends_at: must be after starts_at")
+    silence = Silence(uuid.uuid4().hex[:12], parsed, start, ends_at, author.strip(), comment)
+    await store.add_silence(silence, now)
+    return silence
+
+
+async def escalate(
+    store: Store,
+    pipeline: AlertPipeline,
+    kind: str,
+    environment: str,
+    severity: str,
+    message: str | None,
+    *,
+    now: datetime,
+    known_environments: list[str],
+) -> tuple[Alert, int]:
+    """The guide's escalate-alert.sh: a manual alert, recorded and sent through routing at once."""
+    if severity not in SEVERITIES:
+        raise ActionError(f"severity: must be one of {', '.join(SEVERITIES)}, got '{severity}'")
+    if environment not in known_environments:
+        raise ActionError(f"environment: unknown environment '{environment}'")
+    if not kind.replace("_", "").replace("-", "").isalnum():
+        raise ActionError(f"type: use letters, digits, '_' or '-', got '{kind}'")
+    event_id = uuid.uuid4().hex[:12]
+    sev: Severity = severity  # type: ignore[assignment]
+    summary = message or f"{kind} in {environment} escalated manually"
+    alert, _ = await store.fire_alert(
+        AlertEvent(
+            alert_key(kind, environment, f"manual-{event_id}"),
+            kind,
+            environment,
+            sev,
+            summary,
+            now,
+            labels={"manual": "true"},
+            details={"message": message or ""},
+        )
+    )
+    sent = await pipeline.notify(alert, NotificationKind.FIRING, event_id)
+    # A manual escalation is a one-off notice: recorded for history, not an incident to track.
+    resolved = await store.resolve_alert(alert.key, now)
+    return resolved or alert, sent

@@ -1,0 +1,224 @@
+"""Alert, silence and outbox endpoints of the JSON API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from umig_monitor.config.types import parse_duration
+from umig_monitor.core.alerts import AlertState
+from umig_monitor.core.status import alert_document, iso
+from umig_monitor.pipeline.actions import ActionError, add_silence, escalate
+from umig_monitor.web.auth import error
+
+if TYPE_CHECKING:
+    from umig_monitor.app import Daemon
+
+
+def _daemon(request: web.Request) -> Daemon:
+    from umig_monitor.web.server import DAEMON_KEY
+
+    return request.app[DAEMON_KEY]
+
+
+def parse_since(value: str | None, now: datetime) -> datetime | None:
+    """``24h``-style durations back from now, or an ISO timestamp (with an offset)."""
+    if not value:
+        return None
+    try:
+        return now - parse_duration(value)
+    except ValueError:
+        pass
+    try:
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ActionError(f"since: '{value}' is neither a duration (24h) nor an ISO timestamp") from None
+    if ts.tzinfo is None:
+        raise ActionError("since: the timestamp needs a UTC offset (e.g. 2026-01-01T00:00:00Z)")
+    return ts
+
+
+async def _json(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ActionError("body: not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ActionError("body: must be a JSON object")
+    return body
+
+
+async def list_alerts(request: web.Request) -> web.Response:
+    daemon = _daemon(request)
+    q = request.query
+    try:
+        state = AlertState(q["state"]) if q.get("state") else None
+        if q.get("active") in ("1", "true"):
+            state = AlertState.FIRING
+        since = parse_since(q.get("since"), datetime.now(UTC))
+        limit = min(max(int(q.get("limit", "500")), 1), 5000)
+    except ValueError as exc:
+        return error(400, str(exc) if isinstance(exc, ActionError) else f"bad query: {exc}")
+    alerts = await daemon.store.list_alerts(
+        state=state, environment=q.get("environment"), type=q.get("type"), since=since, limit=limit
+    )
+    docs = []
+    for alert in alerts:
+        doc = alert_document(alert)
+        doc["silencedBy"] = (
+            daemon.alerts.suppressed_by(alert.key) if alert.state is AlertState.FIRING else None
+        )
+        docs.append(doc)
+    return web.json_response({"alerts": docs})
+
+
+async def create_alert(request: web.Request) -> web.Response:
+    daemon = _daemon(request)
+    try:
+        body = await _json(request)
+        alert, sent = await escalate(
+            daemon.store,
+            daemon.alerts,
+            str(body.get("type", "")),
+            str(body.get("environment", "")),
+            str(body.get("severity", "")),
+            body.get("message"),
+            now=datetime.now(UTC),
+            known_environments=list(daemon.settings.environments),
+        )
+    except ActionError as exc:
+        return error(400, str(exc))
+    return web.json_response({"alert": alert_document(alert), "notifications": sent}, status=201)
+
+
+async def ack_alert(request: web.Request) -> web.Response:
+    daemon = _daemon(request)
+    try:
+        alert_id = int(request.match_info["id"])
+        body = await _json(request) if request.can_read_body else {}
+    except (ValueError, ActionError) as exc:
+        return error(400, str(exc))
+    by = str(body.get("by") or "api")
+    alert = await daemon.store.ack_alert(alert_id, by, datetime.now(UTC))
+    if alert is None:
+        return error(404, f"no alert {alert_id}")
+    return web.json_response({"alert": alert_document(alert)})
+
+
+def silence_document(s: Any, now: datetime) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "matchers": [str(m) for m in s.matchers],
+        "startsAt": iso(s.starts_at),
+        "endsAt": iso(s.ends_at),
+        "createdBy": s.created_by,
+        "comment": s.comment,
+        "state": "active" if s.active(now) else ("pending" if now < s.starts_at else "expired"),
+    }
+
+
+async def list_silences(request: web.Request) -> web.Response:
+    daemon = _daemon(request)
+    now = datetime.now(UTC)
+    include_all = request.query.get("all") in ("1", "true")
+    stored = await daemon.store.list_silences(None if include_all else now)
+    from umig_monitor.pipeline.policy import config_silences, maintenance_windows
+
+    return web.json_response(
+        {
+            "silences": [
+                silence_document(s, now)
+                for s in [*config_silences(daemon.settings), *stored]
+                if include_all or s.ends_at > now
+            ],
+            "maintenanceWindows": [
+                {
+                    "id": w.id,
+                    "matchers": [str(m) for m in w.matchers],
+                    "days": list(w.days),
+                    "start": str(w.start),
+                    "duration": str(w.duration),
+                    "timezone": w.timezone,
+                    "active": w.active(now),
+                    "comment": w.comment,
+                }
+                for w in maintenance_windows(daemon.settings)
+            ],
+        }
+    )
+
+
+async def create_silence(request: web.Request) -> web.Response:
+    daemon = _daemon(request)
+    now = datetime.now(UTC)
+    try:
+        body = await _json(request)
+        matchers = body.get("matchers")
+        if not isinstance(matchers, list) or not all(isinstance(m, str) for m in matchers):
+            raise ActionError('matchers: a list of strings such as ["environment=uat"]')
+        duration: timedelta | None = None
+        if body.get("duration") is not None:
+            try:
+                duration = parse_duration(body["duration"])
+            except ValueError:
+                raise ActionError(f"duration: invalid duration '{body['duration']}'") from None
+        starts = parse_since(body.get("startsAt"), now) if body.get("startsAt") else None
+        ends = parse_since(body.get("endsAt"), now) if body.get("endsAt") else None
+        silence = await add_silence(
+            daemon.store,
+            matchers,
+            now=now,
+            duration=duration,
+            starts_at=starts,
+            ends_at=ends,
+            author=str(body.get("author") or body.get("createdBy") or ""),
+            comment=str(body.get("comment") or ""),
+        )
+    except ActionError as exc:
+        return error(400, str(exc))
+    return web.json_response({"silence": silence_document(silence, now)}, status=201)
+
+
+async def expire_silence(request: web.Request) -> web.Response:
+    daemon = _daemon(request)
+    if not await daemon.store.expire_silence(request.match_info["id"], datetime.now(UTC)):
+        return error(404, f"no active silence {request.match_info['id']}")
+    return web.json_response({"expired": request.match_info["id"]})
+
+
+async def list_outbox(request: web.Request) -> web.Response:
+    daemon = _daemon(request)
+    status = request.query.get("status")
+    deliveries = await daemon.store.list_deliveries(status=status, limit=500)
+    return web.json_response(
+        {
+            "deliveries": [
+                {
+                    "id": d.id,
+                    "sink": d.sink,
+                    "kind": d.kind,
+                    "status": d.status,
+                    "attempts": d.attempts,
+                    "idempotencyKey": d.idempotency_key,
+                    "createdAt": iso(d.created_at),
+                    "sentAt": iso(d.sent_at),
+                    "nextAttemptAt": iso(d.next_attempt_at),
+                    "lastError": d.last_error,
+                    "alertId": d.alert_id,
+                }
+                for d in deliveries
+            ]
+        }
+    )
+
+
+def add_routes(app: web.Application, guarded: Any) -> None:
+    app.router.add_get("/api/v1/alerts", list_alerts)
+    app.router.add_post("/api/v1/alerts", guarded(create_alert))
+    app.router.add_post("/api/v1/alerts/{id}/ack", guarded(ack_alert))
+    app.router.add_get("/api/v1/silences", list_silences)
+    app.router.add_post("/api/v1/silences", guarded(create_silence))
+    app.router.add_delete("/api/v1/silences/{id}", guarded(expire_silence))
+    app.router.add_get("/api/v1/outbox", list_outbox)
