@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -127,9 +126,9 @@ async def test_silence_suppresses_but_records(
     await until(lambda: daemon.store.active_alerts("production"))
     await asyncio.sleep(1.5)  # several dispatcher ticks
     assert hook.bodies == []
-    status, data = await api(daemon, "GET", "/api/v1/alerts?active=true")
+    _, data = await api(daemon, "GET", "/api/v1/alerts?active=true")
     assert data["alerts"][0]["silencedBy"]
-    status, data = await api(daemon, "GET", "/api/v1/silences")
+    _, data = await api(daemon, "GET", "/api/v1/silences")
     [silence] = data["silences"]
     assert silence["matchers"] == ['environment="production"']
     assert (silence["createdBy"], silence["state"]) == ("bob", "active")
