@@ -43,6 +43,7 @@ import resource
 import shutil
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -74,6 +75,7 @@ API_PREFIX = "/rest/scriptrunner/latest/custom"
 HOST = "127.0.0.1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 REQUESTS_PER_POLL = 3  # health, version, components
+BLOCKS = 5  # the bare aiohttp reference is measured in blocks; the median is reported
 
 # From issue 3, measured on the issue author's machine.
 REFERENCE_CURL_JQ_MS = 53.0
@@ -134,7 +136,7 @@ class Figure:
     def render(self) -> str:
         if self.value is None:
             return f"  {self.label:<36} absent: {self.note}"
-        digits = 3 if abs(self.value) < 10 else 1
+        digits = 0 if self.unit == "runs" else 3 if abs(self.value) < 10 else 1
         shown = f"{self.value:,.{digits}f} {self.unit}".strip()
         target = f"target {self.target}  {self.verdict}" if self.target else ""
         line = f"  {self.label:<36} {shown:<13} {target}".rstrip()
@@ -505,6 +507,8 @@ async def bench_daemon(
         "whole bench process",
         **judged(f"< {TARGET_RSS_MB:g} MB", peak_rss < TARGET_RSS_MB),
     )
+    not_started = section.facts["runs_skipped_still_running"] + section.facts["runs_missed_misfire"]
+    allowed = (len(in_window(lag.start_lags, start, end)) + not_started) // 100  # what a p99 may leave out
     for key, label, lags, how in (
         ("start_lag", "start lag", lag.start_lags, "job body entered - scheduled time"),
         (
@@ -519,15 +523,24 @@ async def bench_daemon(
             section.absent(f"{key}_ms_p99", f"{label} p50 / p99", "no poll started in the window")
             continue
         p99 = percentile(values, 99)
+        note = f"max {max(values) * 1000:,.1f} ms over {len(values)} runs"
+        if not_started:
+            # A run that never started is later than any that did: the p99 of the started ones is
+            # not the p99 of the schedule, so it cannot pass.
+            note += f"; {not_started} more never started"
+        ok = p99 < TARGET_LAG_P99_S and not_started <= allowed
         section.add(f"{key}_ms_p50", f"{label} p50", percentile(values, 50) * 1000, "ms", how)
         section.add(
-            f"{key}_ms_p99",
-            f"{label} p99",
-            p99 * 1000,
-            "ms",
-            f"max {max(values) * 1000:,.1f} ms over {len(values)} runs",
-            **judged(f"< {TARGET_LAG_P99_S:g} s", p99 < TARGET_LAG_P99_S),
+            f"{key}_ms_p99", f"{label} p99", p99 * 1000, "ms", note, **judged(f"< {TARGET_LAG_P99_S:g} s", ok)
         )
+    section.add(
+        "runs_not_started",
+        "scheduled polls that never started",
+        not_started,
+        "runs",
+        "skipped: the previous run was still going; or missed: later than misfire_grace_time",
+        **judged(f"<= 1% ({allowed})", not_started <= allowed),
+    )
     return section
 
 
@@ -537,8 +550,9 @@ async def bench_daemon(
 async def bench_aiohttp(sim_port: int, envs: Sequence[str], requests: int) -> Section:
     section = Section(
         "bare aiohttp (reference)",
-        "one ClientSession, keep-alive, json.loads of the body; process CPU / requests. Single: one "
-        "GET at a time of a health URL. Poll shape: health, version and components gathered, as a poll.",
+        "one ClientSession, keep-alive, json.loads of the body; process CPU / requests, median of "
+        f"{BLOCKS} blocks. Single: one GET at a time of a health URL. Poll shape: health, version and "
+        "components gathered, as a poll does.",
     )
     base = f"http://{HOST}:{sim_port}"
     async with aiohttp.ClientSession() as session:
@@ -552,23 +566,36 @@ async def bench_aiohttp(sim_port: int, envs: Sequence[str], requests: int) -> Se
             env = envs[i % len(envs)]
             return [f"/{env}{API_PREFIX}/admin/{doc}" for doc in ("health", "version", "components")]
 
-        for i in range(100):  # warm-up: connections open, code paths hot
-            await asyncio.gather(*(get(p) for p in paths(i)))
-        cpu0 = time.process_time()
-        for i in range(requests):
+        async def one(i: int) -> None:
             await get(paths(i)[0])
-        single = (time.process_time() - cpu0) * 1000 / requests
-        rounds = max(1, requests // REQUESTS_PER_POLL)
-        cpu0 = time.process_time()
-        for i in range(rounds):
+
+        async def shaped(i: int) -> None:
             await asyncio.gather(*(get(p) for p in paths(i)))
-        shaped = (time.process_time() - cpu0) * 1000 / rounds
-    section.facts.update(requests=requests, poll_shape_rounds=rounds)
+
+        async def cpu_ms_each(call: Callable[[int], Awaitable[None]], count: int) -> list[float]:
+            """CPU ms per call in each of BLOCKS blocks: the median shrugs off a noisy neighbour."""
+            per_block = max(1, count // BLOCKS)
+            blocks = []
+            for block in range(BLOCKS):
+                cpu0 = time.process_time()
+                for i in range(block * per_block, (block + 1) * per_block):
+                    await call(i)
+                blocks.append((time.process_time() - cpu0) * 1000 / per_block)
+            return blocks
+
+        for i in range(100):  # warm-up: connections open, code paths hot
+            await shaped(i)
+        singles = await cpu_ms_each(one, requests)
+        shapes = await cpu_ms_each(shaped, requests // REQUESTS_PER_POLL)
+    single, shape = statistics.median(singles), statistics.median(shapes)
+    section.facts.update(
+        requests=requests,
+        get_ms_blocks=[round(v, 3) for v in singles],
+        poll_shape_ms_blocks=[round(v, 3) for v in shapes],
+    )
     reference = f"issue reference ≈ {REFERENCE_AIOHTTP_MS:g} ms"
     section.add("cpu_ms_per_get", "CPU per GET + JSON parse", single, "ms", reference)
-    section.add(
-        "cpu_ms_per_poll_shape", "CPU per poll shape (3 gathered)", shaped, "ms", "floor under a poll"
-    )
+    section.add("cpu_ms_per_poll_shape", "CPU per poll shape (3 gathered)", shape, "ms", "floor under a poll")
     return section
 
 

@@ -9,10 +9,13 @@ import textwrap
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from aiohttp import web
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from umig_monitor.simulator import RunningSimulator, start_simulator
@@ -158,8 +161,48 @@ async def external_process(command: list[str], ready_url: str, within: float = 2
 
 @pytest.fixture(autouse=True)
 def _reset_logging() -> Iterator[None]:
-    """Commands configure logging globally; each test starts from structlog's defaults."""
+    """Logs go to stderr, so an in-process daemon's log lines never mix with a command's output on
+    stdout; commands configure logging globally, so each test starts afresh."""
+    import sys
+
     import structlog
 
+    from umig_monitor.logs import configure_logging
+
+    configure_logging("info", "console", sys.stderr)
     yield
     structlog.reset_defaults()
+
+
+@dataclass
+class Receiver:
+    """An aiohttp webhook receiver; ``script`` gives the status of each request in turn."""
+
+    url: str = ""
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    script: list[int] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        status = self.script.pop(0) if self.script else 200
+        if status == 200:
+            self.bodies.append(await request.json())
+            self.keys.append(request.headers.get("Idempotency-Key", ""))
+            return web.Response(text="ok")
+        return web.Response(status=status, text="nope", headers={"Retry-After": "0"})
+
+
+@pytest.fixture
+async def hook() -> AsyncIterator[Receiver]:
+    receiver = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", receiver.handle)
+    runner = web.AppRunner(app, shutdown_timeout=1)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    receiver.url = f"http://127.0.0.1:{port}/hook"
+    try:
+        yield receiver
+    finally:
+        await runner.cleanup()

@@ -11,31 +11,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import ConfigWriter, free_port
+from tests.conftest import ConfigWriter, Receiver, free_port
 from tests.test_health_job import until
-from tests.test_pipeline import Receiver
 from umig_monitor.app import Daemon
 from umig_monitor.cli import main
 from umig_monitor.config import load_config
 from umig_monitor.simulator import RunningSimulator
-
-
-@pytest.fixture
-async def hook() -> AsyncIterator[Receiver]:
-    from aiohttp import web
-
-    receiver = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", receiver.handle)
-    runner = web.AppRunner(app, shutdown_timeout=1)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    receiver.url = f"http://127.0.0.1:{port}/hook"
-    try:
-        yield receiver
-    finally:
-        await runner.cleanup()
 
 
 def extra(hook_url: str) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.conftest import free_port
+from tests.conftest import Receiver, free_port
 from umig_monitor.config import Settings, parse_config
 from umig_monitor.core.alerts import AlertEvent, AlertState, alert_key
 from umig_monitor.metrics import AlertMetrics, SelfMetrics
@@ -24,24 +23,6 @@ from umig_monitor.pipeline.dispatch import plan
 from umig_monitor.storage import Store
 
 T0 = datetime(2026, 3, 3, 12, 0, tzinfo=UTC)
-
-
-@dataclass
-class Receiver:
-    """An aiohttp webhook receiver; ``script`` gives the status of each request in turn."""
-
-    url: str = ""
-    bodies: list[dict[str, Any]] = field(default_factory=list)
-    keys: list[str] = field(default_factory=list)
-    script: list[int] = field(default_factory=list)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        status = self.script.pop(0) if self.script else 200
-        if status == 200:
-            self.bodies.append(await request.json())
-            self.keys.append(request.headers.get("Idempotency-Key", ""))
-            return web.Response(text="ok")
-        return web.Response(status=status, text="nope", headers={"Retry-After": "0"})
 
 
 @pytest.fixture

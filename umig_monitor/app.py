@@ -7,7 +7,7 @@ import asyncio
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,22 +19,38 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from umig_monitor.config import ConfigError, Settings, load_config, secret_file_warnings
 from umig_monitor.core.tracking import Tracker
 from umig_monitor.jobs import JobSpec, desired_jobs
+from umig_monitor.jobs.deployments import DeploymentRecorder
 from umig_monitor.jobs.health import poll_environment
 from umig_monitor.jobs.pushgateway import PushFailed, push_metrics
 from umig_monitor.jobs.retention import enforce_retention
 from umig_monitor.jobs.samples import SampleWriter
-from umig_monitor.metrics import AlertMetrics, SelfMetrics, UmigMetrics
+from umig_monitor.jobs.watch import look
+from umig_monitor.metrics import AlertMetrics, DeploymentMetrics, SelfMetrics, UmigMetrics
 from umig_monitor.pipeline import AlertPipeline
 from umig_monitor.probes.client import make_session
 from umig_monitor.sdnotify import SystemdNotifier
 from umig_monitor.storage import StorageError, Store
+from umig_monitor.storage.deployments import Watch
 from umig_monitor.web.server import WebServer
 
 log = structlog.get_logger("umig_monitor.app")
 
 JobBody = Callable[..., Awaitable[None]]
+
+
+async def watch_deployment(daemon: Daemon, deployment_id: str) -> None:
+    watch = await daemon.store.get_watch(deployment_id)
+    if watch is None or watch.state != "watching":
+        daemon.end_watch_job(deployment_id)
+        return
+    watch = await look(daemon.deployments, daemon.session, watch)
+    if watch.state != "watching":
+        daemon.end_watch_job(deployment_id)
+
+
 JOB_BODIES: dict[str, JobBody] = {
     "health": poll_environment,
+    "watch": watch_deployment,
     "retention": enforce_retention,
     "pushgateway": push_metrics,
 }
@@ -59,6 +75,8 @@ class Daemon:
         self.trackers: dict[str, Tracker] = {}
         self.umig_metrics = UmigMetrics()
         self.alert_metrics = AlertMetrics(self.metrics.registry)
+        self.deployment_metrics = DeploymentMetrics(self.metrics.registry)
+        self._deployments: DeploymentRecorder | None = None
         self.last_reload: dict[str, Any] = {"ok": True, "at": self.started_at.isoformat(), "error": None}
         self._store: Store | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -97,6 +115,11 @@ class Daemon:
         return self._alerts
 
     @property
+    def deployments(self) -> DeploymentRecorder:
+        assert self._deployments is not None, "daemon not started"
+        return self._deployments
+
+    @property
     def scheduler(self) -> AsyncIOScheduler:
         assert self._scheduler is not None, "daemon not started"
         return self._scheduler
@@ -133,6 +156,9 @@ class Daemon:
         self._alerts = AlertPipeline(self._store, self.alert_metrics)
         self._alerts.configure(self.settings, self._session)
         self._alerts.start()
+        self._deployments = DeploymentRecorder(
+            self._store, self._alerts, self.settings, self.deployment_metrics
+        )
         self._scheduler = AsyncIOScheduler(
             timezone=self.timezone,
             job_defaults={
@@ -142,6 +168,8 @@ class Daemon:
             },
         )
         self._sync_jobs()
+        for watch in await self._store.active_watches():
+            self.add_watch_job(watch.deployment_id)  # resumed after a restart
         self._scheduler.start()
         self._accepting = True
         host, port = self.settings.daemon.listen_address
@@ -224,6 +252,7 @@ class Daemon:
             log.warning("config_change_needs_restart", keys="daemon.storage/daemon.listen")
         self.polled &= set(new.environments)
         self.alerts.configure(new, self.session)
+        self.deployments.settings = new
         for gone in set(old.environments) - set(new.environments):
             self.trackers.pop(gone, None)
             self.umig_metrics.forget(gone)
@@ -248,6 +277,45 @@ class Daemon:
                 scheduler.reschedule_job(spec.id, trigger=spec.trigger)
             self._fingerprints[spec.id] = spec.fingerprint
         self.metrics.scheduled_jobs.set(len(self._fingerprints))
+
+    def add_watch_job(self, deployment_id: str) -> None:
+        every = self.settings.deployments.watch_interval.total_seconds()
+        spec = JobSpec(f"watch:{deployment_id}", "watch", (deployment_id,), None, "")
+        self.scheduler.add_job(
+            self._run_job,
+            "interval",
+            seconds=every,
+            args=(spec,),
+            id=spec.id,
+            name=spec.id,
+            next_run_time=datetime.now(self.timezone),
+            replace_existing=True,
+        )
+
+    def end_watch_job(self, deployment_id: str) -> None:
+        job = self.scheduler.get_job(f"watch:{deployment_id}")
+        if job is not None:
+            job.remove()
+
+    async def start_watch(
+        self, deployment_id: str, environment: str, version: str, within: timedelta | None
+    ) -> Watch:
+        now = datetime.now(UTC)
+        existing = await self.store.get_watch(deployment_id)
+        if existing is not None and existing.state == "watching":
+            return existing
+        watch = Watch(
+            deployment_id,
+            environment,
+            version,
+            now,
+            now + (within or self.settings.deployments.watch_timeout),
+            "watching",
+            {},
+        )
+        await self.store.save_watch(watch, now)
+        self.add_watch_job(deployment_id)
+        return watch
 
     async def _run_job(self, spec: JobSpec) -> None:
         if not self._accepting:

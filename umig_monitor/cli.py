@@ -15,6 +15,7 @@ from typing import Any
 from umig_monitor import __version__
 from umig_monitor.commands.common import ApiError
 from umig_monitor.config import ConfigError, Settings, load_config, resolve_config_path, secret_file_warnings
+from umig_monitor.core.deployments import EventError
 from umig_monitor.logs import configure_logging
 from umig_monitor.pipeline.actions import ActionError
 
@@ -100,7 +101,7 @@ def _ops(handler_name: str) -> Any:
         except ApiError as exc:
             print(f"error: the daemon refused: {exc}", file=sys.stderr)
             return EXIT_USAGE
-        except ActionError as exc:
+        except (ActionError, EventError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
         return code
@@ -179,6 +180,42 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("notify-test", "send a test notification through one sink, or all of them")
     p.add_argument("sink", nargs="?")
     p.set_defaults(func=_ops("alerts.notify_test"))
+
+    p = command("deploy-event", "record a deployment event (the guide's log-deployment-event); prints its id")
+    p.add_argument("event", choices=["start", "success", "failure", "rollback"])
+    p.add_argument("--env", required=True)
+    p.add_argument("--version", required=False)
+    p.add_argument("--to-version")
+    p.add_argument("--id", help="deployment id (default: a new one for start, the open start for success)")
+    p.add_argument("--error")
+    p.add_argument("--duration", help="seconds or e.g. 4m30s")
+    p.add_argument("--initiated-by", default=os.environ.get("USER"))
+    p.add_argument("--meta", action="append", default=[], help="k=v (commit_sha, commit_time, pipeline_url)")
+    p.add_argument("--print", choices=["event", "deployment"], default="event", help="which id to print")
+    p.set_defaults(func=_ops("deployments.deploy_event"))
+
+    p = command("watch-deploy", "wait for a version to appear, validate it; exit 0 verified, 1 not")
+    p.add_argument("--env", required=True)
+    p.add_argument("--version", required=True)
+    p.add_argument("--timeout", help="e.g. 10m (default deployments.watch_timeout)")
+    p.add_argument("--id", help="deployment id")
+    p.set_defaults(func=_ops("deployments.watch_deploy"))
+
+    p = command("history", "deployment history with its summary (the guide's query-deployment-history)")
+    p.add_argument("environment", nargs="?")
+    p.add_argument("--days", type=float, default=30)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--export", choices=["jsonl"], help="write the guide's deployment-history.jsonl records")
+    p.set_defaults(func=_ops("deployments.history"))
+
+    p = command("import-history", "import a deployment-history.jsonl file; malformed lines are reported")
+    p.add_argument("file")
+    p.set_defaults(func=_ops("deployments.import_history"))
+
+    p = command("dora", "DORA figures per environment")
+    p.add_argument("--days", type=float, default=90)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_ops("deployments.dora_cmd"))
 
     p = sub.add_parser("simulate", help="serve simulated UMIG environments (for demos and tests)")
     p.add_argument("--envs", default="development,uat,production")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import platform
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.process_collector import ProcessCollector
@@ -165,3 +166,34 @@ class AlertMetrics:
     def set_pending(self, counts: dict[str, int], sinks: list[str]) -> None:
         for sink in sinks:
             self.pending.labels(sink).set(counts.get(sink, 0))
+
+
+class DeploymentMetrics:
+    """Deployments as they are recorded (counters restart at zero with the process, as usual)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.total = Counter(
+            "umig_deployment",
+            "Deployment events by environment and result.",
+            ["environment", "result"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "umig_deployment_duration_seconds",
+            "Reported durations of successful deployments.",
+            ["environment"],
+            buckets=(30, 60, 120, 300, 600, 900, 1800, 3600, 7200),
+            registry=registry,
+        )
+
+    def observe(self, event: Any) -> None:
+        result = {
+            "deployment_start": "started",
+            "deployment_success": "success",
+            "deployment_failure": "failure",
+            "rollback": "rollback",
+            "observed": "observed",
+        }
+        self.total.labels(event.environment, result.get(event.type.value, event.type.value)).inc()
+        if event.type.value == "deployment_success" and event.duration_seconds is not None:
+            self.duration.labels(event.environment).observe(event.duration_seconds)

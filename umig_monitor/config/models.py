@@ -408,3 +408,34 @@ class MaintenanceWindow(Strict):
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
                 raise ValueError(f"unknown timezone '{value}'") from None
         return value
+
+
+# --- deployments ------------------------------------------------------------------------------
+
+ValidationCheck = Literal["health", "orchestrator", "teams", "users"]
+DEFAULT_VALIDATION: tuple[ValidationCheck, ...] = ("health", "orchestrator", "teams")
+
+
+class Deployments(Strict):
+    """Deployment tracking: forwarding to a central log, and the post-deployment validation."""
+
+    forward_url: SecretStr | None = None
+    forward_url_file: Path | None = None
+    forward_headers: dict[str, str] = Field(default_factory=dict)
+    forward_retry: Retry = Retry()
+    watch_interval: PositiveDuration = timedelta(seconds=10)
+    watch_timeout: PositiveDuration = timedelta(minutes=10)
+    # The guide's defaults: health healthy, orchestrator active, teams endpoint 200.
+    validation: list[ValidationCheck] = Field(default_factory=lambda: list(DEFAULT_VALIDATION))
+
+    @model_validator(mode="after")
+    def _url_once(self) -> Deployments:
+        _one_of(self.forward_url, self.forward_url_file, "forward_url")
+        return self
+
+    @property
+    def forwarding(self) -> bool:
+        return self.forward_url is not None or self.forward_url_file is not None
+
+    def read_forward_url(self) -> str | None:
+        return read_secret(self.forward_url, self.forward_url_file)

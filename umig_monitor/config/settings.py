@@ -13,6 +13,7 @@ from umig_monitor.config.models import (
     Daemon,
     DailyReportJob,
     DefaultRoute,
+    Deployments,
     Environment,
     Jobs,
     MaintenanceWindow,
@@ -45,6 +46,7 @@ class Settings(BaseSettings):
     pushgateway: Pushgateway | None = None
     silences: list[ConfigSilence] = Field(default_factory=list)
     maintenance_windows: list[MaintenanceWindow] = Field(default_factory=list)
+    deployments: Deployments = Deployments()
 
     @classmethod
     def settings_customise_sources(

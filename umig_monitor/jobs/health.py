@@ -88,6 +88,7 @@ async def poll_environment(daemon: Daemon, name: str) -> None:
         previous, current = outcomes.version_changed
         await daemon.store.kv_set(version_key(name), {"version": current, "first_seen": now.isoformat()}, now)
         log.info("version_changed", env=name, version=current, previous=previous)
+        await daemon.deployments.observed(name, previous, current, now)
     for event in outcomes.events:
         await daemon.alerts.submit(event)
     if env.health_log is not None:

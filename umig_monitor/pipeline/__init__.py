@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -24,6 +24,7 @@ from umig_monitor.pipeline.deliver import Deliverer
 from umig_monitor.pipeline.dispatch import Dispatcher, Policy
 from umig_monitor.pipeline.policy import config_silences, maintenance_windows, route_specs
 from umig_monitor.sinks import Sink, build_sink
+from umig_monitor.sinks.forward import FORWARD_SINK, ForwardSink
 from umig_monitor.storage import StorageError, Store
 from umig_monitor.storage.records import OutboxEntry
 
@@ -61,10 +62,14 @@ class AlertPipeline:
 
     def configure(self, settings: Settings, session: aiohttp.ClientSession) -> None:
         self._dispatcher.policy = policy_from(settings)
-        sinks: Mapping[str, Sink] = {
+        sinks: dict[str, Sink] = {
             name: build_sink(name, cfg, session) for name, cfg in settings.sinks.items()
         }
-        self._deliverer.configure(sinks, {name: cfg.retry for name, cfg in settings.sinks.items()})
+        retry = {name: cfg.retry for name, cfg in settings.sinks.items()}
+        if settings.deployments.forwarding:
+            sinks[FORWARD_SINK] = ForwardSink(settings.deployments, session)
+            retry[FORWARD_SINK] = settings.deployments.forward_retry
+        self._deliverer.configure(sinks, retry)
         self._sink_names = list(settings.sinks)
         self._wake.set()
 

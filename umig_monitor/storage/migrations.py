@@ -232,10 +232,29 @@ def _0003_notification_log_and_silences(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _0004_deployment_watches(conn: Connection) -> None:
+    md = sa.MetaData(naming_convention=_NAMING_CONVENTION)
+    sa.Table(
+        "deployment_watches",
+        md,
+        sa.Column("deployment_id", sa.String, primary_key=True),
+        sa.Column("environment", sa.String, nullable=False),
+        sa.Column("expected_version", sa.String, nullable=False),
+        sa.Column("started_at", UTCDateTime, nullable=False),
+        sa.Column("deadline", UTCDateTime, nullable=False),
+        sa.Column("state", sa.String, nullable=False),
+        sa.Column("result", json_doc(), nullable=False),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
+        sa.Index("ix_deployment_watches_state", "state"),
+    )
+    md.create_all(conn)
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "initial tables", _0001_initial_tables),
     Migration(2, "hourly health rollups; health_samples time indexes", _0002_hourly_rollups),
     Migration(3, "notification log and silences", _0003_notification_log_and_silences),
+    Migration(4, "deployment watches", _0004_deployment_watches),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1].version
 

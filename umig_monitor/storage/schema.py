@@ -189,3 +189,17 @@ silences = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Index("ix_silences_ends_at", "ends_at"),
 )
+
+deployment_watches = sa.Table(
+    "deployment_watches",
+    metadata,
+    sa.Column("deployment_id", sa.String, primary_key=True),
+    sa.Column("environment", sa.String, nullable=False),
+    sa.Column("expected_version", sa.String, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("deadline", UTCDateTime, nullable=False),
+    sa.Column("state", sa.String, nullable=False),
+    sa.Column("result", json_doc(), nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index("ix_deployment_watches_state", "state"),
+)

@@ -40,7 +40,7 @@ def parse_since(value: str | None, now: datetime) -> datetime | None:
     return ts
 
 
-async def _json(request: web.Request) -> dict[str, Any]:
+async def read_json(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json()
     except ValueError:
@@ -77,7 +77,7 @@ async def list_alerts(request: web.Request) -> web.Response:
 async def create_alert(request: web.Request) -> web.Response:
     daemon = _daemon(request)
     try:
-        body = await _json(request)
+        body = await read_json(request)
         alert, sent = await escalate(
             daemon.store,
             daemon.alerts,
@@ -97,7 +97,7 @@ async def ack_alert(request: web.Request) -> web.Response:
     daemon = _daemon(request)
     try:
         alert_id = int(request.match_info["id"])
-        body = await _json(request) if request.can_read_body else {}
+        body = await read_json(request) if request.can_read_body else {}
     except (ValueError, ActionError) as exc:
         return error(400, str(exc))
     by = str(body.get("by") or "api")
@@ -154,7 +154,7 @@ async def create_silence(request: web.Request) -> web.Response:
     daemon = _daemon(request)
     now = datetime.now(UTC)
     try:
-        body = await _json(request)
+        body = await read_json(request)
         matchers = body.get("matchers")
         if not isinstance(matchers, list) or not all(isinstance(m, str) for m in matchers):
             raise ActionError('matchers: a list of strings such as ["environment=uat"]')

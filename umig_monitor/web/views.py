@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from umig_monitor.config import Settings
-from umig_monitor.core.status import alert_document, environment_status, sample_document
+from umig_monitor.core.status import alert_document, environment_status, iso, sample_document
 from umig_monitor.core.tracking import HEALTH
 from umig_monitor.jobs.health import version_key
 from umig_monitor.storage import Store
@@ -15,11 +15,22 @@ async def environments_view(store: Store, settings: Settings) -> dict[str, Any]:
     latest = await store.latest_health_samples()
     active = await store.active_alerts()
     incidents = {a.environment: a for a in active if a.key.startswith(f"{HEALTH}/")}
+    deployed = await store.latest_deployments()
     out: dict[str, Any] = {}
     for name, env in settings.environments.items():
         seen = await store.kv_get(version_key(name))
+        current = deployed.get(name)
+        deployment = (
+            {"version": current.version, "deployedAt": iso(current.ts), "deployedBy": current.initiated_by}
+            if current is not None
+            else None
+        )
         out[name] = environment_status(
-            env.kind, latest.get(name), seen if isinstance(seen, dict) else None, incidents.get(name)
+            env.kind,
+            latest.get(name),
+            seen if isinstance(seen, dict) else None,
+            incidents.get(name),
+            deployment,
         )
     return {"environments": out}
 
@@ -37,3 +48,27 @@ async def environment_detail(store: Store, settings: Settings, name: str, limit:
         "activeAlerts": [alert_document(a) for a in active],
         "recentSamples": [sample_document(s) for s in samples],
     }
+
+
+async def dora_figures(
+    store: Store, settings: Settings, days: float, only: str | None = None
+) -> dict[str, Any]:
+    from dataclasses import asdict
+    from datetime import UTC, datetime, timedelta
+
+    from umig_monitor.core.alerts import AlertState
+    from umig_monitor.core.deployments import dora
+
+    end = datetime.now(UTC)
+    start = end - timedelta(days=days)
+    out = {}
+    for name in settings.environments:
+        if only is not None and name != only:
+            continue
+        events = await store.deployment_events(environment=name, since=start, until=end, newest_first=False)
+        resolved = await store.list_alerts(
+            state=AlertState.RESOLVED, environment=name, since=start, limit=5000
+        )
+        recoveries = sorted(a.ends_at for a in resolved if a.ends_at and a.key.startswith(f"{HEALTH}/"))
+        out[name] = asdict(dora(name, events, recoveries, start, end))
+    return {"windowDays": days, "environments": out}

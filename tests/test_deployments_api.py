@@ -1,0 +1,295 @@
+"""Deployment tracking in a running daemon: events through the API and CLI, observed deployments,
+watches (verified, failed, timed out, resumed after a restart), history export/import and DORA."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ConfigWriter, Receiver
+from tests.test_alerts_api import api, cli
+from tests.test_health_job import until
+from umig_monitor.app import Daemon
+from umig_monitor.config import load_config
+from umig_monitor.simulator import RunningSimulator
+
+
+def extra(hook_url: str) -> str:
+    return f"""
+jobs:
+  health: {{failure_threshold: 2, success_threshold: 1}}
+sinks:
+  hook: {{type: webhook, url: '{hook_url}'}}
+default_route: {{sinks: [hook]}}
+deployments:
+  watch_interval: 200ms
+  forward_url: '{hook_url}'
+"""
+
+
+@pytest.fixture
+async def daemon(
+    simulator: RunningSimulator, write_config: ConfigWriter, hook: Receiver
+) -> AsyncIterator[Daemon]:
+    path = write_config(simulator, poll_interval="200ms", extra=extra(hook.url))
+    d = Daemon(load_config(path), path)
+    await d.start()
+    try:
+        yield d
+    finally:
+        await d.stop()
+
+
+def kinds(hook: Receiver) -> list[str]:
+    out = []
+    for body in hook.bodies:
+        if "alerts" in body:
+            out.append(body["alerts"][0]["labels"]["alertname"])
+        else:
+            out.append("forward:" + body["type"])
+    return out
+
+
+async def test_events_validated_stored_notified_and_forwarded(daemon: Daemon, hook: Receiver) -> None:
+    status, data = await api(
+        daemon,
+        "POST",
+        "/api/v1/deployments/events",
+        {"type": "start", "environment": "uat", "version": "1.2.0-rc.3", "initiatedBy": "ci"},
+    )
+    assert status == 201
+    deployment_id = data["event"]["deploymentId"]
+    assert data["event"]["status"] == "in_progress"
+    again = await api(
+        daemon,
+        "POST",
+        "/api/v1/deployments/events",
+        {"type": "start", "environment": "uat", "version": "1.2.0-rc.3", "id": deployment_id},
+    )
+    assert again[0] == 200
+    assert again[1]["created"] is False  # idempotent
+    await until(lambda: len(hook.bodies) >= 2)
+    assert sorted(kinds(hook)) == ["deployment_start", "forward:deployment_start"]
+    forwarded = next(b for b in hook.bodies if "alerts" not in b)
+    assert (forwarded["environment"], forwarded["version"], forwarded["initiatedBy"]) == (
+        "uat",
+        "1.2.0-rc.3",
+        "ci",
+    )
+
+    for body, field in [
+        ({"type": "start", "environment": "nowhere", "version": "1.0.0"}, "environment"),
+        ({"type": "start", "environment": "uat", "version": "one.two"}, "version"),
+        ({"type": "failure", "environment": "uat", "version": "1.2.0"}, "error"),
+        ({"type": "explode", "environment": "uat", "version": "1.2.0"}, "type"),
+        ({"type": "rollback", "environment": "uat", "version": "1.2.0"}, "toVersion"),
+    ]:
+        status, data = await api(daemon, "POST", "/api/v1/deployments/events", body)
+        assert status == 400, body
+        assert field.lower() in data["field"].lower().replace("_", ""), data
+    assert (await api(daemon, "POST", "/api/v1/deployments/events", {}, token=None))[0] == 401
+
+
+async def test_success_without_start_is_flagged(daemon: Daemon) -> None:
+    status, data = await api(
+        daemon,
+        "POST",
+        "/api/v1/deployments/events",
+        {"type": "success", "environment": "production", "version": "1.1.2", "duration": 90},
+    )
+    assert status == 201
+    [event] = await daemon.store.events_of_deployment(data["event"]["deploymentId"])
+    assert "success_without_start" in event.flags
+
+
+async def test_observed_deployment_and_status(daemon: Daemon, simulator: RunningSimulator) -> None:
+    await until(daemon.first_round_done)
+    simulator.simulator.update("uat", version="1.2.0-rc.5")
+    await until(lambda: daemon.store.deployment_events(environment="uat", types=["observed"]))
+    [event] = await daemon.store.deployment_events(environment="uat", types=["observed"])
+    assert event.version == "1.2.0-rc.5"
+    assert event.metadata["previousVersion"] == "1.2.0-rc.2"
+    await daemon.writer.flush()
+    _, data = await api(daemon, "GET", "/api/v1/environments")
+    uat = data["environments"]["uat"]
+    assert uat["umigVersion"] == "1.2.0-rc.5"
+    assert uat["deployedAt"] is not None
+
+
+async def test_watch_verifies_a_deployment(
+    daemon: Daemon, simulator: RunningSimulator, hook: Receiver
+) -> None:
+    await until(daemon.first_round_done)
+    _, started = await api(
+        daemon,
+        "POST",
+        "/api/v1/deployments/events",
+        {"type": "start", "environment": "uat", "version": "1.2.0"},
+    )
+    deployment_id = started["event"]["deploymentId"]
+    status, _ = await api(
+        daemon,
+        "POST",
+        f"/api/v1/deployments/{deployment_id}/watch",
+        {"environment": "uat", "version": "1.2.0", "timeout": "30s"},
+    )
+    assert status == 202
+    await asyncio.sleep(0.6)
+    _, detail = await api(daemon, "GET", f"/api/v1/deployments/{deployment_id}")
+    assert detail["watch"]["progress"] == "current version: 1.2.0-rc.2, expecting: 1.2.0"
+    simulator.simulator.update("uat", version="1.2.0")
+    await until(lambda: watch_state(daemon, deployment_id, "verified"))
+    events = await daemon.store.events_of_deployment(deployment_id)
+    assert [e.type.value for e in events] == ["deployment_start", "deployment_success"]
+    assert events[1].duration_seconds is not None
+    await until(lambda: "deployment_success" in kinds(hook))
+    assert not await daemon.store.deployment_events(environment="uat", types=["observed"])  # it was reported
+    _, history = await api(daemon, "GET", "/api/v1/deployments?environment=uat")
+    assert history["summary"]["successful"] == 1
+    assert history["total"] == 2
+
+
+async def watch_state(daemon: Daemon, deployment_id: str, state: str) -> bool:
+    watch = await daemon.store.get_watch(deployment_id)
+    return watch is not None and watch.state == state
+
+
+async def test_watch_names_the_failed_check(daemon: Daemon, simulator: RunningSimulator) -> None:
+    simulator.simulator.update("production", version="1.1.3", orchestrator_status="stopped")
+    status, _ = await api(
+        daemon, "POST", "/api/v1/deployments/d-1/watch", {"environment": "production", "version": "1.1.3"}
+    )
+    assert status == 202
+    await until(lambda: watch_state(daemon, "d-1", "failed"))
+    [event] = await daemon.store.events_of_deployment("d-1")
+    assert event.type.value == "deployment_failure"
+    assert event.error == "component orchestrator not active: stopped"
+
+
+async def test_watch_times_out(daemon: Daemon) -> None:
+    await api(
+        daemon,
+        "POST",
+        "/api/v1/deployments/d-2/watch",
+        {"environment": "production", "version": "9.9.9", "timeout": "1s"},
+    )
+    await until(lambda: watch_state(daemon, "d-2", "timeout"))
+    [event] = await daemon.store.events_of_deployment("d-2")
+    assert "timeout" in (event.error or "")
+
+
+async def test_watch_resumes_after_restart(
+    simulator: RunningSimulator,
+    write_config: ConfigWriter,
+    hook: Receiver,
+) -> None:
+    path = write_config(simulator, poll_interval="200ms", extra=extra(hook.url))
+    first = Daemon(load_config(path), path)
+    await first.start()
+    try:
+        await first.start_watch("d-3", "production", "1.1.4", None)
+        await asyncio.sleep(0.5)
+    finally:
+        await first.stop()
+    simulator.simulator.update("production", version="1.1.4")
+    second = Daemon(load_config(path), path)
+    await second.start()
+    try:
+        await until(lambda: watch_state(second, "d-3", "verified"))
+    finally:
+        await second.stop()
+
+
+async def test_cli_events_history_export_import(
+    daemon: Daemon,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    write_config: ConfigWriter,
+    simulator: RunningSimulator,
+) -> None:
+    assert daemon.config_path is not None
+    config = str(daemon.config_path)
+    capsys.readouterr()
+    assert (
+        await cli(
+            "deploy-event",
+            "start",
+            "--env",
+            "production",
+            "--version",
+            "1.1.3",
+            "--config",
+            config,
+            "--print",
+            "deployment",
+        )
+        == 0
+    )
+    deployment_id = capsys.readouterr().out.strip()
+    assert deployment_id.startswith("deploy-production-")
+    assert (
+        await cli(
+            "deploy-event",
+            "success",
+            "--env",
+            "production",
+            "--version",
+            "1.1.3",
+            "--duration",
+            "4m30s",
+            "--config",
+            config,
+        )
+        == 0
+    )
+    assert (
+        await cli("deploy-event", "failure", "--env", "production", "--version", "1.1.4", "--config", config)
+        == 2
+    )
+    assert "error" in capsys.readouterr().err
+    [success] = await daemon.store.deployment_events(types=["deployment_success"])
+    assert success.deployment_id == deployment_id  # matched to the open start
+    assert success.duration_seconds == 270
+
+    assert await cli("history", "production", "--days", "7", "--config", config) == 0
+    out = capsys.readouterr().out
+    assert "Total deployments: 1" in out
+    assert "Success rate: 100%" in out
+    assert await cli("history", "--export", "jsonl", "--config", config) == 0
+    exported = capsys.readouterr().out
+    lines = [json.loads(line) for line in exported.splitlines()]
+    assert [r["type"] for r in lines] == ["deployment_start", "deployment_success"]
+
+    dump = tmp_path / "history.jsonl"
+    dump.write_text(exported + "not json\n" + '{"type": "deployment_start"}\n')
+    other = write_config(simulator, name="other.yaml", extra=extra("http://127.0.0.1:1/"))
+    other.write_text(other.read_text().replace("umig-monitor.db", "other.db"))
+    assert await cli("import-history", str(dump), "--config", str(other)) == 0
+    captured = capsys.readouterr()
+    assert "imported 2 new event(s)" in captured.out
+    assert ":3: skipped" in captured.err
+    assert ":4: skipped" in captured.err
+    assert await cli("import-history", str(dump), "--config", str(other)) == 0
+    assert "imported 0 new event(s), 2 already known" in capsys.readouterr().out
+
+
+async def test_dora_endpoint(daemon: Daemon) -> None:
+    for body in (
+        {"type": "start", "environment": "production", "version": "1.1.3", "id": "a"},
+        {"type": "failure", "environment": "production", "version": "1.1.3", "id": "a", "error": "boom"},
+        {"type": "start", "environment": "production", "version": "1.1.4", "id": "b"},
+        {"type": "success", "environment": "production", "version": "1.1.4", "id": "b"},
+    ):
+        assert (await api(daemon, "POST", "/api/v1/deployments/events", body))[0] == 201
+    status, data = await api(daemon, "GET", "/api/v1/dora?days=30")
+    assert status == 200
+    prod: dict[str, Any] = data["environments"]["production"]
+    assert prod["deployments"] == 1
+    assert prod["change_failure_rate"] == 0.5
+    assert prod["restores"] == 1
+    assert (await api(daemon, "GET", "/api/v1/dora?days=-1"))[0] == 400

@@ -1,0 +1,235 @@
+"""``deploy-event``, ``watch-deploy``, ``history``, ``import-history`` and ``dora``: the guide's
+log-deployment-event, deployment-status-monitor and query-deployment-history, against the daemon's
+API when it runs and against storage directly when it does not."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from umig_monitor.commands.common import daemon_request, open_store, print_json, print_table
+from umig_monitor.config import Settings
+from umig_monitor.config.types import parse_duration
+from umig_monitor.core.deployments import EventError, event_to_record, parse_history, summarize
+from umig_monitor.jobs.deployments import DeploymentRecorder
+from umig_monitor.jobs.watch import look
+from umig_monitor.metrics import AlertMetrics, SelfMetrics
+from umig_monitor.pipeline import AlertPipeline
+from umig_monitor.storage.deployments import Watch
+from umig_monitor.web.deployments import parse_event_type
+from umig_monitor.web.views import dora_figures
+
+
+@asynccontextmanager
+async def offline(
+    settings: Settings, deliver_for: float = 10.0
+) -> AsyncIterator[tuple[DeploymentRecorder, aiohttp.ClientSession]]:
+    """What the daemon would do, in this process: record, enqueue, and try to deliver before exiting
+    (anything not delivered stays in the outbox for the daemon)."""
+    async with open_store(settings) as store, aiohttp.ClientSession() as session:
+        pipeline = AlertPipeline(store, AlertMetrics(SelfMetrics().registry))
+        pipeline.configure(settings, session)
+        try:
+            yield DeploymentRecorder(store, pipeline, settings), session
+            deadline = asyncio.get_running_loop().time() + deliver_for
+            while asyncio.get_running_loop().time() < deadline:
+                if not await store.due_deliveries(datetime.now(UTC), limit=1):
+                    break
+                await asyncio.sleep(0.2)
+        finally:
+            await pipeline.close()
+
+
+def _meta(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise EventError("meta", f"expected key=value, got '{pair}'")
+        out[key] = value
+    return out
+
+
+async def deploy_event(settings: Settings, args: argparse.Namespace) -> int:
+    fields: dict[str, Any] = {
+        "type": parse_event_type(args.event).value,
+        "environment": args.env,
+        "version": args.version,
+        "toVersion": args.to_version,
+        "id": args.id,
+        "error": args.error,
+        "duration": args.duration,
+        "initiatedBy": args.initiated_by,
+        "metadata": _meta(args.meta),
+    }
+    data = await daemon_request(settings, "POST", "/api/v1/deployments/events", body=fields, token=True)
+    if data is not None:
+        record = data["event"]
+    else:
+        async with offline(settings) as (recorder, _):
+            event, _new = await recorder.record(
+                parse_event_type(args.event),
+                args.env,
+                datetime.now(UTC),
+                version=args.version,
+                to_version=args.to_version,
+                deployment_id=args.id,
+                initiated_by=args.initiated_by,
+                duration=args.duration,
+                error=args.error,
+                metadata=_meta(args.meta),
+            )
+            record = event_to_record(event)
+    print(record["deploymentId"] if args.print == "deployment" else record["id"])
+    return 0
+
+
+async def watch_deploy(settings: Settings, args: argparse.Namespace) -> int:
+    deployment_id = args.id or f"watch-{args.env}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+    timeout = parse_duration(args.timeout) if args.timeout else settings.deployments.watch_timeout
+    print(
+        f"Monitoring deployment: {deployment_id}\nExpected version: {args.version}\n"
+        f"Timeout: {int(timeout.total_seconds())}s",
+        flush=True,
+    )
+    body = {"environment": args.env, "version": args.version, "timeout": f"{int(timeout.total_seconds())}s"}
+    started = await daemon_request(
+        settings, "POST", f"/api/v1/deployments/{deployment_id}/watch", body=body, token=True
+    )
+    if started is not None:
+        last = None
+        while True:
+            data = await daemon_request(settings, "GET", f"/api/v1/deployments/{deployment_id}")
+            watch = (data or {}).get("watch") or {}
+            if watch.get("state") == "watching" and watch.get("progress") and watch["progress"] != last:
+                last = watch["progress"]
+                print(f"⏳ {last}", flush=True)
+            if watch.get("state") not in (None, "watching"):
+                return _verdict(watch["state"], watch.get("progress", ""), args.version)
+            await asyncio.sleep(1)
+    async with offline(settings) as (recorder, session):
+        now = datetime.now(UTC)
+        w = Watch(deployment_id, args.env, args.version, now, now + timeout, "watching", {})
+        if args.env not in settings.environments:
+            raise EventError("env", f"unknown environment '{args.env}'")
+        await recorder.store.save_watch(w, now)
+        last = None
+        while w.state == "watching":
+            w = await look(recorder, session, w)
+            if w.state == "watching":
+                if w.result.get("progress") != last:
+                    last = w.result.get("progress")
+                    print(f"⏳ {last}", flush=True)
+                await asyncio.sleep(settings.deployments.watch_interval.total_seconds())
+        return _verdict(w.state, str(w.result.get("progress", "")), args.version)
+
+
+def _verdict(state: str, message: str, version: str) -> int:
+    if state == "verified":
+        print(f"✅ Deployment successful: version {version} confirmed\n✅ {message}")
+        return 0
+    print(f"❌ {message}")
+    return 1
+
+
+async def history(settings: Settings, args: argparse.Namespace) -> int:
+    since = datetime.now(UTC) - timedelta(days=args.days)
+    async with open_store(settings) as store:
+        events = await store.deployment_events(
+            environment=args.environment, since=since, newest_first=args.export is None
+        )
+    if args.export == "jsonl":
+        for event in events:
+            sys.stdout.write(json.dumps(event_to_record(event)) + "\n")
+        return 0
+    s = summarize(events)
+    summary = {
+        "total": s.total,
+        "successful": s.successful,
+        "failed": s.failed,
+        "rollbacks": s.rollbacks,
+        "inProgress": s.in_progress,
+        "observed": s.observed,
+        "successRate": s.success_rate,
+    }
+    if args.json:
+        print_json({"events": [event_to_record(e) for e in events], "summary": summary})
+        return 0
+    print(f"=== Deployment History - Last {args.days:g} days ===\nEnvironment: {args.environment or 'All'}")
+    print_table(
+        ("timestamp", "environment", "version", "type", "status"),
+        [
+            (e.ts.isoformat(), e.environment, e.version or e.from_version, e.type.value, e.status)
+            for e in events
+        ],
+    )
+    rate = f"{s.success_rate * 100:.0f}%" if s.success_rate is not None else "n/a (nothing finished)"
+    print(
+        f"\n=== Summary ===\nTotal deployments: {s.total}\nSuccessful: {s.successful}\nFailed: {s.failed}\n"
+        f"Rollbacks: {s.rollbacks}\nIn progress: {s.in_progress}\nObserved (unreported): {s.observed}\n"
+        f"Success rate: {rate}"
+    )
+    return 0
+
+
+async def import_history(settings: Settings, args: argparse.Namespace) -> int:
+    text = await asyncio.to_thread(Path(args.file).read_text, encoding="utf-8")
+    events, errors = parse_history(text.splitlines(), list(settings.environments))
+    async with open_store(settings) as store:
+        new = await store.add_deployment_events(events, datetime.now(UTC))
+    for line, message in errors:
+        print(f"{args.file}:{line}: skipped: {message}", file=sys.stderr)
+    print(
+        f"imported {new} new event(s), {len(events) - new} already known, "
+        + f"{len(errors)} malformed line(s) skipped"
+    )
+    return 0
+
+
+async def dora_cmd(settings: Settings, args: argparse.Namespace) -> int:
+    data = await daemon_request(settings, "GET", f"/api/v1/dora?days={args.days}")
+    if data is None:
+        async with open_store(settings) as store:
+            data = await dora_figures(store, settings, args.days)
+    if args.json:
+        print_json(data)
+        return 0
+
+    def hours(seconds: float | None) -> str | None:
+        return None if seconds is None else f"{seconds / 3600:.1f}h"
+
+    rows = []
+    for name, d in data["environments"].items():
+        cfr = d["change_failure_rate"]
+        rows.append(
+            (
+                name,
+                d["deployments"],
+                f"{d['deployment_frequency_per_day']:.2f}/day",
+                None if cfr is None else f"{cfr * 100:.0f}%",
+                hours(d["time_to_restore_median_s"]),
+                hours(d["lead_time_median_s"]),
+            )
+        )
+    print(f"DORA figures over the last {args.days:g} days")
+    print_table(
+        (
+            "environment",
+            "deployments",
+            "frequency",
+            "change failure rate",
+            "time to restore (median)",
+            "lead time (median)",
+        ),
+        rows,
+    )
+    return 0

@@ -1,0 +1,220 @@
+"""Recording deployment events: validate in core, store (idempotent by id), notify through routing,
+forward to the central log through the outbox, count in metrics. Used by the API, the CLI (when no
+daemon runs), the health job (observed deployments) and deployment watches."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from umig_monitor.config import Settings
+from umig_monitor.core.alerts import (
+    Alert,
+    AlertState,
+    Notification,
+    NotificationKind,
+    alert_key,
+    notification_to_dict,
+)
+from umig_monitor.core.deployments import DeploymentEvent, EventType, build_event, event_to_record
+from umig_monitor.core.versions import try_parse
+from umig_monitor.metrics import DeploymentMetrics
+from umig_monitor.pipeline import AlertPipeline
+from umig_monitor.sinks.forward import FORWARD_SINK
+from umig_monitor.storage import Store
+from umig_monitor.storage.records import OutboxEntry
+
+log = structlog.get_logger("umig_monitor.deployments")
+# An observed version change within this long after a reported start/success is that deployment.
+REPORTED_WINDOW = timedelta(hours=24)
+
+
+def event_alert(event: DeploymentEvent, settings: Settings) -> Alert:
+    """A deployment event as the one-off alert routing and the sinks understand."""
+    env = settings.environments.get(event.environment)
+    bad = event.type in (EventType.FAILURE, EventType.ROLLBACK)
+    severity = (env.alert_severity if env else "warning") if bad else "info"
+    details: dict[str, Any] = {"deploymentId": event.deployment_id, "status": event.status}
+    if event.duration_seconds is not None:
+        details["duration"] = _duration_text(event.duration_seconds)
+    if event.error:
+        details["error"] = event.error
+    if event.to_version:
+        details["toVersion"] = event.to_version
+    if event.initiated_by:
+        details["initiatedBy"] = event.initiated_by
+    details.update({k: v for k, v in event.metadata.items() if k in ("commit_sha", "pipeline_url")})
+    version = event.version or event.from_version
+    labels = {"kind": env.kind if env else "", **({"version": version} if version else {})}
+    return Alert(
+        key=alert_key(event.type.value, event.environment, event.deployment_id),
+        type=event.type.value if event.type is not EventType.OBSERVED else "deployment_observed",
+        environment=event.environment,
+        severity=severity,
+        state=AlertState.FIRING,
+        summary=_summary(event),
+        starts_at=event.ts,
+        details=details,
+        labels=labels,
+    )
+
+
+def _duration_text(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def _summary(e: DeploymentEvent) -> str:
+    if e.type is EventType.START:
+        return f"Deploying UMIG {e.version} to {e.environment}"
+    if e.type is EventType.SUCCESS:
+        took = f" in {_duration_text(e.duration_seconds)}" if e.duration_seconds is not None else ""
+        return f"UMIG {e.version} successfully deployed to {e.environment}{took}"
+    if e.type is EventType.FAILURE:
+        return f"UMIG {e.version} deployment to {e.environment} failed: {e.error}"
+    if e.type is EventType.ROLLBACK:
+        return f"Rolling back {e.environment} from {e.from_version or e.version} to {e.to_version}"
+    return f"{e.environment} now runs UMIG {e.version} (no deployment was reported)"
+
+
+def canonical(version: str | None) -> str | None:
+    """``v1.2.0`` and ``1.2.0`` are one version: compare and store the canonical form."""
+    parsed = try_parse(version) if version else None
+    return str(parsed) if parsed is not None else version
+
+
+class DeploymentRecorder:
+    def __init__(
+        self,
+        store: Store,
+        pipeline: AlertPipeline,
+        settings: Settings,
+        metrics: DeploymentMetrics | None = None,
+    ) -> None:
+        self.store = store
+        self.pipeline = pipeline
+        self.settings = settings
+        self.metrics = metrics
+
+    async def record(
+        self,
+        event_type: EventType,
+        environment: str,
+        now: datetime,
+        *,
+        version: str | None = None,
+        to_version: str | None = None,
+        deployment_id: str | None = None,
+        event_id: str | None = None,
+        initiated_by: str | None = None,
+        duration: str | float | None = None,
+        error: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        timestamp: datetime | None = None,
+    ) -> tuple[DeploymentEvent, bool]:
+        """Validate (EventError names the field), store and, when new, notify and forward."""
+        same: Sequence[DeploymentEvent] = ()
+        version = canonical(version)
+        if deployment_id is not None:
+            same = await self.store.events_of_deployment(deployment_id)
+        elif (
+            event_type in (EventType.SUCCESS, EventType.FAILURE) and environment in self.settings.environments
+        ):
+            start = await self.store.open_start(environment, version)
+            same = [start] if start is not None else ()
+        event = build_event(
+            type=event_type,
+            environment=environment,
+            now=now,
+            known_environments=list(self.settings.environments),
+            entropy=uuid.uuid4().hex[:6],
+            version=version,
+            to_version=to_version,
+            event_id=event_id,
+            deployment_id=deployment_id,
+            initiated_by=initiated_by,
+            duration=duration,
+            error=error,
+            metadata=metadata,
+            timestamp=timestamp,
+            same_deployment=same,
+        )
+        new = await self.store.add_deployment_event(event, now)
+        if not new:
+            stored = await self.store.get_deployment_event(event.id)
+            return stored or event, False
+        await self.announce(event, now)
+        return event, True
+
+    async def announce(self, event: DeploymentEvent, now: datetime) -> None:
+        """Notify through routing, forward to the central log, count. Idempotent per event id."""
+        log.info(
+            "deployment_recorded",
+            env=event.environment,
+            type=event.type.value,
+            version=event.version,
+            deployment_id=event.deployment_id,
+            flags=list(event.flags) or None,
+        )
+        if self.metrics is not None:
+            self.metrics.observe(event)
+        await self.pipeline.notify(event_alert(event, self.settings), NotificationKind.EVENT, event.id)
+        if self.settings.deployments.forwarding:
+            record = event_to_record(event)
+            alert = Alert(
+                alert_key("deployment_log", event.environment, event.id),
+                "deployment_log",
+                event.environment,
+                "info",
+                AlertState.FIRING,
+                event.id,
+                event.ts,
+                details={"record": record},
+            )
+            note = Notification(f"forward-{event.id}", NotificationKind.EVENT, FORWARD_SINK, (alert,), now)
+            await self.store.enqueue(
+                [
+                    OutboxEntry(
+                        sink=FORWARD_SINK,
+                        kind="event",
+                        idempotency_key=note.idempotency_key,
+                        payload=notification_to_dict(note),
+                        created_at=now,
+                        deadline=now + self.settings.deployments.forward_retry.deadline,
+                    )
+                ],
+                [],
+            )
+
+    async def observed(self, environment: str, previous: str | None, version: str, now: datetime) -> bool:
+        """Polling saw a new version. Record an ``observed`` deployment unless a pipeline reported
+        this one (a start or success for that version lately)."""
+        if previous is None:
+            return False  # first sighting since install: nothing is known to have changed
+        reported = await self.store.deployment_events(
+            environment=environment,
+            since=now - REPORTED_WINDOW,
+            types=[EventType.START.value, EventType.SUCCESS.value],
+        )
+        version = canonical(version) or version
+        if any(e.version == version for e in reported):
+            return False
+        if any(
+            w.environment == environment and w.expected_version == version
+            for w in await self.store.active_watches()
+        ):
+            return False  # a watch is waiting for exactly this: it records the outcome
+        stamp = now.strftime("%Y%m%d-%H%M%S")
+        await self.record(
+            EventType.OBSERVED,
+            environment,
+            now,
+            version=version,
+            deployment_id=f"observed-{environment}-{stamp}",
+            metadata={"previousVersion": previous},
+        )
+        return True

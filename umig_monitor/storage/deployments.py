@@ -1,0 +1,238 @@
+"""Deployment events and watches. Events are idempotent by id; queries compare timestamps as
+datetimes in the database (the guide compared strings) and page through history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from umig_monitor.core.deployments import DeploymentEvent, EventType
+from umig_monitor.storage import dialects
+from umig_monitor.storage.schema import deployment_events as events
+from umig_monitor.storage.schema import deployment_watches as watches
+
+TERMINAL = (EventType.SUCCESS.value, EventType.FAILURE.value, EventType.ROLLBACK.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    deployment_id: str
+    environment: str
+    expected_version: str
+    started_at: datetime
+    deadline: datetime
+    state: str  # watching | verified | failed | timeout
+    result: dict[str, Any]
+
+
+class DeploymentQueries:
+    """Mixed into ``Store``; relies on its ``_connect`` and ``_dialect``."""
+
+    _dialect: str
+
+    def _connect(self, action: str, *, write: bool) -> AbstractAsyncContextManager[AsyncConnection]:
+        raise NotImplementedError
+
+    async def add_deployment_events(self, batch: Sequence[DeploymentEvent], now: datetime) -> int:
+        """Insert events; an id already stored is skipped (re-sending is idempotent). Returns new rows."""
+        if not batch:
+            return 0
+        statement = dialects.insert_ignore(self._dialect, events, key=["id"])
+        async with self._connect("recording deployment events", write=True) as conn:
+            result = await conn.execute(statement, [_row(e, now) for e in batch])
+            return int(result.rowcount or 0) if result.rowcount not in (None, -1) else len(batch)
+
+    async def add_deployment_event(self, event: DeploymentEvent, now: datetime) -> bool:
+        statement = dialects.insert_ignore(self._dialect, events, key=["id"])
+        async with self._connect("recording a deployment event", write=True) as conn:
+            result = await conn.execute(statement.values(**_row(event, now)))
+            return bool(result.rowcount)
+
+    async def get_deployment_event(self, event_id: str) -> DeploymentEvent | None:
+        async with self._connect("reading a deployment event", write=False) as conn:
+            row = (await conn.execute(sa.select(events).where(events.c.id == event_id))).mappings().first()
+            return _event(row) if row is not None else None
+
+    def _filtered(
+        self,
+        query: Any,
+        environment: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        types: Sequence[str] | None,
+    ) -> Any:
+        if environment is not None:
+            query = query.where(events.c.environment == environment)
+        if since is not None:
+            query = query.where(events.c.ts >= since)
+        if until is not None:
+            query = query.where(events.c.ts < until)
+        if types:
+            query = query.where(events.c.type.in_(list(types)))
+        return query
+
+    async def deployment_events(
+        self,
+        *,
+        environment: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        types: Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = True,
+    ) -> list[DeploymentEvent]:
+        order = (events.c.ts.desc(), events.c.id.desc()) if newest_first else (events.c.ts, events.c.id)
+        query = self._filtered(sa.select(events).order_by(*order), environment, since, until, types)
+        if limit is not None:
+            query = query.limit(limit).offset(offset)
+        async with self._connect("reading deployment history", write=False) as conn:
+            return [_event(r) for r in (await conn.execute(query)).mappings()]
+
+    async def count_deployment_events(
+        self,
+        *,
+        environment: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        types: Sequence[str] | None = None,
+    ) -> int:
+        query = self._filtered(
+            sa.select(sa.func.count()).select_from(events), environment, since, until, types
+        )
+        async with self._connect("counting deployment history", write=False) as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+    async def events_of_deployment(self, deployment_id: str) -> list[DeploymentEvent]:
+        query = (
+            sa.select(events)
+            .where(events.c.deployment_id == deployment_id)
+            .order_by(events.c.ts, events.c.id)
+        )
+        async with self._connect("reading a deployment", write=False) as conn:
+            return [_event(r) for r in (await conn.execute(query)).mappings()]
+
+    async def open_start(self, environment: str, version: str | None) -> DeploymentEvent | None:
+        """The latest start in this environment (for this version, when given) with no terminal event."""
+        finished = sa.select(events.c.deployment_id).where(events.c.type.in_(TERMINAL))
+        query = (
+            sa.select(events)
+            .where(
+                events.c.environment == environment,
+                events.c.type == EventType.START.value,
+                events.c.deployment_id.not_in(finished),
+            )
+            .order_by(events.c.ts.desc())
+            .limit(1)
+        )
+        if version is not None:
+            query = query.where(events.c.version == version)
+        async with self._connect("finding an open deployment", write=False) as conn:
+            row = (await conn.execute(query)).mappings().first()
+            return _event(row) if row is not None else None
+
+    async def latest_deployments(self) -> dict[str, DeploymentEvent]:
+        """Per environment, the latest success or observed deployment (what is running now)."""
+        kinds = (EventType.SUCCESS.value, EventType.OBSERVED.value)
+        latest = (
+            sa.select(events.c.environment, sa.func.max(events.c.ts).label("ts"))
+            .where(events.c.type.in_(kinds))
+            .group_by(events.c.environment)
+            .subquery()
+        )
+        query = (
+            sa.select(events)
+            .join(latest, sa.and_(events.c.environment == latest.c.environment, events.c.ts == latest.c.ts))
+            .where(events.c.type.in_(kinds))
+        )
+        async with self._connect("reading current deployments", write=False) as conn:
+            return {r["environment"]: _event(r) for r in (await conn.execute(query)).mappings()}
+
+    # -- watches -------------------------------------------------------------------------------
+
+    async def save_watch(self, watch: Watch, now: datetime) -> None:
+        statement = dialects.upsert(self._dialect, watches, key=["deployment_id"])
+        async with self._connect("saving a deployment watch", write=True) as conn:
+            await conn.execute(
+                statement.values(
+                    deployment_id=watch.deployment_id,
+                    environment=watch.environment,
+                    expected_version=watch.expected_version,
+                    started_at=watch.started_at,
+                    deadline=watch.deadline,
+                    state=watch.state,
+                    result=watch.result,
+                    updated_at=now,
+                )
+            )
+
+    async def get_watch(self, deployment_id: str) -> Watch | None:
+        async with self._connect("reading a deployment watch", write=False) as conn:
+            row = (
+                (await conn.execute(sa.select(watches).where(watches.c.deployment_id == deployment_id)))
+                .mappings()
+                .first()
+            )
+            return _watch(row) if row is not None else None
+
+    async def active_watches(self) -> list[Watch]:
+        async with self._connect("reading deployment watches", write=False) as conn:
+            rows = (await conn.execute(sa.select(watches).where(watches.c.state == "watching"))).mappings()
+            return [_watch(r) for r in rows]
+
+
+def _row(e: DeploymentEvent, now: datetime) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "deployment_id": e.deployment_id,
+        "environment": e.environment,
+        "type": e.type.value,
+        "version": e.version,
+        "from_version": e.from_version,
+        "to_version": e.to_version,
+        "ts": e.ts,
+        "initiated_by": e.initiated_by,
+        "duration_seconds": e.duration_seconds,
+        "error": e.error,
+        "status": e.status,
+        "metadata": dict(e.metadata) or None,
+        "flags": list(e.flags) or None,
+        "created_at": now,
+    }
+
+
+def _event(r: RowMapping) -> DeploymentEvent:
+    return DeploymentEvent(
+        id=r["id"],
+        deployment_id=r["deployment_id"],
+        environment=r["environment"],
+        type=EventType(r["type"]),
+        ts=r["ts"],
+        version=r["version"],
+        from_version=r["from_version"],
+        to_version=r["to_version"],
+        initiated_by=r["initiated_by"],
+        duration_seconds=r["duration_seconds"],
+        error=r["error"],
+        metadata=r["metadata"] or {},
+        flags=tuple(r["flags"] or ()),
+    )
+
+
+def _watch(r: RowMapping) -> Watch:
+    return Watch(
+        r["deployment_id"],
+        r["environment"],
+        r["expected_version"],
+        r["started_at"],
+        r["deadline"],
+        r["state"],
+        r["result"] or {},
+    )

@@ -1,0 +1,185 @@
+"""Deployment endpoints: events in (token), history out (paginated), watches, DORA figures."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from umig_monitor.config.types import parse_duration
+from umig_monitor.core.deployments import EventError, EventType, event_to_record, summarize
+from umig_monitor.core.status import iso
+from umig_monitor.pipeline.actions import ActionError
+from umig_monitor.web.alerts import parse_since, read_json
+from umig_monitor.web.auth import error
+from umig_monitor.web.views import dora_figures
+
+if TYPE_CHECKING:
+    from umig_monitor.app import Daemon
+    from umig_monitor.storage.deployments import Watch
+
+
+def _daemon(request: web.Request) -> Daemon:
+    from umig_monitor.web.server import DAEMON_KEY
+
+    return request.app[DAEMON_KEY]
+
+
+def parse_event_type(value: Any) -> EventType:
+    try:
+        return EventType.from_cli(str(value))
+    except ValueError:
+        choices = "start, success, failure, rollback"
+        raise EventError("type", f"must be one of {choices}, got '{value}'") from None
+
+
+def parse_timestamp(value: Any, name: str) -> datetime | None:
+    if value in (None, ""):
+        return None
+    try:
+        ts = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise EventError(name, f"not an ISO-8601 timestamp: '{value}'") from None
+    if ts.tzinfo is None:
+        raise EventError(name, "needs a UTC offset, e.g. 2026-01-01T10:00:00Z")
+    return ts
+
+
+async def post_event(request: web.Request) -> web.Response:
+    daemon = _daemon(request)
+    try:
+        body = await read_json(request)
+        metadata = body.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise EventError("metadata", "must be an object of strings")
+        event, new = await daemon.deployments.record(
+            parse_event_type(body.get("type")),
+            str(body.get("environment") or ""),
+            datetime.now(UTC),
+            version=body.get("version"),
+            to_version=body.get("toVersion"),
+            deployment_id=body.get("id") or body.get("deploymentId"),
+            event_id=body.get("eventId"),
+            initiated_by=body.get("initiatedBy"),
+            duration=body.get("duration"),
+            error=body.get("error"),
+            metadata={str(k): str(v) for k, v in metadata.items()},
+            timestamp=parse_timestamp(body.get("timestamp"), "timestamp"),
+        )
+    except ActionError as exc:
+        return error(400, str(exc))
+    except EventError as exc:
+        return web.json_response({"error": str(exc), "field": exc.field}, status=400)
+    return web.json_response({"event": event_to_record(event), "created": new}, status=201 if new else 200)
+
+
+async def list_deployments(request: web.Request) -> web.Response:
+    daemon = _daemon(request)
+    q = request.query
+    now = datetime.now(UTC)
+    try:
+        since = parse_since(q.get("since"), now)
+        until = parse_since(q.get("until"), now)
+        limit = min(max(int(q.get("limit", "100")), 1), 1000)
+        offset = max(int(q.get("offset", "0")), 0)
+        types = [parse_event_type(t).value for t in q.getall("type", [])] or None
+    except (ValueError, ActionError) as exc:
+        return error(400, str(exc))
+    environment = q.get("environment")
+    filters: dict[str, Any] = {"environment": environment, "since": since, "until": until, "types": types}
+    events = await daemon.store.deployment_events(**filters, limit=limit, offset=offset)
+    total = await daemon.store.count_deployment_events(**filters)
+    everything = await daemon.store.deployment_events(environment=environment, since=since, until=until)
+    s = summarize(everything)
+    return web.json_response(
+        {
+            "events": [event_to_record(e) for e in events],
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+            "summary": {
+                "total": s.total,
+                "successful": s.successful,
+                "failed": s.failed,
+                "rollbacks": s.rollbacks,
+                "inProgress": s.in_progress,
+                "observed": s.observed,
+                "successRate": s.success_rate,
+            },
+        }
+    )
+
+
+def watch_document(w: Watch) -> dict[str, Any]:
+    return {
+        "deploymentId": w.deployment_id,
+        "environment": w.environment,
+        "expectedVersion": w.expected_version,
+        "startedAt": iso(w.started_at),
+        "deadline": iso(w.deadline),
+        "state": w.state,
+        **w.result,
+    }
+
+
+async def get_deployment(request: web.Request) -> web.Response:
+    daemon = _daemon(request)
+    deployment_id = request.match_info["id"]
+    events = await daemon.store.events_of_deployment(deployment_id)
+    watch = await daemon.store.get_watch(deployment_id)
+    if not events and watch is None:
+        return error(404, f"no deployment '{deployment_id}'")
+    return web.json_response(
+        {
+            "deploymentId": deployment_id,
+            "events": [event_to_record(e) for e in events],
+            "watch": watch_document(watch) if watch else None,
+        }
+    )
+
+
+async def post_watch(request: web.Request) -> web.Response:
+    daemon = _daemon(request)
+    deployment_id = request.match_info["id"]
+    try:
+        body = await read_json(request)
+        environment = str(body.get("environment") or "")
+        if environment not in daemon.settings.environments:
+            raise EventError("environment", f"unknown environment '{environment}'")
+        version = str(body.get("version") or "")
+        if not version:
+            raise EventError("version", "required")
+        timeout: timedelta | None = None
+        if body.get("timeout") is not None:
+            try:
+                timeout = parse_duration(body["timeout"])
+            except ValueError:
+                raise EventError("timeout", f"invalid duration '{body['timeout']}'") from None
+    except ActionError as exc:
+        return error(400, str(exc))
+    except EventError as exc:
+        return web.json_response({"error": str(exc), "field": exc.field}, status=400)
+    watch = await daemon.start_watch(deployment_id, environment, version, timeout)
+    return web.json_response({"watch": watch_document(watch)}, status=202)
+
+
+async def get_dora(request: web.Request) -> web.Response:
+    daemon = _daemon(request)
+    try:
+        days = float(request.query.get("days", "90"))
+        if not 0 < days <= 3650:
+            raise ValueError
+    except ValueError:
+        return error(400, "days: a number of days between 0 and 3650")
+    return web.json_response(
+        await dora_figures(daemon.store, daemon.settings, days, request.query.get("environment"))
+    )
+
+
+def add_routes(app: web.Application, guarded: Any) -> None:
+    app.router.add_post("/api/v1/deployments/events", guarded(post_event))
+    app.router.add_get("/api/v1/deployments", list_deployments)
+    app.router.add_get("/api/v1/deployments/{id}", get_deployment)
+    app.router.add_post("/api/v1/deployments/{id}/watch", guarded(post_watch))
+    app.router.add_get("/api/v1/dora", get_dora)
