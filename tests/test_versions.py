@@ -99,7 +99,7 @@ SEMVER_SPEC_ORDER = [
 ]
 
 
-@pytest.mark.parametrize(("lower", "higher"), itertools.pairwise(SEMVER_SPEC_ORDER))
+@pytest.mark.parametrize(("lower", "higher"), list(itertools.pairwise(SEMVER_SPEC_ORDER)))
 def test_semver_spec_precedence(lower: str, higher: str) -> None:
     a, b = parse_version(lower), parse_version(higher)
     assert a.precedence_key() < b.precedence_key()

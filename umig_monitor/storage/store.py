@@ -24,6 +24,7 @@ from umig_monitor.storage.alerts import AlertQueries
 from umig_monitor.storage.deployments import DeploymentQueries
 from umig_monitor.storage.engine import WRITE_TRANSACTION, create_engine, redacted
 from umig_monitor.storage.errors import StorageError, translate_errors
+from umig_monitor.storage.insights import InsightQueries
 from umig_monitor.storage.outbox import OutboxQueries
 from umig_monitor.storage.records import HealthRollup, PruneResult
 from umig_monitor.storage.schema import alerts as alert_table
@@ -41,7 +42,7 @@ _ROLLUP_KEY: Final = ("environment", "hour")
 _ANSWERED: Final = tuple(outcome.value for outcome in Outcome if outcome.answered)
 
 
-class Store(AlertQueries, OutboxQueries, DeploymentQueries):
+class Store(AlertQueries, OutboxQueries, DeploymentQueries, InsightQueries):
     """Async access to umig-monitor's database. Create it with ``await Store.open(url)``."""
 
     def __init__(self, engine: AsyncEngine) -> None:
