@@ -41,6 +41,7 @@ import platform
 import pstats
 import resource
 import shutil
+import signal
 import socket
 import sqlite3
 import statistics
@@ -865,4 +866,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the finally blocks stop the children.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("[bench] interrupted; child processes stopped", file=sys.stderr)
+        sys.exit(130)

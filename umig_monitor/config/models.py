@@ -50,7 +50,7 @@ class Retention(Strict):
 
 class Daemon(Strict):
     listen: Listen = "127.0.0.1:9464"
-    storage: str = "sqlite:///var/lib/umig-monitor/umig-monitor.db"
+    storage: str = "sqlite:////var/lib/umig-monitor/umig-monitor.db"
     storage_pool_size: int = Field(default=5, ge=1, le=100)
     timezone: str = "UTC"
     log_format: Literal["auto", "json", "console"] = "auto"

@@ -1,6 +1,6 @@
 """Turning a configured database URL into a ready async engine.
 
-Operators write ``sqlite:///var/lib/umig-monitor/state.db`` or ``postgresql://...``; this module
+Operators write ``sqlite:////var/lib/umig-monitor/state.db`` or ``postgresql://...``; this module
 picks the async driver, creates the SQLite file's directory, and sets the per-connection
 SQLite settings a long-running daemon with concurrent jobs needs (WAL, busy timeout, foreign
 keys, real transactions around DDL).
