@@ -20,12 +20,13 @@ from umig_monitor.config import ConfigError, Settings, load_config, secret_file_
 from umig_monitor.core.tracking import Tracker
 from umig_monitor.jobs import JobSpec, desired_jobs
 from umig_monitor.jobs.deployments import DeploymentRecorder
+from umig_monitor.jobs.drift import detect_drift
 from umig_monitor.jobs.health import poll_environment
 from umig_monitor.jobs.pushgateway import PushFailed, push_metrics
 from umig_monitor.jobs.retention import enforce_retention
 from umig_monitor.jobs.samples import SampleWriter
 from umig_monitor.jobs.watch import look
-from umig_monitor.metrics import AlertMetrics, DeploymentMetrics, SelfMetrics, UmigMetrics
+from umig_monitor.metrics import AlertMetrics, DeploymentMetrics, InsightMetrics, SelfMetrics, UmigMetrics
 from umig_monitor.pipeline import AlertPipeline
 from umig_monitor.probes.client import make_session
 from umig_monitor.sdnotify import SystemdNotifier
@@ -53,6 +54,7 @@ JOB_BODIES: dict[str, JobBody] = {
     "watch": watch_deployment,
     "retention": enforce_retention,
     "pushgateway": push_metrics,
+    "drift": detect_drift,
 }
 
 
@@ -76,6 +78,7 @@ class Daemon:
         self.umig_metrics = UmigMetrics()
         self.alert_metrics = AlertMetrics(self.metrics.registry)
         self.deployment_metrics = DeploymentMetrics(self.metrics.registry)
+        self.insight_metrics = InsightMetrics(self.metrics.registry)
         self._deployments: DeploymentRecorder | None = None
         self.last_reload: dict[str, Any] = {"ok": True, "at": self.started_at.isoformat(), "error": None}
         self._store: Store | None = None

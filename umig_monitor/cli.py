@@ -217,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_ops("deployments.dora_cmd"))
 
+    p = command("drift", "version matrix and drift findings (exit 1 when there is drift)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_ops("insights.drift"))
+
     p = sub.add_parser("simulate", help="serve simulated UMIG environments (for demos and tests)")
     p.add_argument("--envs", default="development,uat,production")
     p.add_argument("--host", default="127.0.0.1")

@@ -197,3 +197,33 @@ class DeploymentMetrics:
         self.total.labels(event.environment, result.get(event.type.value, event.type.value)).inc()
         if event.type.value == "deployment_success" and event.duration_seconds is not None:
             self.duration.labels(event.environment).observe(event.duration_seconds)
+
+
+class InsightMetrics:
+    """Drift findings and performance baselines."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.drift = Gauge(
+            "umig_version_drift",
+            "Active version drift findings (1 per finding type and environment).",
+            ["type", "environment"],
+            registry=registry,
+        )
+        self.baseline = Gauge(
+            "umig_baseline_latency_seconds",
+            "Latest performance baseline per endpoint and quantile.",
+            ["environment", "endpoint", "quantile"],
+            registry=registry,
+        )
+
+    def set_drift(self, findings: Any) -> None:
+        self.drift.clear()
+        for f in findings:
+            self.drift.labels(f.type, f.environment or "all").set(1)
+
+    def set_baseline(self, environment: str, endpoints: dict[str, Any]) -> None:
+        for endpoint, stats in endpoints.items():
+            for quantile, key in (("0.5", "p50_ms"), ("0.95", "p95_ms"), ("1", "max_ms")):
+                value = stats.get(key)
+                if value is not None:
+                    self.baseline.labels(environment, endpoint, quantile).set(value / 1000)

@@ -205,10 +205,19 @@ class HealthJob(Strict):
     success_threshold: int = Field(default=2, ge=1)
 
 
+def _default_stale_after() -> dict[EnvironmentKind, timedelta]:
+    # The guide's matrix: development multiple daily, UAT weekly, production bi-weekly.
+    return {"development": timedelta(days=1), "uat": timedelta(days=7), "production": timedelta(days=14)}
+
+
 class DriftJob(Strict):
     enabled: bool = True
     interval: PositiveDuration = timedelta(minutes=5)
     max_versions_behind: int = Field(default=2, ge=0)
+    # Components whose versions must match within one environment (the guide: UI vs backend).
+    component_pairs: list[tuple[str, str]] = Field(default_factory=lambda: [("ui", "backend")])
+    # No deployment for longer than this, per environment kind, is a stale environment.
+    stale_after: dict[EnvironmentKind, PositiveDuration] = Field(default_factory=_default_stale_after)
 
 
 class BaselineJob(Strict):

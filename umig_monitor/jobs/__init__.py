@@ -63,6 +63,17 @@ def desired_jobs(settings: Settings, now: datetime, tz: Any) -> list[JobSpec]:
             fingerprint=f"interval:{retention.total_seconds()}",
         )
     )
+    drift = settings.jobs.drift
+    if drift.enabled:
+        specs.append(
+            JobSpec(
+                id="drift",
+                kind="drift",
+                args=(),
+                trigger=_interval(drift.interval, now, min(drift.interval, 2 * FIRST_RUN_SPREAD), tz),
+                fingerprint=f"interval:{drift.interval.total_seconds()}",
+            )
+        )
     if settings.pushgateway is not None:
         every = settings.pushgateway.interval
         specs.append(

@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from umig_monitor.storage import StorageError
 from umig_monitor.web import alerts as alerts_api
 from umig_monitor.web import deployments as deployments_api
+from umig_monitor.web import insights as insights_api
 from umig_monitor.web.auth import Handler, error, require_token
 from umig_monitor.web.views import environment_detail, environments_view
 
@@ -45,6 +46,7 @@ def build_app(daemon: Daemon) -> web.Application:
     app.router.add_post("/-/reload", guarded(reload))
     alerts_api.add_routes(app, guarded)
     deployments_api.add_routes(app, guarded)
+    insights_api.add_routes(app)
     return app
 
 

@@ -1,0 +1,130 @@
+"""The drift job: the versions last seen in every environment, judged by core's drift rules;
+findings are stored, raised as ``version_drift`` alerts, and resolved when fixed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from umig_monitor.config import Settings
+from umig_monitor.core.alerts import AlertEvent
+from umig_monitor.core.deployments import EventType
+from umig_monitor.core.drift import (
+    DriftPolicy,
+    EnvironmentVersions,
+    Finding,
+    alert_event,
+    detect,
+    version_matrix,
+)
+from umig_monitor.jobs.health import version_key
+from umig_monitor.storage import Store
+from umig_monitor.storage.insights import FindingRow
+
+if TYPE_CHECKING:
+    from umig_monitor.app import Daemon
+
+log = structlog.get_logger("umig_monitor.drift")
+# Shown in the matrix, the API and the report, but not notified: a development or UAT build ahead
+# of production is the normal state of a release pipeline (the guide only prints it).
+REPORT_ONLY = frozenset({"ahead"})
+
+
+def policy_for(settings: Settings) -> DriftPolicy:
+    d = settings.jobs.drift
+    production = [n for n, e in settings.environments.items() if e.kind == "production"]
+    return DriftPolicy(
+        max_versions_behind=d.max_versions_behind,
+        component_pairs=tuple((a, b) for a, b in d.component_pairs),
+        stale_after={str(k): v for k, v in d.stale_after.items()},
+        production_env="production"
+        if "production" in production
+        else (production[0] if production else None),
+    )
+
+
+async def drift_inputs(store: Store, settings: Settings) -> tuple[list[EnvironmentVersions], list[str]]:
+    latest = await store.latest_health_samples()
+    deployed = await store.latest_deployments()
+    envs = []
+    for name, env in settings.environments.items():
+        sample = latest.get(name)
+        last = deployed.get(name)
+        last_ts = last.ts if last is not None else None
+        if last_ts is None:
+            seen = await store.kv_get(version_key(name))
+            if isinstance(seen, dict) and isinstance(seen.get("first_seen"), str):
+                last_ts = datetime.fromisoformat(seen["first_seen"])
+        envs.append(
+            EnvironmentVersions(
+                name=name,
+                kind=env.kind,
+                version=sample.version if sample else None,
+                components=dict(sample.component_versions) if sample else {},
+                last_deployment=last_ts,
+            )
+        )
+    production = policy_for(settings).production_env
+    history: list[str] = []
+    if production is not None:
+        events = await store.deployment_events(
+            environment=production,
+            types=[EventType.SUCCESS.value, EventType.OBSERVED.value],
+            newest_first=False,
+        )
+        for event in events:
+            if event.version and event.version not in history:
+                history.append(event.version)
+        current = next((e.version for e in envs if e.name == production), None)
+        if current and current not in history:
+            history.append(current)
+    return envs, history
+
+
+async def drift_report(
+    store: Store, settings: Settings, now: datetime
+) -> tuple[list[dict[str, Any]], list[Finding]]:
+    envs, history = await drift_inputs(store, settings)
+    return version_matrix(envs), detect(envs, policy_for(settings), now, history)
+
+
+def finding_document(f: Finding) -> dict[str, Any]:
+    return {
+        "key": f.key,
+        "type": f.type,
+        "environment": f.environment,
+        "severity": f.severity,
+        "summary": f.summary,
+        "details": dict(f.details),
+    }
+
+
+async def detect_drift(daemon: Daemon) -> None:
+    now = datetime.now(UTC)
+    _, findings = await drift_report(daemon.store, daemon.settings, now)
+    rows = [
+        FindingRow(f.key, f.type, f.environment, f.severity, f.summary, dict(f.details)) for f in findings
+    ]
+    new, resolved = await daemon.store.sync_findings(rows, now)
+    daemon.insight_metrics.set_drift(findings)
+    for finding in findings:
+        if finding.type not in REPORT_ONLY:
+            await daemon.alerts.submit(alert_event(finding, now))
+    for gone in resolved:
+        await daemon.alerts.submit(
+            AlertEvent(
+                gone.key,
+                "version_drift",
+                gone.environment,
+                "info",
+                f"resolved: {gone.summary}",
+                now,
+                firing=False,
+            )
+        )
+    for f in new:
+        log.warning("drift_detected", env=f.environment, type=f.type, severity=f.severity, summary=f.summary)
+    for f in resolved:
+        log.info("drift_resolved", env=f.environment, type=f.type, summary=f.summary)

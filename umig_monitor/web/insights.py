@@ -1,0 +1,64 @@
+"""Drift and baseline endpoints of the JSON API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from umig_monitor.core.status import iso
+from umig_monitor.jobs.drift import drift_report, finding_document
+from umig_monitor.web.auth import error
+
+if TYPE_CHECKING:
+    from umig_monitor.app import Daemon
+
+
+def _daemon(request: web.Request) -> Daemon:
+    from umig_monitor.web.server import DAEMON_KEY
+
+    return request.app[DAEMON_KEY]
+
+
+async def get_drift(request: web.Request) -> web.Response:
+    daemon = _daemon(request)
+    now = datetime.now(UTC)
+    matrix, findings = await drift_report(daemon.store, daemon.settings, now)
+    stored = {f.key: f for f in await daemon.store.drift_findings()}
+    docs = []
+    for f in findings:
+        doc = finding_document(f)
+        known = stored.get(f.key)
+        doc["firstSeen"] = iso(known.first_seen) if known else None
+        docs.append(doc)
+    return web.json_response({"generatedAt": iso(now), "matrix": matrix, "findings": docs})
+
+
+def baseline_document(b: Any) -> dict[str, Any]:
+    return {
+        "id": b.id,
+        "environment": b.environment,
+        "version": b.version,
+        "timestamp": iso(b.ts),
+        "endpoints": b.endpoints,
+        "figures": b.figures,
+    }
+
+
+async def get_baselines(request: web.Request) -> web.Response:
+    daemon = _daemon(request)
+    q = request.query
+    try:
+        limit = min(max(int(q.get("limit", "50")), 1), 1000)
+    except ValueError:
+        return error(400, "limit must be an integer")
+    found = await daemon.store.baselines(
+        environment=q.get("environment"), version=q.get("version"), limit=limit
+    )
+    return web.json_response({"baselines": [baseline_document(b) for b in found]})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/drift", get_drift)
+    app.router.add_get("/api/v1/baselines", get_baselines)
