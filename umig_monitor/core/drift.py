@@ -7,12 +7,12 @@ Decisions the guide leaves open, made here:
 * **Production** is ``policy.production_env`` when set (if no environment has that name, there is no
   reference and the outdated/ahead rule is skipped); otherwise the environment of kind
   ``production`` named ``production``, else the first of that kind in input order.
-* **Behind / ahead** compare an environment's *release* with production's: a dev or rc build
-  stands for the release it is building towards (``1.2.0-rc.2`` -> ``1.2.0``), on both sides. An rc of a newer release
-  than production is ahead; an rc of production's own release is level (no finding); an rc of an
-  older release is behind by ``release_distance(1.2.0, production, history)``. Among plain
-  versions, a hotfix build is ahead of its release (``1.1.2+hotfix.1`` > ``1.1.2``); other build
-  metadata does not count. Every environment except the reference production is compared.
+* **Behind / ahead** compare releases: a dev or rc build stands for the release it is building
+  towards (``1.2.0-rc.2`` -> ``1.2.0``), on both sides. An rc of a newer release than production
+  is ahead; an rc of production's own release is level (no finding); an rc of an older release is
+  behind by ``release_distance(1.2.0, production, history)``. Among plain versions, a hotfix build
+  is ahead of its release (``1.1.2+hotfix.1`` > ``1.1.2``); other build metadata does not count.
+  Every environment except the reference production is compared, other production ones too.
 * **Severities.** major: warning (a new major normally starts in development), critical when the
   production environments themselves run different majors. component, outdated, pattern,
   invalid_version: warning; pattern is critical when production runs a pre-release (dev, rc, ...).
