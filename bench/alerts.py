@@ -4,8 +4,9 @@ piled up while the receiver was down.
 
 Run it from the repository root (the package is installed editable, so ``import umig_monitor`` works):
 
-    python bench/alerts.py                          # 20 incidents, 1,000-notification drains (~2.5 min)
+    python bench/alerts.py                          # 20 incidents, 1,000-notification drains (~2 min)
     python bench/alerts.py --incidents 50 --envs 10 # more incidents, more environments at once
+    python bench/alerts.py --background-alerts 1000 # latency while 1,000 other alerts are firing
     python bench/alerts.py --notifications 5000     # a bigger backlog
     python bench/alerts.py --skip-defaults          # leave out the drain with the default retry settings
     python bench/alerts.py --json > alerts.json     # one JSON document; `.figures` is key -> value
@@ -25,11 +26,13 @@ What happens, in order (everything on 127.0.0.1, every server stopped in a ``fin
    and the resolved notification. Latency = t1 - t0; the breakdown comes from timestamps taken at
    the simulator, at ``AlertPipeline.submit`` and at ``Store.enqueue`` (wrapped in this process).
 2. **Outage drain**, twice: with ``retry: {initial_backoff: 1s, max_backoff: 5s}``, then with the
-   default retry settings (1s / 5m). A daemon's webhook sink points at a free port where nothing
-   listens; ``--notifications`` alerts with distinct keys and environments are submitted through
+   default retry settings (1s / 5m). A daemon's webhook sink points at a loopback port that is
+   bound but not listening (connections are refused, and no other process can take the port);
+   ``--notifications`` alerts with distinct keys and environments are submitted through
    ``daemon.alerts.submit`` (route -> dedup -> outbox); deliveries fail and back off for the
-   outage; then the receiver starts on that port and the clock runs until every notification has
-   arrived and the outbox has them all ``sent``. Duplicates are counted by Idempotency-Key.
+   outage; then the receiver listens on that very socket and the clock runs until every
+   notification has arrived and the outbox has them all ``sent``. Duplicates are counted by
+   Idempotency-Key.
 3. **Projection**: how long the last row of the backlog waits for its next attempt after outages
    longer than this run can afford (10 min, 1 h), from ``core.retry.next_attempt`` itself with the
    deliverer's jitter. Computed, not measured, and labelled so.
@@ -229,12 +232,14 @@ class Receiver:
             self.all_arrived.set()
         return web.Response(text="ok")
 
-    async def start(self, port: int = 0) -> int:
+    async def start(self, sock: socket.socket | None = None) -> int:
+        """Listen on a free port, or on ``sock`` (bound, not yet listening); returns the port."""
         app = web.Application()
         app.router.add_post(RECEIVER_PATH, self.handle)
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1)
         await self._runner.setup()
-        await web.TCPSite(self._runner, HOST, port).start()
+        site = web.TCPSite(self._runner, HOST, 0) if sock is None else web.SockSite(self._runner, sock)
+        await site.start()
         bound: int = self._runner.addresses[0][1]
         return bound
 
@@ -607,13 +612,16 @@ async def measure_drain(
 ) -> dict[str, Any]:
     """One outage and drain; returns raw figures (wall-clock seconds relative to the receiver's start)."""
     count = args.notifications
-    port = free_port()  # nothing listens here until the receiver starts
-    hook = f"http://{HOST}:{port}{RECEIVER_PATH}"
+    # Bound but not listening: connections are refused until the receiver listens on this very
+    # socket, and no other process can take the port meanwhile.
+    reserved = socket.socket()
+    reserved.bind((HOST, 0))  # closed below, whatever happens
+    hook = f"http://{HOST}:{reserved.getsockname()[1]}{RECEIVER_PATH}"
     receiver = Receiver(expected=count)
     timings = {n: Timings() for n in ("evaluate", "due_deliveries", "delivery_sent")}
     out: dict[str, Any] = {"retry": retry, "outage_s": outage, "notifications": count}
     profiler = cProfile.Profile() if args.profile and name == "drain-tuned" else None
-    with daemon_logs(tmp / f"{name}-daemon.log"):
+    with reserved, daemon_logs(tmp / f"{name}-daemon.log"):
         async with running_daemon(drain_config(hook, retry, tmp, name), f"bench/alerts.py {name}") as daemon:
             store = daemon.store
             with (
@@ -657,7 +665,7 @@ async def measure_drain(
                     if profiler is not None:
                         profiler.enable()
                     up = time.time()
-                    await receiver.start(port)
+                    await receiver.start(reserved)
                     arrived = True
                     try:
                         await asyncio.wait_for(receiver.all_arrived.wait(), budget)

@@ -234,22 +234,44 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
+def child(command: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A child process, output to ``log``, stopped when the block ends however it ends.
+
+    Ctrl-C and SIGTERM are held while it starts: an interrupt inside Popen would leave a running
+    child that nothing refers to, so nothing would stop.
+    """
+    held: list[int] = []
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda signum, _frame: held.append(signum)) for sig in signals}
+    proc = None
+    try:
+        try:
+            with log.open("ab") as out:
+                proc = subprocess.Popen(
+                    command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                )
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        if held:
+            raise KeyboardInterrupt
+        yield proc
+    finally:
+        if proc is not None:
+            stop_process(proc)
+
+
+@contextlib.contextmanager
 def served(
     command: Callable[[int], list[str]], ready_path: str, log: Path, timeout: float = 60.0
 ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """Run ``command(port)`` on a free loopback port (three tries if the port is taken); stop it after."""
     for _ in range(3):
         port = free_port()
-        with log.open("ab") as out:
-            proc = subprocess.Popen(
-                command(port), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-        try:
+        with child(command(port), log) as proc:
             if wait_until_serving(proc, Path(command(port)[0]).name, port, ready_path, timeout):
                 yield proc, port
                 return
-        finally:
-            stop_process(proc)
     raise RuntimeError(f"{command(0)[0]} exited at start three times; see {log}")
 
 
@@ -672,13 +694,22 @@ def bench_curl(base_urls: Sequence[str], tmp: Path) -> Section:
     health_log = tmp / "guide-health.log"
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run(["bash", "-c", GUIDE_CHECK, "guide-check", str(health_log), *base_urls], check=True)
+    with child(
+        ["bash", "-c", GUIDE_CHECK, "guide-check", str(health_log), *base_urls], tmp / "guide.log"
+    ) as bash:
+        bash.wait()
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     healthy = sum(1 for line in health_log.read_text().splitlines() if line.split("|")[1:2] == ["healthy"])
     checks = len(base_urls)
-    section.facts.update(checks=checks, healthy_lines=healthy, cpu_s=round(cpu, 3), wall_s=round(wall, 3))
+    section.facts.update(
+        checks=checks,
+        healthy_lines=healthy,
+        bash_exit=bash.returncode,
+        cpu_s=round(cpu, 3),
+        wall_s=round(wall, 3),
+    )
     if healthy != checks:
         reason = f"only {healthy} of {checks} checks logged healthy; see {health_log}"
         section.absent("guide_cpu_ms_per_check", "CPU per check", reason)

@@ -19,6 +19,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from umig_monitor.config import ConfigError, Settings, load_config, secret_file_warnings
 from umig_monitor.core.tracking import Tracker
 from umig_monitor.jobs import JobSpec, desired_jobs
+from umig_monitor.jobs.baseline import baseline_all, baseline_environment
 from umig_monitor.jobs.deployments import DeploymentRecorder
 from umig_monitor.jobs.drift import detect_drift
 from umig_monitor.jobs.health import poll_environment
@@ -49,12 +50,18 @@ async def watch_deployment(daemon: Daemon, deployment_id: str) -> None:
         daemon.end_watch_job(deployment_id)
 
 
+async def baseline_one(daemon: Daemon, environment: str) -> None:
+    await baseline_environment(daemon, environment)
+
+
 JOB_BODIES: dict[str, JobBody] = {
     "health": poll_environment,
     "watch": watch_deployment,
     "retention": enforce_retention,
     "pushgateway": push_metrics,
     "drift": detect_drift,
+    "baseline": baseline_all,
+    "baseline_env": baseline_one,
 }
 
 
@@ -292,6 +299,21 @@ class Daemon:
             id=spec.id,
             name=spec.id,
             next_run_time=datetime.now(self.timezone),
+            replace_existing=True,
+        )
+
+    def baseline_soon(self, environment: str) -> None:
+        """A verified deployment gets its performance baseline right away (not at the next cron)."""
+        if not self.settings.jobs.baseline.enabled:
+            return
+        spec = JobSpec(f"baseline:{environment}", "baseline_env", (environment,), None, "")
+        self.scheduler.add_job(
+            self._run_job,
+            "date",
+            run_date=datetime.now(self.timezone),
+            args=(spec,),
+            id=spec.id,
+            name=spec.id,
             replace_existing=True,
         )
 

@@ -221,6 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_ops("insights.drift"))
 
+    p = command("baseline", "measure a performance baseline now, store and compare it (exit 1: regression)")
+    p.add_argument("environment")
+    p.add_argument("--version", help="the version expected to be running (the guide's first argument)")
+    p.add_argument("--samples", type=int, help="requests per endpoint (default jobs.baseline.samples)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_ops("insights.baseline"))
+
     p = sub.add_parser("simulate", help="serve simulated UMIG environments (for demos and tests)")
     p.add_argument("--envs", default="development,uat,production")
     p.add_argument("--host", default="127.0.0.1")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,3 +46,65 @@ async def drift(settings: Settings, args: argparse.Namespace) -> int:
         else:
             print("No version drift.")
     return 1 if any(f["severity"] != "info" for f in findings_list) else 0
+
+
+async def baseline(settings: Settings, args: argparse.Namespace) -> int:
+    """The guide's performance-baseline-monitor: measure now, store, compare, report."""
+    import aiohttp
+
+    from umig_monitor.core.baselines import summary_line
+    from umig_monitor.jobs.baseline import measure, record, stats_dict
+
+    env = settings.environments.get(args.environment)
+    if env is None:
+        raise SystemExit(
+            f"unknown environment '{args.environment}' (known: {', '.join(settings.environments)})"
+        )
+    samples = args.samples or settings.jobs.baseline.samples
+    async with aiohttp.ClientSession() as session:
+        current = await measure(session, args.environment, env, samples)
+    if args.version and current.version != args.version:
+        print(
+            f"error: {args.environment} runs {current.version or 'an unknown version'}, not {args.version}",
+            file=sys.stderr,
+        )
+        return 2
+    async with open_store(settings) as store:
+        regressions = await record(store, settings, current)
+    if args.json:
+        print_json(
+            {
+                "environment": current.environment,
+                "version": current.version,
+                "timestamp": current.ts.isoformat(),
+                "endpoints": stats_dict(current),
+                "figures": dict(current.figures),
+                "regressions": [summary_line(r) for r in regressions],
+            }
+        )
+    else:
+        print(
+            f"Performance baseline for {current.version or 'unknown version'} in {current.environment} "
+            f"({samples} samples per endpoint)"
+        )
+        print_table(
+            ("endpoint", "samples", "errors", "p50 ms", "p95 ms", "max ms"),
+            [
+                (n, s.samples, s.errors, _ms(s.p50_ms), _ms(s.p95_ms), _ms(s.max_ms))
+                for n, s in current.endpoints.items()
+            ],
+        )
+        if current.figures:
+            print(
+                "figures reported by the health endpoint: "
+                + ", ".join(f"{k}={v:g}" for k, v in sorted(current.figures.items()))
+            )
+        for reg in regressions:
+            print(f"⚠️ regression: {summary_line(reg)}")
+        if not regressions:
+            print("✅ no regression against the previous version or this version's history")
+    return 1 if regressions else 0
+
+
+def _ms(value: float | None) -> str | None:
+    return None if value is None else f"{value:.1f}"

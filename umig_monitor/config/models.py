@@ -225,6 +225,8 @@ class BaselineJob(Strict):
     cron: str = "0 * * * *"
     samples: int = Field(default=5, ge=1, le=1000)
     regression_threshold: float = Field(default=0.20, gt=0)
+    # A regression must also grow by this much in absolute terms, so noise on fast endpoints is quiet.
+    min_delta_ms: float = Field(default=50.0, ge=0)
 
     _cron = field_validator("cron")(classmethod(lambda cls, v: _check_cron(v)))
 

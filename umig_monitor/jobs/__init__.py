@@ -74,6 +74,17 @@ def desired_jobs(settings: Settings, now: datetime, tz: Any) -> list[JobSpec]:
                 fingerprint=f"interval:{drift.interval.total_seconds()}",
             )
         )
+    baseline = settings.jobs.baseline
+    if baseline.enabled:
+        specs.append(
+            JobSpec(
+                id="baseline",
+                kind="baseline",
+                args=(),
+                trigger=cron_trigger(baseline.cron, tz),
+                fingerprint=f"cron:{baseline.cron}:{tz}",
+            )
+        )
     if settings.pushgateway is not None:
         every = settings.pushgateway.interval
         specs.append(

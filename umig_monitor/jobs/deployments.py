@@ -5,7 +5,7 @@ daemon runs), the health job (observed deployments) and deployment watches."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -94,7 +94,9 @@ class DeploymentRecorder:
         pipeline: AlertPipeline,
         settings: Settings,
         metrics: DeploymentMetrics | None = None,
+        on_verified: Callable[[str], None] | None = None,
     ) -> None:
+        self.on_verified = on_verified  # e.g. the daemon scheduling a baseline right away
         self.store = store
         self.pipeline = pipeline
         self.settings = settings

@@ -142,6 +142,8 @@ async def _finish(
             duration=duration,
             metadata={"verifiedBy": "watch"},
         )
+        if recorder.on_verified is not None:
+            recorder.on_verified(watch.environment)
     else:
         await recorder.record(
             EventType.FAILURE,
