@@ -82,6 +82,7 @@ from umig_monitor.core.deployments import (
     new_deployment_id,
     summarize,
 )
+from umig_monitor.logs import configure_logging
 from umig_monitor.storage.store import Store
 from umig_monitor.web.deployments import list_deployments
 from umig_monitor.web.server import DAEMON_KEY
@@ -557,6 +558,7 @@ async def bench_query(db: Path, plan: Plan, runs: int, profile: str | None) -> t
         window_by_type=dict(sorted(by_type.items())),
         summary=summary_document(answer.summary),
         handler_agrees=agrees,
+        after=load(),
     )
     return section, answer
 
@@ -645,6 +647,7 @@ def bench_jq(jsonl: Path, plan: Plan, runs: int, ours: Answer, tmp: Path) -> Sec
             "object over several lines), not events: starts in the window are "
             f"{by_type[EventType.START.value]}, successes {by_type[EventType.SUCCESS.value]}"
         ),
+        after=load(),
     )
     return section
 
@@ -711,15 +714,21 @@ def render(setup: dict[str, Any], sections: Sequence[Section]) -> str:
     return "\n".join(out)
 
 
+def load() -> str:
+    return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    configure_logging("warning", "console", sys.stderr)  # the store's schema_migrated lines are noise here
     setup: dict[str, Any] = {
         "machine": f"{os.cpu_count()} CPUs, {platform.machine()}, Linux {platform.release()}",
         "python": f"{platform.python_version()}, SQLAlchemy {sqlalchemy.__version__}, "
         f"aiohttp {aiohttp.__version__}",
         "sqlite": sqlite3.sqlite_version,
         "code": code_state(),
-        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "started": f"{datetime.now(UTC).isoformat(timespec='seconds')}, {load()} (other work on the machine "
+        "inflates every figure)",
         "command": " ".join(["python bench/history.py", *(sys.argv[1:] if argv is None else argv)]),
     }
     plan = Plan(args.events, SEED, datetime.now(UTC).replace(microsecond=0))

@@ -897,8 +897,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the finally blocks stop the children.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # SIGTERM (a CI timeout, `kill`) becomes a Ctrl-C, which asyncio.run turns into cancelling its
+    # main task; either way the finally blocks stop the children.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: os.kill(os.getpid(), signal.SIGINT))
     try:
         sys.exit(main())
     except KeyboardInterrupt:

@@ -354,7 +354,10 @@ class Daemon:
             await JOB_BODIES[spec.kind](self, *spec.args)
         except asyncio.CancelledError:
             result = "cancelled"
-            raise
+            if self._accepting:
+                raise
+            # Cancelled by shutdown after its deadline: said once in jobs_cancelled_at_shutdown;
+            # not re-raised, so the scheduler does not log it as a crash.
         except (StorageError, PushFailed) as exc:
             result = "failure"
             log.error("job_failed", job=spec.id, error=str(exc))

@@ -82,8 +82,19 @@ class Deliverer:
             if len(due) == 50:
                 continue
             wake.clear()
+            idle = await self._idle_for(name)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=IDLE_POLL)
+                await asyncio.wait_for(wake.wait(), timeout=idle)
+
+    async def _idle_for(self, name: str) -> float:
+        """Sleep until the next row of this sink is due (at most IDLE_POLL), not a fixed second."""
+        try:
+            due = await self._store.next_due(name)
+        except StorageError:
+            return IDLE_POLL
+        if due is None:
+            return IDLE_POLL
+        return min(max((due - self._clock()).total_seconds(), 0.01), IDLE_POLL)
 
     async def _attempt(self, sink: Sink, delivery: Delivery) -> None:
         notification = notification_from_dict(delivery.payload)
@@ -95,6 +106,12 @@ class Deliverer:
                 await self._store.delivery_sent(delivery.id, now)
                 self._metrics.notifications.labels(sink.name, "sent").inc()
                 self._metrics.latency.observe(max((now - delivery.created_at).total_seconds(), 0))
+                if delivery.attempts:
+                    # It answers again after failures: everything it owes is due now, rather than
+                    # each row waiting out its own backoff (minutes, after a long outage).
+                    expedited = await self._store.expedite(sink.name, now)
+                    if expedited:
+                        log.info("sink_recovered", sink=sink.name, expedited=expedited)
                 log.info(
                     "alert_sent",
                     sink=sink.name,

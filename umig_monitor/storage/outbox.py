@@ -125,6 +125,25 @@ class OutboxQueries:
             delivery_id, status="failed", attempts=outbox.c.attempts + 1, last_error=error
         )
 
+    async def expedite(self, sink: str, now: datetime) -> int:
+        """The receiver answers again: make every pending row of that sink due now, instead of
+        each waiting out its own backoff (after a long outage that could be minutes)."""
+        async with self._connect("expediting deliveries", write=True) as conn:
+            result = await conn.execute(
+                outbox.update()
+                .where(outbox.c.sink == sink, outbox.c.status == "pending", outbox.c.next_attempt_at > now)
+                .values(next_attempt_at=now)
+            )
+            return int(result.rowcount or 0)
+
+    async def next_due(self, sink: str) -> datetime | None:
+        query = sa.select(sa.func.min(outbox.c.next_attempt_at)).where(
+            outbox.c.sink == sink, outbox.c.status == "pending"
+        )
+        async with self._connect("reading the outbox", write=False) as conn:
+            value: datetime | None = (await conn.execute(query)).scalar_one_or_none()
+            return value
+
     async def fail_pending(self, sink: str, error: str) -> int:
         async with self._connect("failing deliveries", write=True) as conn:
             result = await conn.execute(
