@@ -41,9 +41,19 @@ def test_security_exposure_at_most_2(tmp_path: Path) -> None:
 
 def test_unit_has_what_ops_rely_on() -> None:
     text = UNIT.read_text()
-    for line in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "ExecReload=/bin/kill -HUP $MAINPID",
-                 "EnvironmentFile=-/etc/umig-monitor/env", "StateDirectory=umig-monitor",
-                 "ConfigurationDirectory=umig-monitor", "DynamicUser=yes", "ProtectSystem=strict",
-                 "CapabilityBoundingSet=\n", "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
-                 "SystemCallFilter=@system-service", "MemoryDenyWriteExecute=yes"):
+    for line in (
+        "Type=notify",
+        "WatchdogSec=",
+        "Restart=on-failure",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "EnvironmentFile=-/etc/umig-monitor/env",
+        "StateDirectory=umig-monitor",
+        "ConfigurationDirectory=umig-monitor",
+        "DynamicUser=yes",
+        "ProtectSystem=strict",
+        "CapabilityBoundingSet=\n",
+        "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+        "SystemCallFilter=@system-service",
+        "MemoryDenyWriteExecute=yes",
+    ):
         assert line in text, line
