@@ -131,9 +131,11 @@ async def test_sigterm_while_a_poll_is_stuck(simulator: RunningSimulator, write_
 
     config = write_config(simulator, ("production",))
     simulator.simulator.add_fault("production", Fault(FaultKind("timeout")))
+    port = int(config.read_text().split("listen: 127.0.0.1:")[1].split()[0])
     proc = start(config)
     try:
-        await asyncio.sleep(2.5)  # the first poll is in flight, held by the simulator
+        await wait_http(f"http://127.0.0.1:{port}/healthz")
+        await asyncio.sleep(1.0)  # the first poll is in flight, held by the simulator
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(proc.wait, 10) == 0

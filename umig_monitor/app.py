@@ -388,6 +388,12 @@ class Daemon:
     def request_reload(self) -> None:
         self._spawn(self.reload())
 
+    def request_reload_when_started(self) -> None:
+        if self._accepting:
+            self.request_reload()
+        else:
+            log.warning("reload_ignored", reason="still starting")
+
     async def wait_for_stop(self) -> None:
         await self._stop_requested.wait()
 
@@ -399,25 +405,30 @@ def _now_iso() -> str:
 async def async_run(settings: Settings, config_path: Path | None) -> int:
     daemon = Daemon(settings, config_path)
     loop = asyncio.get_running_loop()
-    try:
-        await daemon.start()
-    except StorageError as exc:
-        log.error("startup_failed", error=str(exc))
-        await daemon.stop()
-        return 2
-    except OSError as exc:
-        log.error("startup_failed", error=f"cannot listen on {settings.daemon.listen}: {exc.strerror or exc}")
-        await daemon.stop()
-        return 2
+    # Handlers first: a SIGTERM that arrives while storage opens still ends in an orderly exit 0.
     loop.add_signal_handler(signal.SIGTERM, daemon.request_stop)
     loop.add_signal_handler(signal.SIGINT, daemon.request_stop)
-    loop.add_signal_handler(signal.SIGHUP, daemon.request_reload)
+    loop.add_signal_handler(signal.SIGHUP, daemon.request_reload_when_started)
     try:
-        await daemon.wait_for_stop()
+        try:
+            await daemon.start()
+        except StorageError as exc:
+            log.error("startup_failed", error=str(exc))
+            await daemon.stop()
+            return 2
+        except OSError as exc:
+            log.error(
+                "startup_failed", error=f"cannot listen on {settings.daemon.listen}: {exc.strerror or exc}"
+            )
+            await daemon.stop()
+            return 2
+        try:
+            await daemon.wait_for_stop()
+        finally:
+            await daemon.stop()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
-        await daemon.stop()
     return 0
 
 

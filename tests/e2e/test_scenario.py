@@ -31,7 +31,7 @@ class Mailbox:
     def __init__(self) -> None:
         self.messages: list[Any] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd hook
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(message_from_bytes(envelope.content))
         return "250 OK"
 
@@ -209,7 +209,8 @@ async def test_story(
             status = await asyncio.to_thread(cli, config, "status", "--json")
             assert status.returncode == 0, status.stderr
             assert {e["health"] for e in json.loads(status.stdout)["environments"].values()} == {"healthy"}
-            assert mailbox.messages == [] and slack.payloads == []
+            assert mailbox.messages == []
+            assert slack.payloads == []
 
             # 2. Production goes unhealthy: exactly one critical alert at mail and Slack (and Alertmanager).
             simulator.simulator.update("production", status="unhealthy")
@@ -217,7 +218,8 @@ async def test_story(
                 lambda: len(mailbox.messages) >= 1 and len(slack.payloads) >= 1, what="critical alert"
             )
             await asyncio.sleep(3)  # six more failing polls: no repeat
-            assert len(mailbox.messages) == 1 and len(slack.payloads) == 1
+            assert len(mailbox.messages) == 1
+            assert len(slack.payloads) == 1
             assert "UMIG Health Alert" in mailbox.subjects()[0]
             assert slack.payloads[0]["attachments"][0]["color"] == "danger"
             am_alerts = await asyncio.to_thread(http_json, alertmanager + "/api/v2/alerts")
@@ -316,7 +318,8 @@ async def test_story(
 
             # Pushgateway has the UMIG metrics.
             pushed = await asyncio.to_thread(http_text, gateway + "/metrics")
-            assert "umig_version_info{" in pushed and 'job="umig-deployment-tracking"' in pushed
+            assert "umig_version_info{" in pushed
+            assert 'job="umig-deployment-tracking"' in pushed
         finally:
             if daemon.poll() is None:
                 daemon.send_signal(signal.SIGTERM)
