@@ -21,8 +21,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from umig_monitor.simulator import RunningSimulator, start_simulator
 from umig_monitor.storage.engine import normalize_url
 
-# A PostgreSQL server where tests may create databases; each test gets a fresh one.
+# A PostgreSQL server where tests may create databases; each test gets a fresh one. `.ci/run`
+# starts one; in CI its absence is a failure, not a silently smaller suite.
 POSTGRES_URL = os.environ.get("UMIG_TEST_POSTGRES_URL")
+if POSTGRES_URL is None and os.environ.get("CI") == "true":
+    raise RuntimeError("UMIG_TEST_POSTGRES_URL is not set: run the suite through .ci/run")
 
 GUIDE_ENVIRONMENTS = ("development", "uat", "production")
 
