@@ -17,6 +17,7 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from umig_monitor.config import ConfigError, Settings, load_config, secret_file_warnings
+from umig_monitor.core.health import Outcome
 from umig_monitor.core.tracking import Tracker
 from umig_monitor.jobs import JobSpec, desired_jobs
 from umig_monitor.jobs.baseline import baseline_all, baseline_environment
@@ -82,6 +83,7 @@ class Daemon:
         self.started_at = datetime.now(UTC)
         self.polled: set[str] = set()
         self.trackers: dict[str, Tracker] = {}
+        self.last_outcome: dict[str, Outcome] = {}
         self.umig_metrics = UmigMetrics()
         self.alert_metrics = AlertMetrics(self.metrics.registry)
         self.deployment_metrics = DeploymentMetrics(self.metrics.registry)

@@ -83,6 +83,7 @@ class UmigMetrics:
             "umig_probe_failures", "Failed polls by reason (outcome).", ["environment", "reason"], registry=r
         )
         self._version_labels: dict[str, tuple[str, str]] = {}
+        self._outcomes: dict[str, str] = {}
 
     def observe(
         self,
@@ -110,8 +111,14 @@ class UmigMetrics:
             self.uptime.labels(environment).set(uptime_seconds)
         else:
             self._remove(self.uptime, environment)
-        for status in all_outcomes:
-            self.environment_status.labels(environment, status).set(1 if status == outcome else 0)
+        previous = self._outcomes.get(environment)
+        if previous is None:
+            for status in all_outcomes:
+                self.environment_status.labels(environment, status).set(1 if status == outcome else 0)
+        elif previous != outcome:
+            self.environment_status.labels(environment, previous).set(0)
+            self.environment_status.labels(environment, outcome).set(1)
+        self._outcomes[environment] = outcome
 
     @staticmethod
     def _remove(metric: Gauge, *labels: str) -> None:
@@ -132,6 +139,7 @@ class UmigMetrics:
                 if sample_labels and sample_labels[0] == environment:
                     metric.remove(*sample_labels)
         self._version_labels.pop(environment, None)
+        self._outcomes.pop(environment, None)
 
 
 class AlertMetrics:

