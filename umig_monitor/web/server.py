@@ -13,6 +13,7 @@ from umig_monitor.storage import StorageError
 from umig_monitor.web import alerts as alerts_api
 from umig_monitor.web import deployments as deployments_api
 from umig_monitor.web import insights as insights_api
+from umig_monitor.web import page as status_page
 from umig_monitor.web.auth import Handler, error, require_token
 from umig_monitor.web.views import environment_detail, environments_view
 
@@ -47,6 +48,7 @@ def build_app(daemon: Daemon) -> web.Application:
     alerts_api.add_routes(app, guarded)
     deployments_api.add_routes(app, guarded)
     insights_api.add_routes(app)
+    status_page.register(app)
     return app
 
 

@@ -1,0 +1,125 @@
+"""GET /: the status page for people. It reads the same read models as the JSON API (environment
+documents, drift report, alerts, deployment history, stored health) and renders them with
+``core.page``; no JavaScript, no remote assets, refreshed by the browser every 30 seconds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING
+
+import structlog
+from aiohttp import web
+
+from umig_monitor import __version__
+from umig_monitor.config import Settings
+from umig_monitor.core.alerts import AlertState
+from umig_monitor.core.page import StatusPage, render, render_unavailable
+from umig_monitor.core.timeline import Span, Tally, build_timeline
+from umig_monitor.jobs.drift import drift_report
+from umig_monitor.storage import StorageError, Store
+from umig_monitor.web.views import environments_view
+
+if TYPE_CHECKING:
+    from umig_monitor.app import Daemon
+
+log = structlog.get_logger("umig_monitor.web.page")
+
+WINDOW = timedelta(hours=24)
+REFRESH_SECONDS = 30
+RESOLVED_ALERTS = 20
+DEPLOYMENT_EVENTS = 10
+# Nothing is loaded from anywhere, nothing is scripted, nothing may frame the page.
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def _daemon(request: web.Request) -> Daemon:
+    from umig_monitor.web.server import DAEMON_KEY
+
+    return request.app[DAEMON_KEY]
+
+
+async def health_timelines(
+    store: Store, environments: list[str], start: datetime, end: datetime
+) -> dict[str, list[Span]]:
+    """Per environment, the window's spans: hourly rollups where the retention job has written them,
+    raw samples after the last rolled-up hour (so a page load reads a few hours of samples, not 24)."""
+    first_hour = start.replace(minute=0, second=0, microsecond=0)
+    rollups = await store.health_rollups(first_hour, end)
+    rolled_until = max((r.hour for r in rollups), default=None)
+    raw_from = max(start, rolled_until + timedelta(hours=1)) if rolled_until else start
+    samples = await store.health_samples_between(raw_from, end)
+    out = {}
+    for name in environments:
+        tallies = [
+            Tally(
+                r.hour,
+                r.hour + timedelta(hours=1),
+                {"healthy": r.healthy, "degraded": r.degraded, "unhealthy": r.unhealthy, "failed": r.failed},
+            )
+            for r in rollups
+            if r.environment == name
+        ]
+        mine = [s for s in samples if s.environment == name]
+        out[name] = build_timeline(tallies, mine, start, end)
+    return out
+
+
+async def gather_page(
+    store: Store,
+    settings: Settings,
+    now: datetime,
+    tz: tzinfo = UTC,
+    suppressed_by: Callable[[str], str | None] = lambda key: None,
+) -> StatusPage:
+    start = now - WINDOW
+    view = await environments_view(store, settings)
+    _, findings = await drift_report(store, settings, now)
+    first_seen = {f.key: f.first_seen for f in await store.drift_findings() if f.first_seen is not None}
+    firing = await store.active_alerts()
+    resolved = await store.list_alerts(state=AlertState.RESOLVED, since=start, limit=RESOLVED_ALERTS)
+    silenced = {a.key: s for a in firing if (s := suppressed_by(a.key)) is not None}
+    return StatusPage(
+        now=now,
+        tz=tz,
+        window_start=start,
+        environments=view["environments"],
+        timelines=await health_timelines(store, list(settings.environments), start, now),
+        findings=findings,
+        alerts=[*firing, *resolved],
+        deployments=await store.deployment_events(limit=DEPLOYMENT_EVENTS),
+        first_seen=first_seen,
+        silenced_by=silenced,
+        refresh_seconds=REFRESH_SECONDS,
+        version=__version__,
+    )
+
+
+def _html(body: str, status: int = 200) -> web.Response:
+    return web.Response(text=body, status=status, content_type="text/html", charset="utf-8", headers=HEADERS)
+
+
+async def status_page(request: web.Request) -> web.Response:
+    daemon = _daemon(request)
+    now = datetime.now(UTC)
+    try:
+        page = await gather_page(
+            daemon.store, daemon.settings, now, daemon.timezone, daemon.alerts.suppressed_by
+        )
+    except StorageError as exc:
+        log.error("status_page_failed", error=str(exc))
+        return _html(render_unavailable(str(exc), now), status=503)
+    return _html(render(page))
+
+
+def register(app: web.Application) -> None:
+    """Add ``GET /`` (and HEAD) to the daemon's app; ``app[DAEMON_KEY]`` must be set."""
+    app.router.add_get("/", status_page)
