@@ -4,7 +4,7 @@ query-deployment-history.sh (jq over the JSONL file) on the same events.
 
 Run it from the repository root (the package is installed editable, so ``import umig_monitor`` works):
 
-    python bench/history.py                          # 1,000,000 events in a temporary SQLite (~4 min)
+    python bench/history.py                          # 1,000,000 events in a temporary SQLite (~4-5 min)
     python bench/history.py --db /tmp/history.db     # keep the database and its JSONL; reruns skip generation
     python bench/history.py --events 100000 --skip-jq --runs 20
     python bench/history.py --json > history.json    # machine-readable
@@ -63,7 +63,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 from urllib.parse import urlencode
 
 import aiohttp
@@ -206,6 +206,11 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def progress(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def refuse(message: str) -> NoReturn:
+    print(f"bench/history.py: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 # --- the data --------------------------------------------------------------------------------------
@@ -391,7 +396,7 @@ async def prepare_database(db: Path, plan: Plan, section: Section) -> Plan:
         elif stored == 0:
             await write_database(store, plan, section)
         else:
-            raise SystemExit(
+            refuse(
                 f"{db} holds {stored:,} deployment events that are not this benchmark's "
                 f"{plan.events:,} (seed {plan.seed}, generator {GENERATOR}); use another --db or delete it"
             )
@@ -416,7 +421,7 @@ async def write_database(store: Store, plan: Plan, section: Section) -> None:
         if inserted % 100_000 < BATCH:
             progress(f"  {inserted:,} events, {build_s + store_s:.0f} s")
     if inserted != plan.events:
-        raise SystemExit(f"stored {inserted:,} events of {plan.events:,}: generated ids collided")
+        refuse(f"stored {inserted:,} events of {plan.events:,}: generated ids collided")
     await store.kv_set(MARKER_KEY, plan.marker(), datetime.now(UTC))
     total = build_s + store_s
     section.add(

@@ -44,7 +44,7 @@ def ev(
         ([ev(B, "a", 0), ev(F, "a", 5), ev(S, "a", 9)], Summary(1, 1, 0, 0, 0, 0, 1.0)),  # retried
         ([ev(S, "a", 9), ev(F, "a", 5)], Summary(1, 1, 0, 0, 0, 0, 1.0)),  # by time, not input order
         ([ev(S, "a", 5), ev(R, "a", 9)], Summary(1, 0, 0, 1, 0, 0, 0.0)),
-        ([ev(F, "a", 5), ev(S, "a", 5)], Summary(1, 1, 0, 0, 0, 0, 1.0)),  # a tie: the later input
+        ([ev(F, "a", 5), ev(S, "a", 5)], Summary(1, 0, 1, 0, 0, 0, 0.0)),  # a tie: failure outranks success
         ([ev(OBS, "o", 0)], Summary(1, 0, 0, 0, 0, 1, None)),
         (
             [

@@ -24,13 +24,16 @@ from umig_monitor.core.deployments import (
     parse_timestamp,
 )
 
+TIE_RANK = {EventType.SUCCESS: 0, EventType.FAILURE: 1, EventType.ROLLBACK: 2}
+
 
 def _outcomes(events: Iterable[DeploymentEvent]) -> list[EventType]:
-    """Per deployment: its latest terminal event by time (input order breaks ties), else START
-    (still in progress) or OBSERVED."""
+    """Per deployment: its latest terminal event by time, else START (still in progress) or
+    OBSERVED. On equal times rollback wins over failure over success (as the store's SQL summary
+    decides), so the answer never depends on the order events arrive in."""
     groups: dict[str, list[tuple[datetime, int, DeploymentEvent]]] = {}
-    for i, e in enumerate(events):
-        groups.setdefault(e.deployment_id, []).append((e.ts, i, e))
+    for e in events:
+        groups.setdefault(e.deployment_id, []).append((e.ts, TIE_RANK.get(e.type, -1), e))
     out = []
     for group in groups.values():
         terminal = [item for item in group if item[2].type in TERMINAL]

@@ -250,11 +250,34 @@ def _0004_deployment_watches(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _0005_deployment_summary_index(conn: Connection) -> None:
+    md = sa.MetaData(naming_convention=_NAMING_CONVENTION)
+    events = sa.Table(
+        "deployment_events",
+        md,
+        sa.Column("environment", sa.String),
+        sa.Column("ts", UTCDateTime),
+        sa.Column("type", sa.String),
+        sa.Column("deployment_id", sa.String),
+    )
+    # Covers the history summary (environment and time range, grouped by deployment); its prefix
+    # serves everything the old (environment, ts) index did.
+    sa.Index("ix_deployment_events_environment_ts", events.c.environment, events.c.ts).drop(conn)
+    sa.Index(
+        "ix_deployment_events_summary",
+        events.c.environment,
+        events.c.ts,
+        events.c.type,
+        events.c.deployment_id,
+    ).create(conn)
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "initial tables", _0001_initial_tables),
     Migration(2, "hourly health rollups; health_samples time indexes", _0002_hourly_rollups),
     Migration(3, "notification log and silences", _0003_notification_log_and_silences),
     Migration(4, "deployment watches", _0004_deployment_watches),
+    Migration(5, "covering index for deployment summaries", _0005_deployment_summary_index),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1].version
 

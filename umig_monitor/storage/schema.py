@@ -76,7 +76,7 @@ deployment_events = sa.Table(
     sa.Column("metadata", json_doc(none_as_null=True)),
     sa.Column("flags", json_doc(none_as_null=True)),
     sa.Column("created_at", UTCDateTime, nullable=False),
-    sa.Index("ix_deployment_events_environment_ts", "environment", "ts"),
+    sa.Index("ix_deployment_events_summary", "environment", "ts", "type", "deployment_id"),
     sa.Index("ix_deployment_events_deployment_id", "deployment_id"),
 )
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from umig_monitor.config.types import parse_duration
-from umig_monitor.core.deployments import EventError, EventType, event_to_record, summarize
+from umig_monitor.core.deployments import EventError, EventType, event_to_record
 from umig_monitor.core.status import iso
 from umig_monitor.pipeline.actions import ActionError
 from umig_monitor.web.alerts import parse_since, read_json
@@ -90,8 +90,7 @@ async def list_deployments(request: web.Request) -> web.Response:
     filters: dict[str, Any] = {"environment": environment, "since": since, "until": until, "types": types}
     events = await daemon.store.deployment_events(**filters, limit=limit, offset=offset)
     total = await daemon.store.count_deployment_events(**filters)
-    everything = await daemon.store.deployment_events(environment=environment, since=since, until=until)
-    s = summarize(everything)
+    s = await daemon.store.deployment_summary(environment=environment, since=since, until=until)
     return web.json_response(
         {
             "events": [event_to_record(e) for e in events],
