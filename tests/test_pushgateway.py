@@ -29,7 +29,7 @@ async def test_push_reads_back(simulator: RunningSimulator, write_config: Config
         try:
             for _ in range(100):
                 text = await asyncio.to_thread(fetch, gateway + "/metrics")
-                if 'environment="production"' in text and "umig_version_info" in text:
+                if all(f'umig_health_status{{environment="{e}"' in text for e in ("production", "uat")):
                     break
                 await asyncio.sleep(0.2)
             simulator.simulator.update("production", version="1.1.3")
