@@ -25,6 +25,7 @@ from umig_monitor.jobs.deployments import DeploymentRecorder
 from umig_monitor.jobs.drift import detect_drift
 from umig_monitor.jobs.health import poll_environment
 from umig_monitor.jobs.pushgateway import PushFailed, push_metrics
+from umig_monitor.jobs.report import daily_report
 from umig_monitor.jobs.retention import enforce_retention
 from umig_monitor.jobs.samples import SampleWriter
 from umig_monitor.jobs.watch import look
@@ -63,6 +64,7 @@ JOB_BODIES: dict[str, JobBody] = {
     "drift": detect_drift,
     "baseline": baseline_all,
     "baseline_env": baseline_one,
+    "daily_report": daily_report,
 }
 
 

@@ -228,6 +228,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_ops("insights.baseline"))
 
+    p = command("report", "the daily status report of a past day (default: yesterday), from storage")
+    p.add_argument("--date", help="YYYY-MM-DD, a day in daemon.timezone (default: yesterday)")
+    p.add_argument("--format", choices=["text", "html", "json"], default="text")
+    p.add_argument("--output", "-o", help="write the report to this file instead of stdout")
+    p.add_argument("--send", action="store_true", help="also send it, as the daily job does (once per date)")
+    p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for delivery with --send")
+    p.set_defaults(func=_ops("report.report"))
+
     p = sub.add_parser("simulate", help="serve simulated UMIG environments (for demos and tests)")
     p.add_argument("--envs", default="development,uat,production")
     p.add_argument("--host", default="127.0.0.1")

@@ -235,6 +235,8 @@ class DailyReportJob(Strict):
     enabled: bool = True
     cron: str = "0 7 * * *"
     route: str | None = None
+    # Where daily-status-YYYY-MM-DD.{txt,html,json} are written; null: not written, only sent.
+    directory: Path | None = Path("/var/lib/umig-monitor/reports")
 
     _cron = field_validator("cron")(classmethod(lambda cls, v: _check_cron(v)))
 

@@ -90,6 +90,17 @@ def desired_jobs(settings: Settings, now: datetime, tz: Any) -> list[JobSpec]:
                 fingerprint=f"cron:{baseline.cron}:{tz}",
             )
         )
+    report = settings.jobs.daily_report
+    if report.enabled:
+        specs.append(
+            JobSpec(
+                id="daily_report",
+                kind="daily_report",
+                args=(),
+                trigger=cron_trigger(report.cron, tz),
+                fingerprint=f"cron:{report.cron}:{tz}",
+            )
+        )
     if settings.pushgateway is not None:
         every = settings.pushgateway.interval
         specs.append(

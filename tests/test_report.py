@@ -1,0 +1,643 @@
+"""The daily report's pure core: a seeded day against golden text and JSON, the empty day, the HTML
+(well-formed, self-contained, escaped), and the rules as tables: day boundaries in the report's
+timezone, rollups standing in for pruned samples, incidents clipped to the day, percentages.
+
+Golden files live in tests/golden/report/; ``UMIG_REGENERATE_GOLDEN=1 pytest tests/test_report.py``
+rewrites them (then review the diff)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import xml.etree.ElementTree as ET
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from umig_monitor.core.alerts import Alert, AlertState
+from umig_monitor.core.baselines import Baseline, LatencyStats
+from umig_monitor.core.deployments import DeploymentEvent, EventType
+from umig_monitor.core.health import HealthSample, Outcome
+from umig_monitor.core.report import (
+    Counts,
+    DriftFinding,
+    HourlyCounts,
+    Period,
+    ReportEnvironment,
+    ReportInputs,
+    make_report,
+    previous_day,
+    render_html,
+    render_text,
+    report_json,
+)
+from umig_monitor.core.report_html import duration_text, percent
+
+GOLDEN = Path(__file__).parent / "golden" / "report"
+REGENERATE = os.environ.get("UMIG_REGENERATE_GOLDEN") == "1"
+TZ = "Europe/Zurich"
+DAY = date(2024, 10, 25)
+
+
+def local(hour: int, minute: int = 0, day: int = 25) -> datetime:
+    """A wall-clock time in Zurich (UTC+2 in October 2024), as the UTC instant storage holds."""
+    return datetime(2024, 10, day, hour, minute, tzinfo=ZoneInfo(TZ)).astimezone(UTC)
+
+
+GENERATED_AT = local(7, day=26)
+ENVIRONMENTS = (
+    ReportEnvironment("development", "development"),
+    ReportEnvironment("uat", "uat"),
+    ReportEnvironment("production", "production"),
+)
+
+
+def _sample(env: str, ts: datetime, outcome: Outcome = Outcome.HEALTHY, **kwargs: Any) -> HealthSample:
+    answered = outcome.answered
+    return HealthSample(
+        environment=env,
+        ts=ts,
+        outcome=outcome,
+        umig_status=("healthy" if outcome is not Outcome.UNHEALTHY else "unhealthy") if answered else None,
+        response_ms=40.0 if answered else None,
+        **kwargs,
+    )
+
+
+def seeded_samples() -> list[HealthSample]:
+    """A poll every 30 minutes. uat's first six hours were pruned (see ``seeded_rollups``) and it has
+    no data from 13:00 to 14:00; production was unhealthy from 10:00 to 10:40."""
+    out = []
+    for half_hours in range(48):
+        ts = local(0) + timedelta(minutes=30 * half_hours)
+        hour = half_hours // 2
+        uptime = f"{hour}h {(half_hours % 2) * 30}m"
+        dev = Outcome.DEGRADED if hour == 9 else Outcome.HEALTHY
+        out.append(_sample("development", ts, dev, version="1.3.0-dev+ci.1245", uptime_text=uptime))
+        prod = {10: Outcome.UNHEALTHY, 11: Outcome.TIMEOUT if half_hours % 2 == 0 else Outcome.HEALTHY}.get(
+            hour, Outcome.HEALTHY
+        )
+        prod_version = "1.1.2" if prod.answered else None
+        out.append(_sample("production", ts, prod, version=prod_version, uptime_text="5d 7h 45m"))
+        if hour >= 6 and hour != 13:
+            uat_version = "1.2.0-rc.3" if ts >= local(14, 35) else "1.2.0-rc.2"
+            last = half_hours == 47
+            outcome = Outcome.UNREACHABLE if last else Outcome.HEALTHY
+            out.append(
+                _sample(
+                    "uat",
+                    ts,
+                    outcome,
+                    version=None if last else uat_version,
+                    uptime_text=None if last else "3h",
+                )
+            )
+    out += [
+        _sample("production", local(23, 59, day=24), Outcome.UNHEALTHY, version="1.1.1"),  # the day before
+        _sample("production", local(0, 0, day=26), Outcome.UNHEALTHY, version="1.1.9"),  # the day after
+        _sample("legacy", local(12), version="0.9.0", uptime_text="40d"),  # no longer configured
+    ]
+    return out
+
+
+def seeded_rollups() -> list[HourlyCounts]:
+    """uat 00:00-06:00 survives only as rollups; production's 10:00 rollup repeats its raw samples."""
+    uat = [HourlyCounts("uat", local(h), Counts(2, 2, 0, 0, 0)) for h in range(6)]
+    return [*uat, HourlyCounts("production", local(10), Counts(2, 0, 0, 2, 0))]
+
+
+def _event(
+    event_id: str, deployment: str, env: str, type: EventType, ts: datetime, **kw: Any
+) -> DeploymentEvent:
+    return DeploymentEvent(id=event_id, deployment_id=deployment, environment=env, type=type, ts=ts, **kw)
+
+
+def seeded_events() -> list[DeploymentEvent]:
+    return [
+        _event("d-old-start", "d-old", "uat", EventType.START, local(23, day=24), version="1.2.0-rc.2"),
+        _event(
+            "dev-obs",
+            "observed-dev-1",
+            "development",
+            EventType.OBSERVED,
+            local(9, 15),
+            version="1.3.0-dev+ci.1245",
+        ),
+        _event(
+            "uat-1-start",
+            "deploy-uat-1",
+            "uat",
+            EventType.START,
+            local(14, 30),
+            version="1.2.0-rc.3",
+            initiated_by="lucas.challamel",
+        ),
+        _event(
+            "uat-1-success",
+            "deploy-uat-1",
+            "uat",
+            EventType.SUCCESS,
+            local(14, 35),
+            version="1.2.0-rc.3",
+            duration_seconds=300.0,
+        ),
+        _event(
+            "prod-1-failure",
+            "deploy-production-1",
+            "production",
+            EventType.FAILURE,
+            local(16),
+            version="1.1.3",
+            error="migration 031 failed",
+        ),
+        _event(
+            "prod-rb",
+            "rollback-production-1",
+            "production",
+            EventType.ROLLBACK,
+            local(16, 5),
+            version="1.1.3",
+            from_version="1.1.3",
+            to_version="1.1.2",
+        ),
+    ]
+
+
+def _alert(
+    alert_id: int,
+    key: str,
+    type: str,
+    env: str | None,
+    severity: str,
+    start: datetime,
+    end: datetime | None,
+    summary: str,
+) -> Alert:
+    state = AlertState.RESOLVED if end is not None else AlertState.FIRING
+    return Alert(key, type, env, severity, state, summary, start, end, id=alert_id)  # type: ignore[arg-type]
+
+
+def seeded_alerts() -> list[Alert]:
+    return [
+        _alert(
+            3,
+            "environment_health/uat/",
+            "environment_unhealthy",
+            "uat",
+            "warning",
+            local(9, day=23),
+            local(10, day=23),
+            "uat is unhealthy",
+        ),
+        _alert(
+            5,
+            "version_drift/uat/outdated:uat",
+            "outdated_environment",
+            "uat",
+            "warning",
+            local(8, day=20),
+            None,
+            "uat 1.2.0-rc.2 is 3 releases behind production 1.5.0",
+        ),
+        _alert(
+            10,
+            "environment_health/uat/",
+            "environment_unreachable",
+            "uat",
+            "warning",
+            local(23, 50, day=24),
+            local(0, 20),
+            "uat is unreachable: connection refused",
+        ),
+        _alert(
+            15,
+            "component_unhealthy/development/database",
+            "component_unhealthy",
+            "development",
+            "info",
+            local(8),
+            local(8, 10),
+            "development: database unhealthy",
+        ),
+        _alert(
+            14,
+            "version_churn/development/",
+            "version_churn",
+            "development",
+            "info",
+            local(9, 20),
+            None,
+            "development: 6 versions in the last 100 checks",
+        ),
+        _alert(
+            11,
+            "environment_health/production/",
+            "environment_unhealthy",
+            "production",
+            "critical",
+            local(10),
+            local(10, 40),
+            'production is unhealthy: status <unhealthy> & "db" down',
+        ),
+        _alert(
+            13,
+            "high_error_rate/production/",
+            "high_error_rate",
+            "production",
+            "critical",
+            local(11),
+            local(11, 30),
+            "production: error rate 0.08 > 0.05",
+        ),
+        _alert(
+            12,
+            "performance_regression/production/teams:p95:previous_version",
+            "performance_regression",
+            "production",
+            "warning",
+            local(12),
+            local(13),
+            "production: teams p95 400 ms vs 250 ms (+60%) against 1.1.1",
+        ),
+        _alert(
+            16,
+            "environment_health/uat/",
+            "environment_unreachable",
+            "uat",
+            "warning",
+            local(23),
+            None,
+            "uat is unreachable: timeout",
+        ),
+        _alert(
+            17,
+            "environment_health/production/",
+            "environment_unhealthy",
+            "production",
+            "critical",
+            local(1, day=26),
+            None,
+            "production is unhealthy",
+        ),
+    ]
+
+
+def _baseline(env: str, ts: datetime, version: str | None, **endpoints: tuple[float, float]) -> Baseline:
+    stats = {name: LatencyStats(5, 0, p50, p95, p95 + 5) for name, (p50, p95) in endpoints.items()}
+    return Baseline(env, version, ts, stats, {"activeUsers": 12.0})
+
+
+def seeded_baselines() -> list[Baseline]:
+    return [
+        _baseline("production", local(10, day=24), "1.1.2", health=(20, 30), teams=(150, 250)),
+        _baseline("production", local(18, day=24), "1.1.2", health=(20, 34), teams=(170, 270)),
+        _baseline("production", local(1), "1.1.2", health=(20, 30), teams=(180, 250), users=(100, 140)),
+        _baseline("production", local(9), "1.1.2", health=(22, 35), teams=(190, 260)),
+        _baseline("production", local(17), "1.1.2", health=(30, 40), teams=(200, 400), users=(110, 150)),
+        _baseline("development", local(12), "1.3.0-dev+ci.1245", health=(8, 12)),
+        _baseline("uat", local(12, day=22), "1.2.0-rc.2", health=(30, 50)),  # too old to count
+    ]
+
+
+def seeded_findings() -> list[DriftFinding]:
+    return [
+        DriftFinding(
+            "stale",
+            "production",
+            "info",
+            "production: no deployment for 20 days",
+            local(8, day=1),
+            local(9, day=24),
+        ),
+        DriftFinding(
+            "outdated",
+            "uat",
+            "warning",
+            "uat 1.2.0-rc.2 is 3 releases behind production 1.5.0",
+            local(8, day=20),
+        ),
+        DriftFinding(
+            "component",
+            "development",
+            "warning",
+            "development: ui 1.3.0-dev differs from backend 1.2.9",
+            local(10),
+            local(12),
+        ),
+        DriftFinding(
+            "ahead",
+            "development",
+            "info",
+            "development 1.3.0-dev+ci.1245 is ahead of production",
+            local(3, day=26),
+        ),
+    ]
+
+
+def seeded_inputs(**changes: Any) -> ReportInputs:
+    inputs = ReportInputs(
+        day=DAY,
+        timezone=TZ,
+        generated_at=GENERATED_AT,
+        environments=ENVIRONMENTS,
+        samples=seeded_samples(),
+        rollups=seeded_rollups(),
+        events=seeded_events(),
+        alerts=seeded_alerts(),
+        baselines=seeded_baselines(),
+        findings=seeded_findings(),
+    )
+    return replace(inputs, **changes)
+
+
+def check_golden(name: str, actual: str) -> None:
+    path = GOLDEN / name
+    if REGENERATE:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(actual, encoding="utf-8")
+        return
+    assert path.exists(), f"missing golden file {path}: run with UMIG_REGENERATE_GOLDEN=1 and review it"
+    assert actual == path.read_text(encoding="utf-8"), f"{name} differs from its golden file"
+
+
+# -- golden files ---------------------------------------------------------------------------------
+
+
+def test_seeded_day_text_golden() -> None:
+    check_golden("daily-status-2024-10-25.txt", render_text(make_report(seeded_inputs())))
+
+
+def test_seeded_day_json_golden() -> None:
+    document = report_json(make_report(seeded_inputs()))
+    check_golden("daily-status-2024-10-25.json", json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+
+
+def test_empty_day_text_golden() -> None:
+    check_golden(
+        "daily-status-empty.txt", render_text(make_report(ReportInputs(DAY, TZ, GENERATED_AT, ENVIRONMENTS)))
+    )
+
+
+# -- the empty day --------------------------------------------------------------------------------
+
+
+def test_empty_day_says_so_and_invents_nothing() -> None:
+    report = make_report(ReportInputs(DAY, TZ, GENERATED_AT, ENVIRONMENTS))
+    text = render_text(report)
+    for sentence in (
+        "No deployments recorded for this day.",
+        "Success rate: n/a (nothing finished)",
+        "No health checks recorded for this day.",
+        "No incidents.",
+        "No performance baselines recorded for this day.",
+        "No alerts raised this day.",
+        "No version drift findings active during this day.",
+    ):
+        assert sentence in text
+    assert "production   | n/a" in text
+    assert "%" not in text  # no percentage of nothing
+    document = report_json(report)
+    assert document["total"]["availability"] is None
+    assert {e["health"] for e in document["environments"]} == {None}
+    assert [len(h["segments"]) for h in document["health"]] == [24, 24, 24]
+    render_html(report)  # renders without data too
+
+
+def test_no_environments_at_all() -> None:
+    text = render_text(make_report(ReportInputs(DAY, TZ, GENERATED_AT, ())))
+    assert "No environments configured." in text
+
+
+def test_drift_disabled_is_not_reported_as_no_drift() -> None:
+    report = make_report(ReportInputs(DAY, TZ, GENERATED_AT, ENVIRONMENTS, drift_enabled=False))
+    assert "Drift detection is disabled" in render_text(report)
+
+
+def test_partial_day_is_flagged_and_open_incidents_measured_until_generation() -> None:
+    open_incident = _alert(
+        1, "environment_health/uat/", "environment_unhealthy", "uat", "warning", local(10), None, "x"
+    )
+    report = make_report(seeded_inputs(generated_at=local(12), alerts=[open_incident]))
+    assert not report.complete
+    assert "generated before the day was over" in render_text(report)
+    [incident] = report.incidents
+    assert (incident.duration, incident.in_period) == (timedelta(hours=2), timedelta(hours=2))
+
+
+# -- HTML -----------------------------------------------------------------------------------------
+
+
+class _Balance(HTMLParser):
+    """Every element opened is closed in order (void elements aside); collects links and scripts."""
+
+    VOID = frozenset({"meta", "br", "hr", "img", "link", "input"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.tags: list[str] = []
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.urls += [v or "" for k, v in attrs if k in ("src", "href", "xlink:href", "background")]
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.urls += [v or "" for k, v in attrs if k in ("src", "href", "xlink:href", "background")]
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.stack[-1:] == [tag], f"</{tag}> closes {self.stack[-1:]}"
+        self.stack.pop()
+
+
+def test_html_is_well_formed_self_contained_and_escaped() -> None:
+    html = render_html(make_report(seeded_inputs()))
+    parser = _Balance()
+    parser.feed(html)
+    parser.close()
+    assert parser.stack == []
+    assert not {"script", "style", "link", "img", "iframe"} & set(parser.tags)
+    assert parser.urls == []
+    assert "<script" not in html.lower()
+    assert "http://" not in html
+    assert "https://" not in html
+    # a summary quoting what an environment answered is escaped, never markup
+    assert "status &lt;unhealthy&gt; &amp; &quot;db&quot; down" in html
+    assert "<unhealthy>" not in html
+    root = ET.fromstring(html.split("\n", 1)[1])  # XML-well-formed too, after the doctype
+    assert root.tag == "html"
+    svgs = root.findall(".//svg")
+    assert [svg.get("aria-label") for svg in svgs] == [
+        f"{env} health, 2024-10-25" for env in ("development", "uat", "production", "legacy")
+    ]
+
+
+def test_html_timeline_one_rect_per_hour_coloured_by_outcome_with_tooltips() -> None:
+    report = make_report(seeded_inputs())
+    root = ET.fromstring(render_html(report).split("\n", 1)[1])
+    production = next(s for s in root.iter("svg") if s.get("aria-label", "").startswith("production"))
+    rects = production.findall("rect")
+    assert len(rects) == 24
+    titles = [r.findtext("title", "") for r in rects]
+    assert titles[10] == (
+        "production 10:00-11:00: unhealthy, 2 checks (0 healthy, 0 degraded, 2 unhealthy, 0 no answer)"
+    )
+    assert titles[11].startswith("production 11:00-12:00: no answer, 2 checks")
+    assert titles[23].startswith("production 23:00-24:00: healthy")
+    colors = {r.findtext("title", "").split(": ")[1].split(",")[0]: r.get("fill") for r in rects}
+    assert colors == {"healthy": "#2e9d5b", "unhealthy": "#d0312d", "no answer": "#8a1c1c"}
+    widths = {float(r.get("width", "0")) for r in rects}
+    assert widths == {20.0}
+    uat = next(s for s in root.iter("svg") if s.get("aria-label", "").startswith("uat"))
+    uat_titles = [r.findtext("title", "") for r in uat.findall("rect")]
+    assert uat_titles[0].endswith("(hourly rollup)")
+    assert uat_titles[13] == "uat 13:00-14:00: no data"
+
+
+# -- the day's boundaries in the report's timezone -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("timezone", "ts", "day"),
+    [
+        ("Europe/Zurich", "2024-10-25T23:30:00+02:00", date(2024, 10, 25)),  # 23:30 local is that day
+        ("Europe/Zurich", "2024-10-25T21:30:00+00:00", date(2024, 10, 25)),  # the same instant in UTC
+        ("Europe/Zurich", "2024-10-25T00:00:00+02:00", date(2024, 10, 25)),  # midnight opens the day
+        ("Europe/Zurich", "2024-10-25T23:59:59.999999+02:00", date(2024, 10, 25)),
+        ("Europe/Zurich", "2024-10-26T00:00:00+02:00", date(2024, 10, 26)),  # ... and closes the one before
+        ("UTC", "2024-10-25T23:30:00+00:00", date(2024, 10, 25)),
+        ("America/New_York", "2024-10-26T03:30:00+00:00", date(2024, 10, 25)),  # 23:30 EDT
+        ("Asia/Kolkata", "2024-10-25T18:29:00+00:00", date(2024, 10, 25)),  # 23:59 IST (+05:30)
+        ("Asia/Kolkata", "2024-10-25T18:30:00+00:00", date(2024, 10, 26)),
+    ],
+)
+def test_a_sample_belongs_to_its_local_day(timezone: str, ts: str, day: date) -> None:
+    when = datetime.fromisoformat(ts)
+    sample = _sample("production", when.astimezone(UTC))
+    for candidate in (day - timedelta(days=1), day, day + timedelta(days=1)):
+        report = make_report(ReportInputs(candidate, timezone, GENERATED_AT, ENVIRONMENTS, samples=[sample]))
+        assert (report.total.checks == 1) is (candidate == day), candidate
+        assert Period.of(candidate, timezone).contains(when) is (candidate == day)
+
+
+@pytest.mark.parametrize(
+    ("timezone", "day", "hours", "first", "last"),
+    [
+        ("Europe/Zurich", date(2024, 10, 25), 24, 60, 60),
+        ("Europe/Zurich", date(2024, 10, 27), 25, 60, 60),  # summer time ends: 25 hours
+        ("Europe/Zurich", date(2024, 3, 31), 23, 60, 60),  # summer time starts: 23 hours
+        ("America/Santiago", date(2024, 9, 8), 23, 60, 60),  # the clocks skip midnight itself
+        ("Asia/Kolkata", date(2024, 10, 25), 25, 30, 30),  # half-hour offset: half hours at both ends
+        ("UTC", date(2024, 10, 25), 24, 60, 60),
+    ],
+)
+def test_segments_cover_the_local_day(timezone: str, day: date, hours: int, first: int, last: int) -> None:
+    report = make_report(ReportInputs(day, timezone, GENERATED_AT, ENVIRONMENTS[:1]))
+    segments = report.health[0].segments
+    assert len(segments) == hours
+    assert (segments[0].end - segments[0].start) == timedelta(minutes=first)
+    assert (segments[-1].end - segments[-1].start) == timedelta(minutes=last)
+    assert (segments[0].start, segments[-1].end) == (report.period.start, report.period.end)
+    assert all(a.end == b.start for a, b in itertools.pairwise(segments))
+    assert report.period.end == Period.of(day + timedelta(days=1), timezone).start  # days tile
+
+
+@pytest.mark.parametrize(
+    ("now", "timezone", "day"),
+    [
+        ("2024-10-26T07:00:00+02:00", "Europe/Zurich", date(2024, 10, 25)),
+        ("2024-10-26T00:30:00+00:00", "Europe/Zurich", date(2024, 10, 25)),  # 02:30 local
+        ("2024-10-25T23:30:00+00:00", "Europe/Zurich", date(2024, 10, 25)),  # already the 26th there
+        ("2024-10-25T23:30:00+00:00", "UTC", date(2024, 10, 24)),
+        ("2024-01-01T05:00:00+00:00", "America/New_York", date(2023, 12, 31)),
+    ],
+)
+def test_previous_day_is_local(now: str, timezone: str, day: date) -> None:
+    assert previous_day(datetime.fromisoformat(now), timezone) == day
+
+
+# -- health: raw samples, rollups for pruned hours ------------------------------------------------
+
+
+def _hour(n: int) -> list[HealthSample]:
+    return [_sample("production", local(10, 1 + i)) for i in range(n)]
+
+
+@pytest.mark.parametrize(
+    ("raw", "rollup", "checks", "source"),
+    [
+        (_hour(3), None, 3, "samples"),  # not rolled up yet
+        ([], Counts(120, 118, 0, 0, 2), 120, "rollup"),  # raw pruned
+        (_hour(3), Counts(3, 3, 0, 0, 0), 3, "samples"),  # both complete: not counted twice
+        (_hour(2), Counts(3, 3, 0, 0, 0), 3, "rollup"),  # raw partly pruned (cut-off inside the hour)
+        ([], None, 0, None),  # nothing: no data, not 0 %
+    ],
+)
+def test_hour_counted_from_samples_or_rollup(
+    raw: list[HealthSample], rollup: Counts | None, checks: int, source: str | None
+) -> None:
+    rollups = [HourlyCounts("production", local(10), rollup)] if rollup else []
+    report = make_report(ReportInputs(DAY, TZ, GENERATED_AT, ENVIRONMENTS, samples=raw, rollups=rollups))
+    production = report.health[2]
+    segment = production.segments[10]
+    assert (segment.counts.checks, segment.source) == (checks, source)
+    assert production.counts.checks == checks
+
+
+def test_rollup_of_an_hour_only_partly_in_the_day_is_not_used() -> None:
+    # Kolkata's day starts at 18:30 UTC: the 18:00 UTC rollup is half the day before.
+    day_start = datetime(2024, 10, 24, 18, 30, tzinfo=UTC)
+    rollups = [HourlyCounts("production", datetime(2024, 10, 24, 18, tzinfo=UTC), Counts(4, 4, 0, 0, 0))]
+    samples = [_sample("production", day_start + timedelta(minutes=10))]
+    report = make_report(
+        ReportInputs(DAY, "Asia/Kolkata", GENERATED_AT, ENVIRONMENTS, samples=samples, rollups=rollups)
+    )
+    assert report.health[2].segments[0].counts.checks == 1
+
+
+def test_availability_counts_degraded_as_available() -> None:
+    samples = [
+        _sample("production", local(1), Outcome.HEALTHY),
+        _sample("production", local(2), Outcome.DEGRADED),
+        _sample("production", local(3), Outcome.UNHEALTHY),
+        _sample("production", local(4), Outcome.AUTH_ERROR),
+    ]
+    counts = make_report(ReportInputs(DAY, TZ, GENERATED_AT, ENVIRONMENTS, samples=samples)).total
+    assert counts == Counts(4, 1, 1, 1, 1)
+    assert counts.availability == 0.5
+
+
+# -- formatting -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("part", "whole", "digits", "text"),
+    [
+        (0, 0, 1, "n/a"),
+        (0, 10, 1, "0.0%"),
+        (10, 10, 1, "100.0%"),
+        (1, 3, 1, "33.3%"),
+        (99999, 100000, 2, "99.99%"),  # not rounded up to a perfect day
+        (1, 100000, 2, "0.01%"),  # one failure is not rounded away
+        (1, 3, 0, "33%"),
+    ],
+)
+def test_percent(part: int, whole: int, digits: int, text: str) -> None:
+    assert percent(part, whole, digits) == text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0s"), (35, "35s"), (60, "1m"), (2520, "42m"), (3600, "1h"), (94500, "1d 2h 15m"), (-5, "0s")],
+)
+def test_duration_text(seconds: int, text: str) -> None:
+    assert duration_text(timedelta(seconds=seconds)) == text
