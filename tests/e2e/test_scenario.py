@@ -142,6 +142,7 @@ jobs:
   health: {{failure_threshold: 2, success_threshold: 2}}
   drift: {{interval: 1s}}
   baseline: {{enabled: false}}
+  daily_report: {{route: ops-daily, directory: {tmp}/reports}}
 sinks:
   mail: {{type: mail, host: 127.0.0.1, port: {smtp}, from: umig-monitor@example.com, to: [ops@example.com]}}
   slack: {{type: slack, webhook_url: '{slack}', rate_limit_per_second: 10}}
@@ -154,6 +155,9 @@ routes:
     sinks: [slack]
   - match: {{type: version_drift}}
     sinks: [hook]
+  - name: ops-daily
+    match: {{type: daily_report}}
+    sinks: [mail]
 default_route: {{sinks: []}}
 pushgateway: {{url: '{gateway}', job: umig-deployment-tracking, interval: 1s}}
 """
@@ -315,6 +319,30 @@ async def test_story(
             await until(lambda: any(b["status"] == "resolved" for b in hook.bodies), what="pending delivered")
             await asyncio.sleep(1.5)
             assert len(hook.keys) == len(set(hook.keys))
+
+            # 9. The daily report is triggered: a mail with every section.
+            today = time.strftime("%Y-%m-%d", time.gmtime())
+            before_mail = len(mailbox.messages)
+            sent = await asyncio.to_thread(cli, config, "report", "--date", today, "--send")
+            assert sent.returncode == 0, sent.stdout + sent.stderr
+            await until(lambda: len(mailbox.messages) > before_mail, what="report mail")
+            report_mail = mailbox.messages[-1]
+            assert f"UMIG Daily Status Report - {today}" in str(report_mail["Subject"])
+            body = "".join(
+                part.get_payload(decode=True).decode()
+                for part in report_mail.walk()
+                if part.get_content_type() == "text/plain"
+            )
+            for heading in (
+                "Environment Status Summary:",
+                "Deployment Activity:",
+                "Health Status Summary:",
+                "Performance Summary:",
+                "Issues and Alerts:",
+                "Version Drift:",
+            ):
+                assert heading in body, heading
+            assert any(p.get_content_type() == "text/html" for p in report_mail.walk())
 
             # Pushgateway has the UMIG metrics.
             pushed = await asyncio.to_thread(http_text, gateway + "/metrics")
