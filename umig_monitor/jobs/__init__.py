@@ -41,77 +41,34 @@ def _spread(name: str, interval: timedelta) -> timedelta:
     return timedelta(seconds=slot * window / SLOTS)
 
 
-def _interval(every: timedelta, now: datetime, offset: timedelta, tz: Any) -> IntervalTrigger:
-    return IntervalTrigger(seconds=every.total_seconds(), start_date=now + offset, timezone=tz)
+def _every(kind: str, every: timedelta, now: datetime, offset: timedelta, tz: Any, *args: str) -> JobSpec:
+    trigger = IntervalTrigger(seconds=every.total_seconds(), start_date=now + offset, timezone=tz)
+    job_id = ":".join((kind, *args))
+    return JobSpec(job_id, kind, args, trigger, f"interval:{every.total_seconds()}")
+
+
+def _cron(kind: str, expression: str, tz: Any) -> JobSpec:
+    return JobSpec(kind, kind, (), cron_trigger(expression, tz), f"cron:{expression}:{tz}")
 
 
 def desired_jobs(settings: Settings, now: datetime, tz: Any) -> list[JobSpec]:
-    specs: list[JobSpec] = []
-    for name, env in settings.environments.items():
-        offset = _spread(name, env.poll_interval)
+    specs = [
+        _every("health", env.poll_interval, now, _spread(name, env.poll_interval), tz, name)
+        for name, env in settings.environments.items()
+    ]
+    specs.append(_every("retention", settings.daemon.retention.interval, now, timedelta(seconds=60), tz))
+    jobs = settings.jobs
+    if jobs.drift.enabled:
         specs.append(
-            JobSpec(
-                id=f"health:{name}",
-                kind="health",
-                args=(name,),
-                trigger=_interval(env.poll_interval, now, offset, tz),
-                fingerprint=f"interval:{env.poll_interval.total_seconds()}",
-            )
+            _every("drift", jobs.drift.interval, now, min(jobs.drift.interval, 2 * FIRST_RUN_SPREAD), tz)
         )
-    retention = settings.daemon.retention.interval
-    specs.append(
-        JobSpec(
-            id="retention",
-            kind="retention",
-            args=(),
-            trigger=_interval(retention, now, timedelta(seconds=60), tz),
-            fingerprint=f"interval:{retention.total_seconds()}",
-        )
-    )
-    drift = settings.jobs.drift
-    if drift.enabled:
-        specs.append(
-            JobSpec(
-                id="drift",
-                kind="drift",
-                args=(),
-                trigger=_interval(drift.interval, now, min(drift.interval, 2 * FIRST_RUN_SPREAD), tz),
-                fingerprint=f"interval:{drift.interval.total_seconds()}",
-            )
-        )
-    baseline = settings.jobs.baseline
-    if baseline.enabled:
-        specs.append(
-            JobSpec(
-                id="baseline",
-                kind="baseline",
-                args=(),
-                trigger=cron_trigger(baseline.cron, tz),
-                fingerprint=f"cron:{baseline.cron}:{tz}",
-            )
-        )
-    report = settings.jobs.daily_report
-    if report.enabled:
-        specs.append(
-            JobSpec(
-                id="daily_report",
-                kind="daily_report",
-                args=(),
-                trigger=cron_trigger(report.cron, tz),
-                fingerprint=f"cron:{report.cron}:{tz}",
-            )
-        )
+    if jobs.baseline.enabled:
+        specs.append(_cron("baseline", jobs.baseline.cron, tz))
+    if jobs.daily_report.enabled:
+        specs.append(_cron("daily_report", jobs.daily_report.cron, tz))
     if settings.pushgateway is not None:
         every = settings.pushgateway.interval
-        specs.append(
-            JobSpec(
-                id="pushgateway",
-                kind="pushgateway",
-                args=(),
-                trigger=_interval(every, now, min(every, FIRST_RUN_SPREAD), tz),
-                fingerprint=f"interval:{every.total_seconds()}",
-            )
-        )
+        specs.append(_every("pushgateway", every, now, min(every, FIRST_RUN_SPREAD), tz))
     return specs
 
 
