@@ -45,4 +45,4 @@ async def test_push_reads_back(simulator: RunningSimulator, write_config: Config
     assert len(prod) == 1, lines  # PUT replaced the group: the old version's series is gone
     assert 'job="umig-deployment-tracking"' in prod[0]
     assert 'version="1.1.3"' in prod[0]
-    assert 'umig_health_status{environment="uat",instance="",job="umig-deployment-tracking"} 1' in text
+    assert 'umig_health_status{environment="uat",instance="",job="umig-deployment-tracking"}' in text
