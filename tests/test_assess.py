@@ -135,3 +135,11 @@ def test_version_falls_back_to_health_document() -> None:
     sample, _ = assess("p", NOW, Documents(HEALTH, None, None), Thresholds())
     assert sample.version == "1.1.2"
     assert sample.build is None
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), "NaN", "-Infinity"])
+def test_non_finite_figures_are_absent(value: Any) -> None:
+    """json.loads accepts NaN and Infinity; they are not figures and must never reach storage."""
+    sample, checks = assess("p", NOW, Documents(with_changes("metrics.errorRate", value)), Thresholds())
+    assert "errorRate" not in sample.metrics
+    assert checks == []

@@ -88,6 +88,8 @@ async def test_events_validated_stored_notified_and_forwarded(daemon: Daemon, ho
         ({"type": "failure", "environment": "uat", "version": "1.2.0"}, "error"),
         ({"type": "explode", "environment": "uat", "version": "1.2.0"}, "type"),
         ({"type": "rollback", "environment": "uat", "version": "1.2.0"}, "toVersion"),
+        ({"type": "start", "environment": "uat", "version": 123}, "version"),
+        ({"type": "start", "environment": "uat", "version": "1.2.0", "id": {"a": 1}}, "id"),
     ]:
         status, data = await api(daemon, "POST", "/api/v1/deployments/events", body)
         assert status == 400, body

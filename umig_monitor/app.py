@@ -21,7 +21,7 @@ from umig_monitor.core.health import Outcome
 from umig_monitor.core.tracking import Tracker
 from umig_monitor.jobs import JobSpec, desired_jobs
 from umig_monitor.jobs.baseline import baseline_all, baseline_environment
-from umig_monitor.jobs.deployments import DeploymentRecorder
+from umig_monitor.jobs.deployments import DeploymentRecorder, canonical
 from umig_monitor.jobs.drift import detect_drift
 from umig_monitor.jobs.health import poll_environment
 from umig_monitor.jobs.pushgateway import PushFailed, push_metrics
@@ -171,7 +171,7 @@ class Daemon:
         self._alerts.configure(self.settings, self._session)
         self._alerts.start()
         self._deployments = DeploymentRecorder(
-            self._store, self._alerts, self.settings, self.deployment_metrics
+            self._store, self._alerts, self.settings, self.deployment_metrics, on_verified=self.baseline_soon
         )
         self._scheduler = AsyncIOScheduler(
             timezone=self.timezone,
@@ -336,7 +336,7 @@ class Daemon:
         watch = Watch(
             deployment_id,
             environment,
-            version,
+            canonical(version) or version,
             now,
             now + (within or self.settings.deployments.watch_timeout),
             "watching",

@@ -20,7 +20,7 @@ from umig_monitor.commands.common import daemon_request, open_store, print_json,
 from umig_monitor.config import Settings
 from umig_monitor.config.types import parse_duration
 from umig_monitor.core.deployments import EventError, event_to_record, parse_history, summarize
-from umig_monitor.jobs.deployments import DeploymentRecorder
+from umig_monitor.jobs.deployments import DeploymentRecorder, canonical
 from umig_monitor.jobs.watch import look
 from umig_monitor.metrics import AlertMetrics, SelfMetrics
 from umig_monitor.pipeline import AlertPipeline
@@ -118,7 +118,8 @@ async def watch_deploy(settings: Settings, args: argparse.Namespace) -> int:
             await asyncio.sleep(1)
     async with offline(settings) as (recorder, session):
         now = datetime.now(UTC)
-        w = Watch(deployment_id, args.env, args.version, now, now + timeout, "watching", {})
+        expected = canonical(args.version) or args.version
+        w = Watch(deployment_id, args.env, expected, now, now + timeout, "watching", {})
         if args.env not in settings.environments:
             raise EventError("env", f"unknown environment '{args.env}'")
         await recorder.store.save_watch(w, now)

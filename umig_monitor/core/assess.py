@@ -5,6 +5,7 @@ orchestrator not active) are applied here, with per-environment thresholds."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -74,16 +75,19 @@ def _get(doc: Any, *path: str) -> Any:
 
 
 def _number(value: Any) -> float | None:
+    """A finite number, or None: NaN and Infinity (which json.loads accepts) are not figures."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
+        number = float(value)
+    elif isinstance(value, str):
         try:
-            return float(value.strip().removesuffix("ms"))
+            number = float(value.strip().removesuffix("ms"))
         except ValueError:
             return None
-    return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def assess(

@@ -18,9 +18,10 @@ def next_attempt(
 ) -> datetime | None:
     """``attempts`` failed so far (>= 1); ``jitter`` in [0.5, 1.5] spreads retries of many rows.
     None means the deadline would pass: give up."""
-    backoff = min(maximum.total_seconds(), initial.total_seconds() * 2 ** max(attempts - 1, 0)) * jitter
+    exponent = min(max(attempts - 1, 0), 60)  # 2**60 s is past any deadline; no float overflow
+    backoff = min(maximum.total_seconds(), initial.total_seconds() * 2**exponent) * jitter
     delay = max(backoff, retry_after or 0.0)
-    when = now + timedelta(seconds=delay)
-    if deadline is not None and when > deadline:
-        return None
-    return when
+    if deadline is not None and delay > (deadline - now).total_seconds():
+        return None  # also keeps an absurd Retry-After from overflowing the datetime
+    delay = min(delay, 365 * 86400.0)
+    return now + timedelta(seconds=delay)

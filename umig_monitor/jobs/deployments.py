@@ -147,8 +147,11 @@ class DeploymentRecorder:
         )
         new = await self.store.add_deployment_event(event, now)
         if not new:
-            stored = await self.store.get_deployment_event(event.id)
-            return stored or event, False
+            stored = await self.store.get_deployment_event(event.id) or event
+            # Announcing is idempotent per event id: a re-sent event whose first announcement
+            # failed half-way (storage blip after the event was stored) is announced now.
+            await self._notify_and_forward(stored, now)
+            return stored, False
         await self.announce(event, now)
         return event, True
 
@@ -164,6 +167,9 @@ class DeploymentRecorder:
         )
         if self.metrics is not None:
             self.metrics.observe(event)
+        await self._notify_and_forward(event, now)
+
+    async def _notify_and_forward(self, event: DeploymentEvent, now: datetime) -> None:
         await self.pipeline.notify(event_alert(event, self.settings), NotificationKind.EVENT, event.id)
         if self.settings.deployments.forwarding:
             record = event_to_record(event)

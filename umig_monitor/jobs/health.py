@@ -75,7 +75,6 @@ async def poll_environment(daemon: Daemon, name: str) -> None:
     if tracker is None:
         tracker = await load_tracker(daemon, name, now)
     tracker, outcomes = observe(tracker, sample, checks, policy_for(daemon, name, env))
-    daemon.trackers[name] = tracker
 
     if outcomes.regenerate_test_data:
         result = await fetch_json(daemon.session, env, "/admin/test-data/regenerate", method="POST")
@@ -93,6 +92,9 @@ async def poll_environment(daemon: Daemon, name: str) -> None:
         await daemon.deployments.observed(name, previous, current, now)
     for event in outcomes.events:
         await daemon.alerts.submit(event)
+    # Only now: if storing an alert or a version change failed, the next poll decides it again
+    # (submits are idempotent per key) instead of having forgotten it.
+    daemon.trackers[name] = tracker
     if env.health_log is not None:
         await asyncio.to_thread(append_health_log, env.health_log, sample)
     # Every poll at debug; at info only what ops want in the journal: failures and changes.

@@ -50,10 +50,16 @@ class SampleWriter:
     async def _flush(self) -> int:
         written = 0
         while self._buffer:
-            batch = [self._buffer[i] for i in range(min(self._batch, len(self._buffer)))]
-            await self._store.add_health_samples(batch)
-            for _ in batch:
-                self._buffer.popleft()
+            # Take the batch out first: a full buffer drops its oldest entries from the left while
+            # the write is awaited, so popping afterwards could remove samples never written.
+            batch = [self._buffer.popleft() for _ in range(min(self._batch, len(self._buffer)))]
+            try:
+                await self._store.add_health_samples(batch)
+            except BaseException:
+                room = (self._buffer.maxlen or 0) - len(self._buffer)
+                self._buffer.extendleft(reversed(batch[-room:] if room < len(batch) else batch))
+                self.dropped += max(len(batch) - room, 0)
+                raise
             written += len(batch)
         return written
 
@@ -65,7 +71,7 @@ class SampleWriter:
             self._wake.clear()
             try:
                 await self.flush()
-            except StorageError as exc:
+            except Exception as exc:  # a bad batch must not end the writer: keep buffering, retry
                 if self.healthy:
                     log.error("sample_write_failed", error=str(exc), buffered=self.pending)
                 self.healthy = False

@@ -16,6 +16,7 @@ import structlog
 from umig_monitor.config import Environment
 from umig_monitor.core.deployments import EventType
 from umig_monitor.core.watch import Step, progress, watch_step
+from umig_monitor.jobs.deployments import canonical
 from umig_monitor.probes.client import fetch_json
 from umig_monitor.storage.deployments import Watch
 
@@ -81,8 +82,9 @@ async def look(
         return await _finish(
             recorder, watch, "failed", f"environment '{watch.environment}' is no longer configured", now, None
         )
-    current = await current_version(session, env)
-    step = watch_step(watch.expected_version, current, now, watch.deadline)
+    current = canonical(await current_version(session, env))
+    expected = canonical(watch.expected_version) or watch.expected_version
+    step = watch_step(expected, current, now, watch.deadline)
     message = progress(watch.expected_version, current)
     if step is Step.TIMED_OUT:
         waited = int((now - watch.started_at).total_seconds())

@@ -49,7 +49,7 @@ class Deliverer:
                 self._workers.pop(name).cancel()
                 self._wake.pop(name, None)
         for name in sinks:
-            if name not in self._workers:
+            if name not in self._workers or self._workers[name].done():
                 self._wake[name] = asyncio.Event()
                 self._workers[name] = asyncio.create_task(self._work(name), name=f"deliver:{name}")
         if self._orphans is None:
@@ -78,7 +78,14 @@ class Deliverer:
                 sink = self._sinks.get(name)
                 if sink is None:
                     return
-                await self._attempt(sink, delivery)
+                try:
+                    await self._attempt(sink, delivery)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # one bad row must not stop the sink's worker for good
+                    log.exception("delivery_crashed", sink=name, idempotency_key=delivery.idempotency_key)
+                    with contextlib.suppress(StorageError):
+                        await self._store.delivery_failed(delivery.id, f"internal error: {exc!r}")
             if len(due) == 50:
                 continue
             wake.clear()

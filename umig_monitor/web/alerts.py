@@ -97,6 +97,8 @@ async def ack_alert(request: web.Request) -> web.Response:
     daemon = _daemon(request)
     try:
         alert_id = int(request.match_info["id"])
+        if not 0 < alert_id < 2**63:
+            return error(404, f"no alert {alert_id}")
         body = await read_json(request) if request.can_read_body else {}
     except (ValueError, ActionError) as exc:
         return error(400, str(exc))

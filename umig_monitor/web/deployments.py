@@ -46,6 +46,18 @@ def parse_timestamp(value: Any, name: str) -> datetime | None:
     return ts
 
 
+def _text(body: dict[str, Any], *keys: str) -> str | None:
+    """The first of ``keys`` present, which must be a string (a number or an object is a 400)."""
+    for key in keys:
+        value = body.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise EventError(key, f"must be a string, got {type(value).__name__}")
+        return value
+    return None
+
+
 async def post_event(request: web.Request) -> web.Response:
     daemon = _daemon(request)
     try:
@@ -55,15 +67,17 @@ async def post_event(request: web.Request) -> web.Response:
             raise EventError("metadata", "must be an object of strings")
         event, new = await daemon.deployments.record(
             parse_event_type(body.get("type")),
-            str(body.get("environment") or ""),
+            _text(body, "environment") or "",
             datetime.now(UTC),
-            version=body.get("version"),
-            to_version=body.get("toVersion"),
-            deployment_id=body.get("id") or body.get("deploymentId"),
-            event_id=body.get("eventId"),
-            initiated_by=body.get("initiatedBy"),
-            duration=body.get("duration"),
-            error=body.get("error"),
+            version=_text(body, "version"),
+            to_version=_text(body, "toVersion"),
+            deployment_id=_text(body, "id", "deploymentId"),
+            event_id=_text(body, "eventId"),
+            initiated_by=_text(body, "initiatedBy"),
+            duration=body.get("duration")
+            if isinstance(body.get("duration"), int | float)
+            else _text(body, "duration"),
+            error=_text(body, "error"),
             metadata={str(k): str(v) for k, v in metadata.items()},
             timestamp=parse_timestamp(body.get("timestamp"), "timestamp"),
         )
