@@ -35,7 +35,7 @@ async def test_push_reads_back(simulator: RunningSimulator, write_config: Config
             simulator.simulator.update("production", version="1.1.3")
             for _ in range(100):
                 text = await asyncio.to_thread(fetch, gateway + "/metrics")
-                if 'version="1.1.3"' in text:
+                if 'version="1.1.3"' in text and 'umig_health_status{environment="uat"' in text:
                     break
                 await asyncio.sleep(0.2)
         finally:
