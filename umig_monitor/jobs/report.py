@@ -63,8 +63,8 @@ async def build_report(store: Store, settings: Settings, day: date, now: datetim
     since = p.previous().start  # the previous day's baselines are the performance reference
     baselines: list[Baseline] = []
     for name in settings.environments:
-        stored = await store.baselines(environment=name, before=p.end, limit=BASELINE_LIMIT)
-        baselines += [from_stored(b) for b in stored if b.ts >= since]
+        stored = await store.baselines(environment=name, before=p.end, since=since, limit=BASELINE_LIMIT)
+        baselines += [from_stored(b) for b in stored]
     rollups = await store.health_rollups(hour_floor(p.start), p.end)
     findings = await store.drift_findings(active_only=False, limit=FINDING_LIMIT)
     return make_report(
@@ -73,7 +73,7 @@ async def build_report(store: Store, settings: Settings, day: date, now: datetim
             timezone=settings.daemon.timezone,
             generated_at=now,
             environments=[ReportEnvironment(name, env.kind) for name, env in settings.environments.items()],
-            samples=await store.health_samples_between(p.start, p.end),
+            samples=await store.health_samples_between(p.start, p.end, brief=True),
             rollups=[
                 HourlyCounts(
                     r.environment, r.hour, Counts(r.samples, r.healthy, r.degraded, r.unhealthy, r.failed)

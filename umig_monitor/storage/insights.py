@@ -108,6 +108,7 @@ class InsightQueries:
         environment: str | None = None,
         version: str | None = None,
         before: datetime | None = None,
+        since: datetime | None = None,
         limit: int = 50,
     ) -> list[StoredBaseline]:
         """Newest first."""
@@ -119,6 +120,8 @@ class InsightQueries:
             query = query.where(t.c.version == version)
         if before is not None:
             query = query.where(t.c.ts < before)
+        if since is not None:
+            query = query.where(t.c.ts >= since)
         async with self._connect("reading baselines", write=False) as conn:
             return [_baseline(r) for r in (await conn.execute(query)).mappings()]
 

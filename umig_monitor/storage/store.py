@@ -38,6 +38,21 @@ ROLLUP_SETTLE: Final = timedelta(minutes=2)
 OUTBOX_FINISHED: Final = ("sent", "failed")
 
 _SAMPLE_COLUMNS: Final = tuple(column for column in health_samples.c if column.name != "id")
+_BRIEF_COLUMNS: Final = tuple(
+    health_samples.c[name]
+    for name in (
+        "environment",
+        "ts",
+        "outcome",
+        "umig_status",
+        "version",
+        "build",
+        "uptime_seconds",
+        "uptime_text",
+        "response_ms",
+        "error",
+    )
+)
 _ROLLUP_KEY: Final = ("environment", "hour")
 _ANSWERED: Final = tuple(outcome.value for outcome in Outcome if outcome.answered)
 
@@ -153,15 +168,20 @@ class Store(AlertQueries, OutboxQueries, DeploymentQueries, InsightQueries):
             return [_sample_from_row(row) for row in result.mappings()]
 
     async def health_samples_between(
-        self, start: datetime, end: datetime, environment: str | None = None
+        self, start: datetime, end: datetime, environment: str | None = None, *, brief: bool = False
     ) -> list[HealthSample]:
-        """Samples with ``start <= ts < end``, oldest first, optionally of one environment."""
-        statement = sa.select(*_SAMPLE_COLUMNS).where(health_samples.c.ts >= start, health_samples.c.ts < end)
+        """Samples with ``start <= ts < end``, oldest first, optionally of one environment.
+        ``brief`` reads only the scalar columns (no components, metrics or versions maps): a day of
+        samples for a report costs a third as much."""
+        columns = _BRIEF_COLUMNS if brief else _SAMPLE_COLUMNS
+        statement = sa.select(*columns).where(health_samples.c.ts >= start, health_samples.c.ts < end)
         if environment is not None:
             statement = statement.where(health_samples.c.environment == environment)
         statement = statement.order_by(health_samples.c.ts, health_samples.c.id)
         async with self._connect("reading health samples", write=False) as conn:
             result = await conn.execute(statement)
+            if brief:
+                return [_brief_sample(row) for row in result.mappings()]
             return [_sample_from_row(row) for row in result.mappings()]
 
     # -- hourly rollups -------------------------------------------------------------------------
@@ -337,4 +357,19 @@ def _sample_from_row(row: RowMapping) -> HealthSample:
         metrics=row["metrics"] or {},
         error=row["error"],
         component_versions=row["component_versions"] or {},
+    )
+
+
+def _brief_sample(row: RowMapping) -> HealthSample:
+    return HealthSample(
+        environment=row["environment"],
+        ts=row["ts"],
+        outcome=Outcome(row["outcome"]),
+        umig_status=row["umig_status"],
+        version=row["version"],
+        build=row["build"],
+        uptime_seconds=row["uptime_seconds"],
+        uptime_text=row["uptime_text"],
+        response_ms=row["response_ms"],
+        error=row["error"],
     )
