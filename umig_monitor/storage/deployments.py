@@ -113,6 +113,11 @@ class DeploymentQueries:
     async def deployment_summary(
         self, *, environment: str | None = None, since: datetime | None = None, until: datetime | None = None
     ) -> Summary:
+        return (await self.deployment_summary_and_count(environment=environment, since=since, until=until))[0]
+
+    async def deployment_summary_and_count(
+        self, *, environment: str | None = None, since: datetime | None = None, until: datetime | None = None
+    ) -> tuple[Summary, int]:
         """``summarize`` of the window, computed in the database: each deployment's outcome is
         decided in SQL and only the counts per outcome come back (the history page's cost at a
         million events). On equal times rollback wins over failure over success, as in core."""
@@ -130,6 +135,7 @@ class DeploymentQueries:
                 latest(EventType.SUCCESS).label("s"),
                 latest(EventType.FAILURE).label("f"),
                 latest(EventType.ROLLBACK).label("r"),
+                sa.func.count().label("n"),
             ).group_by(events.c.deployment_id),
             environment,
             since,
@@ -149,11 +155,17 @@ class DeploymentQueries:
             (d.started == 1, "in_progress"),
             else_="observed",
         ).label("outcome")
-        query = sa.select(outcome, sa.func.count()).select_from(per_deployment).group_by(outcome)
+        query = (
+            sa.select(outcome, sa.func.count(), sa.func.sum(d.n))
+            .select_from(per_deployment)
+            .group_by(outcome)
+        )
         async with self._connect("summarising deployment history", write=False) as conn:
-            counts = {name: int(n) for name, n in (await conn.execute(query)).all()}
+            rows = (await conn.execute(query)).all()
+        counts = {name: int(n) for name, n, _ in rows}
+        event_count = sum(int(e or 0) for _, _, e in rows)
         finished = counts.get("success", 0) + counts.get("failure", 0) + counts.get("rollback", 0)
-        return Summary(
+        summary = Summary(
             total=sum(counts.values()),
             successful=counts.get("success", 0),
             failed=counts.get("failure", 0),
@@ -162,6 +174,7 @@ class DeploymentQueries:
             observed=counts.get("observed", 0),
             success_rate=counts.get("success", 0) / finished if finished else None,
         )
+        return summary, event_count
 
     async def events_of_deployment(self, deployment_id: str) -> list[DeploymentEvent]:
         query = (

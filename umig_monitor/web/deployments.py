@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -102,9 +103,12 @@ async def list_deployments(request: web.Request) -> web.Response:
         return error(400, str(exc))
     environment = q.get("environment")
     filters: dict[str, Any] = {"environment": environment, "since": since, "until": until, "types": types}
-    events = await daemon.store.deployment_events(**filters, limit=limit, offset=offset)
-    total = await daemon.store.count_deployment_events(**filters)
-    s = await daemon.store.deployment_summary(environment=environment, since=since, until=until)
+    # The page and the summary are independent reads: run them side by side.
+    events, (s, in_window) = await asyncio.gather(
+        daemon.store.deployment_events(**filters, limit=limit, offset=offset),
+        daemon.store.deployment_summary_and_count(environment=environment, since=since, until=until),
+    )
+    total = in_window if types is None else await daemon.store.count_deployment_events(**filters)
     return web.json_response(
         {
             "events": [event_to_record(e) for e in events],
