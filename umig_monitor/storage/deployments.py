@@ -15,7 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from umig_monitor.core.deployments import DeploymentEvent, EventType, Summary
 from umig_monitor.storage import dialects
+from umig_monitor.storage.migrations import rollup_select
 from umig_monitor.storage.schema import deployment_events as events
+from umig_monitor.storage.schema import deployment_rollups as rollups
 from umig_monitor.storage.schema import deployment_watches as watches
 
 TERMINAL = (EventType.SUCCESS.value, EventType.FAILURE.value, EventType.ROLLBACK.value)
@@ -47,13 +49,26 @@ class DeploymentQueries:
         statement = dialects.insert_ignore(self._dialect, events, key=["id"])
         async with self._connect("recording deployment events", write=True) as conn:
             result = await conn.execute(statement, [_row(e, now) for e in batch])
+            await self._refresh_rollups(conn, {e.deployment_id for e in batch})
             return int(result.rowcount or 0) if result.rowcount not in (None, -1) else len(batch)
 
     async def add_deployment_event(self, event: DeploymentEvent, now: datetime) -> bool:
         statement = dialects.insert_ignore(self._dialect, events, key=["id"])
         async with self._connect("recording a deployment event", write=True) as conn:
             result = await conn.execute(statement.values(**_row(event, now)))
+            if result.rowcount:
+                await self._refresh_rollups(conn, {event.deployment_id})
             return bool(result.rowcount)
+
+    async def _refresh_rollups(self, conn: AsyncConnection, deployment_ids: set[str]) -> None:
+        """Recompute the rollup rows of these deployments from their events (same transaction)."""
+        ids = sorted(deployment_ids)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            select = rollup_select(events).where(events.c.deployment_id.in_(chunk))
+            await conn.execute(
+                dialects.upsert_from_select(self._dialect, rollups, key=["deployment_id"], select=select)
+            )
 
     async def get_deployment_event(self, event_id: str) -> DeploymentEvent | None:
         async with self._connect("reading a deployment event", write=False) as conn:
@@ -128,21 +143,41 @@ class DeploymentQueries:
         def seen(kind: EventType) -> Any:
             return sa.func.max(sa.case((events.c.type == kind.value, 1), else_=0))
 
-        per_deployment = self._filtered(
-            sa.select(
-                seen(EventType.START).label("started"),
-                seen(EventType.OBSERVED).label("observed"),
-                latest(EventType.SUCCESS).label("s"),
-                latest(EventType.FAILURE).label("f"),
-                latest(EventType.ROLLBACK).label("r"),
-                sa.func.count().label("n"),
-            ).group_by(events.c.deployment_id),
-            environment,
-            since,
-            until,
-            None,
-        ).subquery()
-        d = per_deployment.c
+        if until is None:
+            # Open-ended windows (the usual "last N days") read one rollup row per deployment.
+            # A deployment counts when any of its events is in the window and its outcome is its
+            # latest terminal event overall, which is in the window whenever any terminal is.
+            r = rollups.c
+            per_deployment = sa.select(
+                r.started.label("started"),
+                r.observed.label("observed"),
+                r.success_ts.label("s"),
+                r.failure_ts.label("f"),
+                r.rollback_ts.label("r"),
+                sa.literal(0).label("n"),  # events are counted separately below
+            )
+            if environment is not None:
+                per_deployment = per_deployment.where(r.environment == environment)
+            if since is not None:
+                per_deployment = per_deployment.where(r.last_ts >= since)
+            subquery = per_deployment.subquery()
+        else:
+            subquery = self._filtered(
+                sa.select(
+                    seen(EventType.START).label("started"),
+                    seen(EventType.OBSERVED).label("observed"),
+                    latest(EventType.SUCCESS).label("s"),
+                    latest(EventType.FAILURE).label("f"),
+                    latest(EventType.ROLLBACK).label("r"),
+                    sa.func.count().label("n"),
+                ).group_by(events.c.deployment_id),
+                environment,
+                since,
+                until,
+                None,
+            ).subquery()
+        per_deployment_sq = subquery
+        d = per_deployment_sq.c
         outcome = sa.case(
             (
                 sa.and_(
@@ -157,13 +192,19 @@ class DeploymentQueries:
         ).label("outcome")
         query = (
             sa.select(outcome, sa.func.count(), sa.func.sum(d.n))
-            .select_from(per_deployment)
+            .select_from(per_deployment_sq)
             .group_by(outcome)
         )
         async with self._connect("summarising deployment history", write=False) as conn:
             rows = (await conn.execute(query)).all()
+            if until is None:
+                count = self._filtered(
+                    sa.select(sa.func.count()).select_from(events), environment, since, None, None
+                )
+                event_count = int((await conn.execute(count)).scalar_one())
+            else:
+                event_count = sum(int(e or 0) for _, _, e in rows)
         counts = {name: int(n) for name, n, _ in rows}
-        event_count = sum(int(e or 0) for _, _, e in rows)
         finished = counts.get("success", 0) + counts.get("failure", 0) + counts.get("rollback", 0)
         summary = Summary(
             total=sum(counts.values()),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -24,6 +25,22 @@ def upsert(dialect_name: str, table: sa.Table, *, key: Sequence[str]) -> sa.Inse
         statement = postgresql.insert(table)
     else:
         raise NotImplementedError(f"no upsert for dialect {dialect_name!r}")
+    updates = {column.name: statement.excluded[column.name] for column in table.c if column.name not in key}
+    return statement.on_conflict_do_update(index_elements=list(key), set_=updates)
+
+
+def upsert_from_select(
+    dialect_name: str, table: sa.Table, *, key: Sequence[str], select: sa.Select[Any]
+) -> sa.Insert:
+    """INSERT ... SELECT that overwrites the non-key columns of rows already holding ``key``."""
+    statement: sqlite.Insert | postgresql.Insert
+    if dialect_name == "sqlite":
+        statement = sqlite.insert(table)
+    elif dialect_name == "postgresql":
+        statement = postgresql.insert(table)
+    else:
+        raise NotImplementedError(f"no upsert for dialect {dialect_name!r}")
+    statement = statement.from_select([c.name for c in table.c], select)
     updates = {column.name: statement.excluded[column.name] for column in table.c if column.name not in key}
     return statement.on_conflict_do_update(index_elements=list(key), set_=updates)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 import sqlalchemy as sa
 import structlog
@@ -272,12 +272,63 @@ def _0005_deployment_summary_index(conn: Connection) -> None:
     ).create(conn)
 
 
+def _0006_deployment_rollups(conn: Connection) -> None:
+    md = sa.MetaData(naming_convention=_NAMING_CONVENTION)
+    rollups = sa.Table(
+        "deployment_rollups",
+        md,
+        sa.Column("deployment_id", sa.String, primary_key=True),
+        sa.Column("environment", sa.String, nullable=False),
+        sa.Column("first_ts", UTCDateTime, nullable=False),
+        sa.Column("last_ts", UTCDateTime, nullable=False),
+        sa.Column("started", sa.Integer, nullable=False),
+        sa.Column("observed", sa.Integer, nullable=False),
+        sa.Column("success_ts", UTCDateTime),
+        sa.Column("failure_ts", UTCDateTime),
+        sa.Column("rollback_ts", UTCDateTime),
+        sa.Index("ix_deployment_rollups_environment_last_ts", "environment", "last_ts"),
+    )
+    md.create_all(conn)
+    events = sa.Table(
+        "deployment_events",
+        sa.MetaData(),
+        sa.Column("deployment_id", sa.String),
+        sa.Column("environment", sa.String),
+        sa.Column("type", sa.String),
+        sa.Column("ts", UTCDateTime),
+    )
+    conn.execute(rollups.insert().from_select([c.name for c in rollups.c], rollup_select(events)))
+
+
+def rollup_select(events: sa.Table) -> sa.Select[Any]:
+    """Per deployment id: what the history summary needs (also used by the live store)."""
+
+    def latest(kind: str) -> Any:
+        return sa.func.max(sa.case((events.c.type == kind, events.c.ts)))
+
+    def seen(kind: str) -> Any:
+        return sa.func.max(sa.case((events.c.type == kind, 1), else_=0))
+
+    return sa.select(
+        events.c.deployment_id,
+        sa.func.min(events.c.environment),
+        sa.func.min(events.c.ts),
+        sa.func.max(events.c.ts),
+        seen("deployment_start"),
+        seen("observed"),
+        latest("deployment_success"),
+        latest("deployment_failure"),
+        latest("rollback"),
+    ).group_by(events.c.deployment_id)
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "initial tables", _0001_initial_tables),
     Migration(2, "hourly health rollups; health_samples time indexes", _0002_hourly_rollups),
     Migration(3, "notification log and silences", _0003_notification_log_and_silences),
     Migration(4, "deployment watches", _0004_deployment_watches),
     Migration(5, "covering index for deployment summaries", _0005_deployment_summary_index),
+    Migration(6, "per-deployment rollups for history summaries", _0006_deployment_rollups),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1].version
 

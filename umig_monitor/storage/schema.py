@@ -203,3 +203,20 @@ deployment_watches = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Index("ix_deployment_watches_state", "state"),
 )
+
+# One row per deployment, kept in step with deployment_events: the history summary reads these
+# instead of grouping every event of the window.
+deployment_rollups = sa.Table(
+    "deployment_rollups",
+    metadata,
+    sa.Column("deployment_id", sa.String, primary_key=True),
+    sa.Column("environment", sa.String, nullable=False),
+    sa.Column("first_ts", UTCDateTime, nullable=False),
+    sa.Column("last_ts", UTCDateTime, nullable=False),
+    sa.Column("started", sa.Integer, nullable=False),
+    sa.Column("observed", sa.Integer, nullable=False),
+    sa.Column("success_ts", UTCDateTime),
+    sa.Column("failure_ts", UTCDateTime),
+    sa.Column("rollback_ts", UTCDateTime),
+    sa.Index("ix_deployment_rollups_environment_last_ts", "environment", "last_ts"),
+)

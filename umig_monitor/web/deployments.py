@@ -103,12 +103,12 @@ async def list_deployments(request: web.Request) -> web.Response:
         return error(400, str(exc))
     environment = q.get("environment")
     filters: dict[str, Any] = {"environment": environment, "since": since, "until": until, "types": types}
-    # The page and the summary are independent reads: run them side by side.
-    events, (s, in_window) = await asyncio.gather(
+    # The page, the count and the summary are independent reads: run them side by side.
+    events, total, s = await asyncio.gather(
         daemon.store.deployment_events(**filters, limit=limit, offset=offset),
-        daemon.store.deployment_summary_and_count(environment=environment, since=since, until=until),
+        daemon.store.count_deployment_events(**filters),
+        daemon.store.deployment_summary(environment=environment, since=since, until=until),
     )
-    total = in_window if types is None else await daemon.store.count_deployment_events(**filters)
     return web.json_response(
         {
             "events": [event_to_record(e) for e in events],
