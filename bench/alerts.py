@@ -50,30 +50,41 @@ import asyncio
 import contextlib
 import cProfile
 import itertools
-import json
-import math
-import os
 import platform
 import pstats
 import random
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+from common import (
+    HOST,
+    Figure,
+    Layout,
+    Section,
+    code_state,
+    command,
+    free_port,
+    judged,
+    machine,
+    machine_cpu_seconds,
+    output,
+    percentile,
+    progress,
+    started_at,
+)
 
-import umig_monitor
 from umig_monitor.app import Daemon
 from umig_monitor.config import parse_config
 from umig_monitor.core.alerts import AlertEvent, alert_key
@@ -81,7 +92,6 @@ from umig_monitor.core.retry import next_attempt
 from umig_monitor.logs import configure_logging
 from umig_monitor.simulator import Endpoint, RunningSimulator, start_simulator
 
-HOST = "127.0.0.1"
 RECEIVER_PATH = "/alerts"
 SUCCESS_THRESHOLD = 2  # the default jobs.health.success_threshold
 LATENCY_SLACK_S = 1.0  # issue 4: p99 <= failure_threshold x poll_interval + 1 s
@@ -95,71 +105,12 @@ JITTER = (0.8, 1.2)  # pipeline/deliver.py: random.uniform(0.8, 1.2) per retry
 # --- results ---------------------------------------------------------------------------------------
 
 
-@dataclass
-class Figure:
-    """One printed number. ``value`` None means absent, and ``note`` then says why."""
-
-    key: str
-    label: str
-    value: float | None
-    unit: str
-    note: str = ""
-    target: str = ""
-    verdict: str = ""  # PASS, MISS or "" (no target)
-
-    def render(self) -> str:
-        if self.value is None:
-            return f"  {self.label:<40} absent: {self.note}"
-        digits = 3 if abs(self.value) < 10 else 1
-        if not self.unit and float(self.value).is_integer():
-            digits = 0  # a count
-        shown = f"{self.value:,.{digits}f} {self.unit}".strip()
-        target = f"target {self.target}  {self.verdict}" if self.target else ""
-        line = f"  {self.label:<40} {shown:<13} {target}".rstrip()
-        return f"{line}   ({self.note})" if self.note else line
+def whole(figure: Figure) -> bool:
+    """A count: no unit and a whole number."""
+    return not figure.unit and figure.value is not None and float(figure.value).is_integer()
 
 
-@dataclass
-class Section:
-    title: str
-    method: str
-    figures: list[Figure] = field(default_factory=list)
-    facts: dict[str, Any] = field(default_factory=dict)
-
-    def add(self, key: str, label: str, value: float, unit: str, note: str = "", **target: Any) -> None:
-        self.figures.append(Figure(key, label, value, unit, note, **target))
-
-    def absent(self, key: str, label: str, reason: str) -> None:
-        self.figures.append(Figure(key, label, None, "", reason))
-
-
-def judged(limit: str, ok: bool) -> dict[str, str]:
-    return {"target": limit, "verdict": "PASS" if ok else "MISS"}
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of a non-empty sequence (with 20 values, p95 and p99 are the max)."""
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def machine_busy_seconds() -> float:
-    """Busy CPU seconds of the whole machine since boot, all CPUs, from /proc/stat."""
-    user, nice, system, _idle, _iowait, irq, softirq = (
-        int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]
-    )
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
-
-
-def progress(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
+LAYOUT = Layout("umig-monitor alert benchmark", label=40, shown=13, whole=whole)
 
 
 @contextlib.contextmanager
@@ -858,22 +809,6 @@ def parse_seconds(text: str) -> float:
 # --- main ------------------------------------------------------------------------------------------
 
 
-def code_state() -> str:
-    """Where the daemon's code came from: the package's directory, its commit, uncommitted changes."""
-    package = Path(umig_monitor.__file__).resolve().parent
-
-    def git(*args: str) -> str:
-        command = ["git", "-C", str(package.parent), *args]
-        return subprocess.run(command, capture_output=True, text=True, check=True).stdout
-
-    try:
-        head = git("rev-parse", "--short", "HEAD").strip()
-        dirty = len(git("status", "--porcelain", "--", "umig_monitor").splitlines())
-    except (OSError, subprocess.CalledProcessError):
-        return f"{package} (not a git checkout)"
-    return f"{package} at {head}" + (f" + {dirty} uncommitted changes" if dirty else ", clean")
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--incidents", type=int, default=20, help="incidents to time (default 20)")
@@ -909,18 +844,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def render(setup: dict[str, Any], sections: Sequence[Section]) -> str:
-    out = ["umig-monitor alert benchmark", *(f"  {k:<12} {v}" for k, v in setup.items())]
-    for section in sections:
-        out += ["", section.title]
-        out += textwrap.wrap(section.method, 104, initial_indent="  how: ", subsequent_indent="       ")
-        out += [figure.render() for figure in section.figures]
-        if section.facts:
-            facts = ", ".join(f"{k}={v}" for k, v in section.facts.items())
-            out += textwrap.wrap(facts, 104, initial_indent="  facts: ", subsequent_indent="         ")
-    return "\n".join(out)
-
-
 async def run(args: argparse.Namespace, tmp: Path) -> list[Section]:
     sections: list[Section] = []
     if not args.skip_latency:
@@ -947,28 +870,23 @@ async def run(args: argparse.Namespace, tmp: Path) -> list[Section]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     setup: dict[str, Any] = {
-        "machine": f"{os.cpu_count()} CPUs, {platform.machine()}, Linux {platform.release()}",
+        "machine": machine(),
         "python": f"{platform.python_version()}, aiohttp {aiohttp.__version__}",
         "code": code_state(),
-        "started": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join(["python bench/alerts.py", *(sys.argv[1:] if argv is None else argv)]),
+        "started": started_at(),
+        "command": command("alerts.py", argv),
     }
-    started, busy, own = time.monotonic(), machine_busy_seconds(), time.process_time()
+    started, busy, own = time.monotonic(), machine_cpu_seconds()[0], time.process_time()
     with tempfile.TemporaryDirectory(prefix="umig-bench-alerts-") as scratch:
         sections = asyncio.run(run(args, Path(scratch)))
     wall = time.monotonic() - started
     # Latencies here are wall clock: anything else busy on the machine meanwhile shows up in them.
-    others = (machine_busy_seconds() - busy) - (time.process_time() - own)
+    others = (machine_cpu_seconds()[0] - busy) - (time.process_time() - own)
     setup["duration"] = f"{wall:.0f} s"
     setup["other load"] = (
         f"{others:.1f} CPU-s by other processes during the run ({others / wall:.0%} of one core)"
     )
-    if args.json:
-        figures = {f.key: f.value for s in sections for f in s.figures}
-        document = {"setup": setup, "figures": figures, "sections": [asdict(s) for s in sections]}
-        print(json.dumps(document, indent=2, default=str))
-    else:
-        print(render(setup, sections))
+    output(LAYOUT, setup, sections, args.json)
     return 0
 
 

@@ -54,12 +54,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 import types
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
@@ -70,8 +69,20 @@ import aiohttp
 import sqlalchemy
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
+from common import (
+    Layout,
+    Section,
+    code_state,
+    command,
+    judged,
+    load,
+    machine,
+    output,
+    percentile,
+    progress,
+    started_under_load,
+)
 
-import umig_monitor
 from umig_monitor.core.deployments import (
     SHORT_NAME,
     DeploymentEvent,
@@ -157,55 +168,7 @@ COLUMN_LINE: Final = """column -t -s '|' -N "Timestamp,Environment,Version,Type,
 
 # --- results ---------------------------------------------------------------------------------------
 
-
-@dataclass
-class Figure:
-    """One printed number. ``value`` None means absent, and ``note`` then says why."""
-
-    key: str
-    label: str
-    value: float | None
-    unit: str
-    note: str = ""
-    target: str = ""
-    verdict: str = ""  # PASS, MISS or "" (no target)
-
-    def render(self) -> str:
-        if self.value is None:
-            return f"  {self.label:<34} absent: {self.note}"
-        digits = 3 if abs(self.value) < 10 else 1
-        shown = f"{self.value:,.{digits}f} {self.unit}".strip()
-        target = f"target {self.target}  {self.verdict}" if self.target else ""
-        line = f"  {self.label:<34} {shown:<14} {target}".rstrip()
-        return f"{line}   ({self.note})" if self.note else line
-
-
-@dataclass
-class Section:
-    title: str
-    method: str
-    figures: list[Figure] = field(default_factory=list)
-    facts: dict[str, Any] = field(default_factory=dict)
-
-    def add(self, key: str, label: str, value: float, unit: str, note: str = "", **target: Any) -> None:
-        self.figures.append(Figure(key, label, value, unit, note, **target))
-
-    def absent(self, key: str, label: str, reason: str) -> None:
-        self.figures.append(Figure(key, label, None, "", reason))
-
-
-def judged(limit: str, ok: bool) -> dict[str, str]:
-    return {"target": limit, "verdict": "PASS" if ok else "MISS"}
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of a non-empty sequence."""
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
-
-
-def progress(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
+LAYOUT = Layout("umig-monitor history benchmark", label=34, shown=14)
 
 
 def refuse(message: str) -> NoReturn:
@@ -450,7 +413,7 @@ def prepare_jsonl(jsonl: Path, plan: Plan, section: Section) -> None:
 
 # --- our query -------------------------------------------------------------------------------------
 
-STEPS: Final = ("page", "count", "summary", "body")
+STEPS: Final = ("reads", "body")
 
 
 @dataclass(frozen=True)
@@ -478,11 +441,12 @@ async def api_query(store: Store, since: datetime, times: dict[str, list[float]]
     """What ``list_deployments`` does for ``?environment=E&since=…`` with the default page."""
     filters: dict[str, Any] = {"environment": ENVIRONMENT, "since": since, "until": None, "types": None}
     t0 = time.perf_counter()
-    page = await store.deployment_events(**filters, limit=PAGE_LIMIT, offset=0)
-    t1 = time.perf_counter()
-    total = await store.count_deployment_events(**filters)
-    t2 = time.perf_counter()
-    s = await store.deployment_summary(environment=ENVIRONMENT, since=since, until=None)
+    # As the handler does: the page, the count and the summary side by side.
+    page, total, s = await asyncio.gather(
+        store.deployment_events(**filters, limit=PAGE_LIMIT, offset=0),
+        store.count_deployment_events(**filters),
+        store.deployment_summary(environment=ENVIRONMENT, since=since, until=None),
+    )
     t4 = time.perf_counter()
     window: list[DeploymentEvent] = []  # the handler no longer loads the window; see summary_agrees
     document = {
@@ -495,7 +459,7 @@ async def api_query(store: Store, since: datetime, times: dict[str, list[float]]
     body = json.dumps(document).encode()
     t5 = time.perf_counter()
     if times is not None:
-        for step, seconds in zip(STEPS, (t1 - t0, t2 - t1, t4 - t2, t5 - t4), strict=True):
+        for step, seconds in zip(STEPS, (t4 - t0, t5 - t4), strict=True):
             times[step].append(seconds)
         times["total"].append(t5 - t0)
     return Answer(page, total, window, s, body)
@@ -524,7 +488,7 @@ async def bench_query(db: Path, plan: Plan, runs: int, profile: str | None) -> t
         f"our query: {ENVIRONMENT}, last {DAYS} days, with the summary ({runs} runs)",
         f"the calls GET /api/v1/deployments?environment={ENVIRONMENT}&since={DAYS}d makes, through the "
         f"Store API on a fresh Store.open: deployment_events(limit={PAGE_LIMIT}) newest first, "
-        "count_deployment_events, deployment_summary (computed in SQL), the JSON body "
+        "count_deployment_events and deployment_summary (per-deployment rollups) side by side, the JSON body "
         f"(page records + summary). {WARMUPS} warm-ups, then wall clock (perf_counter) per run.",
     )
     times: dict[str, list[float]] = {step: [] for step in (*STEPS, "total")}
@@ -553,9 +517,7 @@ async def bench_query(db: Path, plan: Plan, runs: int, profile: str | None) -> t
     section.add("query_p95_ms", "p95", percentile(total_ms, 95), "ms")
     section.add("query_max_ms", "max", max(total_ms), "ms")
     labels = {
-        "page": f"  page ({PAGE_LIMIT} events)",
-        "count": "  count",
-        "summary": "  summary (SQL)",
+        "reads": f"  page ({PAGE_LIMIT}) + count + summary, side by side",
         "body": "  JSON body",
     }
     for step in STEPS:
@@ -680,22 +642,6 @@ def side_by_side(query: Section, guide: Section | None) -> Section:
 # --- main ------------------------------------------------------------------------------------------
 
 
-def code_state() -> str:
-    """Where the measured code came from: the package's directory, its commit, uncommitted changes."""
-    package = Path(umig_monitor.__file__).resolve().parent
-
-    def git(*args: str) -> str:
-        command = ["git", "-C", str(package.parent), *args]
-        return subprocess.run(command, capture_output=True, text=True, check=True).stdout
-
-    try:
-        head = git("rev-parse", "--short", "HEAD").strip()
-        dirty = len(git("status", "--porcelain", "--", "umig_monitor").splitlines())
-    except (OSError, subprocess.CalledProcessError):
-        return f"{package} (not a git checkout)"
-    return f"{package} at {head}" + (f" + {dirty} uncommitted changes" if dirty else ", clean")
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--events", type=int, default=1_000_000, help="deployment events (default 1000000)")
@@ -711,34 +657,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def render(setup: dict[str, Any], sections: Sequence[Section]) -> str:
-    out = ["umig-monitor history benchmark", *(f"  {k:<12} {v}" for k, v in setup.items())]
-    for section in sections:
-        out += ["", section.title]
-        out += textwrap.wrap(section.method, 104, initial_indent="  how: ", subsequent_indent="       ")
-        out += [figure.render() for figure in section.figures]
-        if section.facts:
-            facts = ", ".join(f"{k}={v}" for k, v in section.facts.items())
-            out += textwrap.wrap(facts, 104, initial_indent="  facts: ", subsequent_indent="         ")
-    return "\n".join(out)
-
-
-def load() -> str:
-    return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging("warning", "console", sys.stderr)  # the store's schema_migrated lines are noise here
     setup: dict[str, Any] = {
-        "machine": f"{os.cpu_count()} CPUs, {platform.machine()}, Linux {platform.release()}",
+        "machine": machine(),
         "python": f"{platform.python_version()}, SQLAlchemy {sqlalchemy.__version__}, "
         f"aiohttp {aiohttp.__version__}",
         "sqlite": sqlite3.sqlite_version,
         "code": code_state(),
-        "started": f"{datetime.now(UTC).isoformat(timespec='seconds')}, {load()} (other work on the machine "
-        "inflates every figure)",
-        "command": " ".join(["python bench/history.py", *(sys.argv[1:] if argv is None else argv)]),
+        "started": started_under_load(),
+        "command": command("history.py", argv),
     }
     plan = Plan(args.events, SEED, datetime.now(UTC).replace(microsecond=0))
     with tempfile.TemporaryDirectory(prefix="umig-bench-") as scratch:
@@ -764,12 +693,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             guide = skipped = bench_jq(jsonl, plan, args.jq_runs, answer, tmp)
     sections = [data, query, skipped, side_by_side(query, guide)]
-    if args.json:
-        figures = {f.key: f.value for s in sections for f in s.figures}
-        document = {"setup": setup, "figures": figures, "sections": [asdict(s) for s in sections]}
-        print(json.dumps(document, indent=2, default=str))
-    else:
-        print(render(setup, sections))
+    output(LAYOUT, setup, sections, args.json)
     return 0
 
 

@@ -35,23 +35,20 @@ import cProfile
 import gc
 import http.client
 import json
-import math
 import os
 import platform
 import pstats
 import resource
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -65,16 +62,29 @@ from apscheduler.events import (
     JobEvent,
     JobSubmissionEvent,
 )
+from common import (
+    CLK_TCK,
+    HOST,
+    Layout,
+    Section,
+    code_state,
+    command,
+    free_port,
+    judged,
+    machine,
+    machine_cpu_seconds,
+    output,
+    percentile,
+    progress,
+    started_at,
+)
 
-import umig_monitor
 import umig_monitor.app as umig_app
 from umig_monitor.app import Daemon
 from umig_monitor.config import parse_config
 from umig_monitor.logs import configure_logging
 
 API_PREFIX = "/rest/scriptrunner/latest/custom"
-HOST = "127.0.0.1"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 REQUESTS_PER_POLL = 3  # health, version, components
 BLOCKS = 5  # the bare aiohttp reference is measured in blocks; the median is reported
 
@@ -121,64 +131,10 @@ modules:
 
 # --- results ---------------------------------------------------------------------------------------
 
-
-@dataclass
-class Figure:
-    """One printed number. ``value`` None means absent, and ``note`` then says why."""
-
-    key: str
-    label: str
-    value: float | None
-    unit: str
-    note: str = ""
-    target: str = ""
-    verdict: str = ""  # PASS, MISS or "" (no target)
-
-    def render(self) -> str:
-        if self.value is None:
-            return f"  {self.label:<36} absent: {self.note}"
-        digits = 0 if self.unit == "runs" else 3 if abs(self.value) < 10 else 1
-        shown = f"{self.value:,.{digits}f} {self.unit}".strip()
-        target = f"target {self.target}  {self.verdict}" if self.target else ""
-        line = f"  {self.label:<36} {shown:<13} {target}".rstrip()
-        return f"{line}   ({self.note})" if self.note else line
-
-
-@dataclass
-class Section:
-    title: str
-    method: str
-    figures: list[Figure] = field(default_factory=list)
-    facts: dict[str, Any] = field(default_factory=dict)
-
-    def add(self, key: str, label: str, value: float, unit: str, note: str = "", **target: Any) -> None:
-        self.figures.append(Figure(key, label, value, unit, note, **target))
-
-    def absent(self, key: str, label: str, reason: str) -> None:
-        self.figures.append(Figure(key, label, None, "", reason))
-
-    def value(self, key: str) -> float | None:
-        return next((f.value for f in self.figures if f.key == key), None)
-
-
-def judged(limit: str, ok: bool) -> dict[str, str]:
-    return {"target": limit, "verdict": "PASS" if ok else "MISS"}
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of a non-empty sequence."""
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
+LAYOUT = Layout("umig-monitor poll benchmark", label=36, shown=13, whole=lambda f: f.unit == "runs")
 
 
 # --- processes and ports ---------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def proc_cpu_seconds(pid: int) -> float:
@@ -186,14 +142,6 @@ def proc_cpu_seconds(pid: int) -> float:
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2 :].split()  # fields[0] is field 3 (state)
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def machine_cpu_seconds() -> tuple[float, float]:
-    """(busy, steal) CPU seconds of the whole machine since boot, all CPUs, from /proc/stat."""
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (
-        int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
-    )
-    return (user + nice + system + irq + softirq) / CLK_TCK, steal / CLK_TCK
 
 
 def http_get(port: int, path: str, timeout: float = 2.0) -> int:
@@ -781,24 +729,6 @@ def calibrate() -> dict[str, float]:
     return {"cpu_us_per_sleep_wakeup": round(wakeup_us, 1), "cpu_us_per_small_json_loads": round(parse_us, 2)}
 
 
-def code_state() -> str:
-    """Where the daemon's code came from: the package's directory, its commit, uncommitted changes."""
-    package = Path(umig_monitor.__file__).resolve().parent
-
-    def git(*args: str) -> str:
-        command = ["git", "-C", str(package.parent), *args]
-        return subprocess.run(command, capture_output=True, text=True, check=True).stdout
-
-    try:
-        if Path(git("rev-parse", "--show-toplevel").strip()).resolve() != package.parent:
-            raise OSError("the package is not at the top of a git checkout")
-        head = git("rev-parse", "--short", "HEAD").strip()
-        dirty = len(git("status", "--porcelain", "--", "umig_monitor").splitlines())
-    except (OSError, subprocess.CalledProcessError):
-        return f"{package} (not a git checkout)"
-    return f"{package} at {head}" + (f" + {dirty} uncommitted changes" if dirty else ", clean")
-
-
 def spread(items: Sequence[str], count: int) -> list[str]:
     """``count`` items spread evenly over ``items`` (repeating if there are fewer)."""
     return [items[i * len(items) // count] for i in range(count)]
@@ -822,34 +752,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def progress(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
-def render(setup: dict[str, Any], sections: Sequence[Section]) -> str:
-    out = ["umig-monitor poll benchmark", *(f"  {k:<12} {v}" for k, v in setup.items())]
-    for section in sections:
-        out += ["", section.title]
-        out += textwrap.wrap(section.method, 104, initial_indent="  how: ", subsequent_indent="       ")
-        out += [figure.render() for figure in section.figures]
-        if section.facts:
-            facts = ", ".join(f"{k}={v}" for k, v in section.facts.items())
-            out += textwrap.wrap(facts, 104, initial_indent="  facts: ", subsequent_indent="         ")
-    return "\n".join(out)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     envs = [f"e{i:04d}" for i in range(1, args.envs + 1)]
     calibration = calibrate()
     setup: dict[str, Any] = {
-        "machine": f"{os.cpu_count()} CPUs, {platform.machine()}, Linux {platform.release()}",
+        "machine": machine(),
         "python": f"{platform.python_version()}, aiohttp {aiohttp.__version__}",
         "calibration": f"{calibration['cpu_us_per_sleep_wakeup']:g} us CPU per sleep/wake-up, "
         f"{calibration['cpu_us_per_small_json_loads']:g} us per small json.loads",
-        "code": code_state(),
-        "started": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join(["python bench/poll.py", *(sys.argv[1:] if argv is None else argv)]),
+        "code": code_state(at_top=True),
+        "started": started_at(),
+        "command": command("poll.py", argv),
     }
     sections: list[Section] = []
     with tempfile.TemporaryDirectory(prefix="umig-bench-") as scratch:
@@ -887,12 +801,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 base_urls = [f"http://{HOST}:{port}/{env}" for env in envs]
                 sections.append(bench_curl(spread(base_urls, args.curl_checks), tmp))
     sections.append(summarise(sections))
-    if args.json:
-        figures = {f.key: f.value for s in sections for f in s.figures}
-        document = {"setup": setup, "calibration": calibration, "figures": figures}
-        print(json.dumps({**document, "sections": [asdict(s) for s in sections]}, indent=2))
-    else:
-        print(render(setup, sections))
+    output(LAYOUT, setup, sections, args.json, extra={"calibration": calibration}, default=None)
     return 0
 
 

@@ -44,28 +44,35 @@ import argparse
 import asyncio
 import bisect
 import contextlib
-import json
 import math
-import os
 import platform
 import random
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
 import sqlalchemy
+from common import (
+    Layout,
+    Section,
+    code_state,
+    command,
+    judged,
+    load,
+    machine,
+    output,
+    progress,
+    started_under_load,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import umig_monitor
 import umig_monitor.jobs.report as report_job
 from umig_monitor.config import Settings, parse_config
 from umig_monitor.core.alerts import AlertEvent, Severity, alert_key
@@ -141,59 +148,14 @@ INITIATED_BY: Final = {
 # --- results ---------------------------------------------------------------------------------------
 
 COUNT_UNITS: Final = frozenset({"samples", "rows", "runs", "samples/s"})
-
-
-@dataclass
-class Figure:
-    """One printed number. ``value`` None means absent, and ``note`` then says why."""
-
-    key: str
-    label: str
-    value: float | None
-    unit: str
-    note: str = ""
-    target: str = ""
-    verdict: str = ""  # PASS, MISS or "" (no target)
-
-    def render(self) -> str:
-        if self.value is None:
-            return f"  {self.label:<38} absent: {self.note}"
-        digits = 0 if self.unit in COUNT_UNITS else 3 if abs(self.value) < 10 else 1
-        shown = f"{self.value:,.{digits}f} {self.unit}".strip()
-        target = f"target {self.target}  {self.verdict}" if self.target else ""
-        line = f"  {self.label:<38} {shown:<16} {target}".rstrip()
-        return f"{line}   ({self.note})" if self.note else line
-
-
-@dataclass
-class Section:
-    title: str
-    method: str
-    figures: list[Figure] = field(default_factory=list)
-    facts: dict[str, Any] = field(default_factory=dict)
-
-    def add(self, key: str, label: str, value: float, unit: str, note: str = "", **target: Any) -> None:
-        self.figures.append(Figure(key, label, value, unit, note, **target))
-
-    def absent(self, key: str, label: str, reason: str) -> None:
-        self.figures.append(Figure(key, label, None, "", reason))
-
-
-def judged(limit: str, ok: bool) -> dict[str, str]:
-    return {"target": limit, "verdict": "PASS" if ok else "MISS"}
-
-
-def progress(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
+LAYOUT = Layout(
+    "umig-monitor daily report benchmark", label=38, shown=16, whole=lambda f: f.unit in COUNT_UNITS
+)
 
 
 def refuse(message: str) -> NoReturn:
     print(f"bench/report.py: {message}", file=sys.stderr)
     raise SystemExit(2)
-
-
-def load() -> str:
-    return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def mb(size: float) -> float:
@@ -1115,22 +1077,6 @@ async def bench_report(db: Path, plan: Plan, day: date, what: str, runs: int) ->
 # --- main ------------------------------------------------------------------------------------------
 
 
-def code_state() -> str:
-    """Where the measured code came from: the package's directory, its commit, uncommitted changes."""
-    package = Path(umig_monitor.__file__).resolve().parent
-
-    def git(*args: str) -> str:
-        command = ["git", "-C", str(package.parent), *args]
-        return subprocess.run(command, capture_output=True, text=True, check=True).stdout
-
-    try:
-        head = git("rev-parse", "--short", "HEAD").strip()
-        dirty = len(git("status", "--porcelain", "--", "umig_monitor").splitlines())
-    except (OSError, subprocess.CalledProcessError):
-        return f"{package} (not a git checkout)"
-    return f"{package} at {head}" + (f" + {dirty} uncommitted changes" if dirty else ", clean")
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--days", type=int, default=365, help="days of data up to the last UTC midnight (365)")
@@ -1144,29 +1090,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def render(setup: dict[str, Any], sections: Sequence[Section]) -> str:
-    out = ["umig-monitor daily report benchmark", *(f"  {k:<12} {v}" for k, v in setup.items())]
-    for section in sections:
-        out += ["", section.title]
-        out += textwrap.wrap(section.method, 104, initial_indent="  how: ", subsequent_indent="       ")
-        out += [figure.render() for figure in section.figures]
-        if section.facts:
-            facts = ", ".join(f"{k}={v}" for k, v in section.facts.items())
-            out += textwrap.wrap(facts, 104, initial_indent="  facts: ", subsequent_indent="         ")
-    return "\n".join(out)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging("warning", "console", sys.stderr)  # the store's schema_migrated lines are noise here
     setup: dict[str, Any] = {
-        "machine": f"{os.cpu_count()} CPUs, {platform.machine()}, Linux {platform.release()}",
+        "machine": machine(),
         "python": f"{platform.python_version()}, SQLAlchemy {sqlalchemy.__version__}",
         "sqlite": sqlite3.sqlite_version,
         "code": code_state(),
-        "started": f"{datetime.now(UTC).isoformat(timespec='seconds')}, {load()} (other work on the machine "
-        "inflates every figure)",
-        "command": " ".join(["python bench/report.py", *(sys.argv[1:] if argv is None else argv)]),
+        "started": started_under_load(),
+        "command": command("report.py", argv),
     }
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     plan = Plan(args.days, args.envs, SEED, today)
@@ -1200,12 +1133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for figure in old_section.figures:
                 figure.key = f"old_{figure.key}"
             sections.append(old_section)
-    if args.json:
-        figures = {f.key: f.value for s in sections for f in s.figures}
-        document = {"setup": setup, "figures": figures, "sections": [asdict(s) for s in sections]}
-        print(json.dumps(document, indent=2, default=str))
-    else:
-        print(render(setup, sections))
+    output(LAYOUT, setup, sections, args.json)
     return 0
 
 
