@@ -128,85 +128,42 @@ class DeploymentQueries:
     async def deployment_summary(
         self, *, environment: str | None = None, since: datetime | None = None, until: datetime | None = None
     ) -> Summary:
-        return (await self.deployment_summary_and_count(environment=environment, since=since, until=until))[0]
-
-    async def deployment_summary_and_count(
-        self, *, environment: str | None = None, since: datetime | None = None, until: datetime | None = None
-    ) -> tuple[Summary, int]:
         """``summarize`` of the window, computed in the database: each deployment's outcome is
         decided in SQL and only the counts per outcome come back (the history page's cost at a
         million events). On equal times rollback wins over failure over success, as in core."""
-
-        def latest(kind: EventType) -> Any:
-            return sa.func.max(sa.case((events.c.type == kind.value, events.c.ts)))
-
-        def seen(kind: EventType) -> Any:
-            return sa.func.max(sa.case((events.c.type == kind.value, 1), else_=0))
-
         if until is None:
             # Open-ended windows (the usual "last N days") read one rollup row per deployment.
             # A deployment counts when any of its events is in the window and its outcome is its
             # latest terminal event overall, which is in the window whenever any terminal is.
             r = rollups.c
-            per_deployment = sa.select(
-                r.started.label("started"),
-                r.observed.label("observed"),
-                r.success_ts.label("s"),
-                r.failure_ts.label("f"),
-                r.rollback_ts.label("r"),
-                sa.literal(0).label("n"),  # events are counted separately below
-            )
+            per_deployment = sa.select(r.started, r.observed, r.success_ts, r.failure_ts, r.rollback_ts)
             if environment is not None:
                 per_deployment = per_deployment.where(r.environment == environment)
             if since is not None:
                 per_deployment = per_deployment.where(r.last_ts >= since)
-            subquery = per_deployment.subquery()
         else:
-            subquery = self._filtered(
-                sa.select(
-                    seen(EventType.START).label("started"),
-                    seen(EventType.OBSERVED).label("observed"),
-                    latest(EventType.SUCCESS).label("s"),
-                    latest(EventType.FAILURE).label("f"),
-                    latest(EventType.ROLLBACK).label("r"),
-                    sa.func.count().label("n"),
-                ).group_by(events.c.deployment_id),
-                environment,
-                since,
-                until,
-                None,
-            ).subquery()
-        per_deployment_sq = subquery
-        d = per_deployment_sq.c
+            # A bounded window is judged on its own events only.
+            # The rollup's own grouping, restricted to the window, minus its id/environment/time columns.
+            full = rollup_select(events)
+            grouped = full.with_only_columns(*full.selected_columns[4:])
+            per_deployment = self._filtered(grouped, environment, since, until, None)
+        d = per_deployment.subquery().c
+        started, _, s, f, rb = tuple(d)  # started, observed, success, failure, rollback
         outcome = sa.case(
             (
-                sa.and_(
-                    d.r.is_not(None), sa.or_(d.f.is_(None), d.r >= d.f), sa.or_(d.s.is_(None), d.r >= d.s)
-                ),
+                sa.and_(rb.is_not(None), sa.or_(f.is_(None), rb >= f), sa.or_(s.is_(None), rb >= s)),
                 "rollback",
             ),
-            (sa.and_(d.f.is_not(None), sa.or_(d.s.is_(None), d.f >= d.s)), "failure"),
-            (d.s.is_not(None), "success"),
-            (d.started == 1, "in_progress"),
+            (sa.and_(f.is_not(None), sa.or_(s.is_(None), f >= s)), "failure"),
+            (s.is_not(None), "success"),
+            (started == 1, "in_progress"),
             else_="observed",
         ).label("outcome")
-        query = (
-            sa.select(outcome, sa.func.count(), sa.func.sum(d.n))
-            .select_from(per_deployment_sq)
-            .group_by(outcome)
-        )
+        query = sa.select(outcome, sa.func.count()).group_by(outcome)
         async with self._connect("summarising deployment history", write=False) as conn:
-            rows = (await conn.execute(query)).all()
-            if until is None:
-                count = self._filtered(
-                    sa.select(sa.func.count()).select_from(events), environment, since, None, None
-                )
-                event_count = int((await conn.execute(count)).scalar_one())
-            else:
-                event_count = sum(int(e or 0) for _, _, e in rows)
-        counts = {name: int(n) for name, n, _ in rows}
+            counts = {name: int(n) for name, n in (await conn.execute(query)).all()}
         finished = counts.get("success", 0) + counts.get("failure", 0) + counts.get("rollback", 0)
-        summary = Summary(
+        return Summary(
             total=sum(counts.values()),
             successful=counts.get("success", 0),
             failed=counts.get("failure", 0),
@@ -215,7 +172,6 @@ class DeploymentQueries:
             observed=counts.get("observed", 0),
             success_rate=counts.get("success", 0) / finished if finished else None,
         )
-        return summary, event_count
 
     async def events_of_deployment(self, deployment_id: str) -> list[DeploymentEvent]:
         query = (
