@@ -76,7 +76,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             Path(args.config) if args.config else REPO_CONFIG_DIR / "demo.yaml",
             args.port,
             args.simulator_port,
-            args.data_dir,
+            args.data_dir or _default_data_dir(),
         )
     )
 
@@ -254,8 +254,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "data_dir", "unset") is None:
-        args.data_dir = _default_data_dir()
     try:
         code: int = args.func(args)
     except ConfigError as exc:
