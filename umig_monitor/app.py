@@ -16,6 +16,7 @@ import aiohttp
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from umig_monitor.cluster import ClusterMetrics, Coordinator, default_member_id
 from umig_monitor.config import ConfigError, Settings, load_config, secret_file_warnings
 from umig_monitor.core.health import Outcome
 from umig_monitor.core.tracking import Tracker
@@ -56,6 +57,13 @@ async def baseline_one(daemon: Daemon, environment: str) -> None:
     await baseline_environment(daemon, environment)
 
 
+async def sync_watches(daemon: Daemon) -> None:
+    """The leader runs every deployment watch, including those another replica was asked for."""
+    for watch in await daemon.store.active_watches():
+        if daemon.scheduler.get_job(f"watch:{watch.deployment_id}") is None:
+            daemon.add_watch_job(watch.deployment_id)
+
+
 JOB_BODIES: dict[str, JobBody] = {
     "health": poll_environment,
     "watch": watch_deployment,
@@ -64,6 +72,7 @@ JOB_BODIES: dict[str, JobBody] = {
     "drift": detect_drift,
     "baseline": baseline_all,
     "baseline_env": baseline_one,
+    "watch_sync": sync_watches,
     "daily_report": daily_report,
 }
 
@@ -90,6 +99,8 @@ class Daemon:
         self.alert_metrics = AlertMetrics(self.metrics.registry)
         self.deployment_metrics = DeploymentMetrics(self.metrics.registry)
         self.insight_metrics = InsightMetrics(self.metrics.registry)
+        self.cluster_metrics = ClusterMetrics(self.metrics.registry)
+        self._cluster: Coordinator | None = None
         self._deployments: DeploymentRecorder | None = None
         self.last_reload: dict[str, Any] = {"ok": True, "at": self.started_at.isoformat(), "error": None}
         self._store: Store | None = None
@@ -134,6 +145,19 @@ class Daemon:
         return self._deployments
 
     @property
+    def cluster(self) -> Coordinator:
+        assert self._cluster is not None, "daemon not started"
+        return self._cluster
+
+    def mine(self) -> frozenset[str]:
+        """The environments this replica polls (all of them when it runs alone)."""
+        return self._cluster.mine() if self._cluster is not None else frozenset()
+
+    @property
+    def is_leader(self) -> bool:
+        return self._cluster is not None and self._cluster.is_leader
+
+    @property
     def scheduler(self) -> AsyncIOScheduler:
         assert self._scheduler is not None, "daemon not started"
         return self._scheduler
@@ -150,11 +174,16 @@ class Daemon:
     def settings_token(self) -> str | None:
         return self.settings.daemon.read_api_token()
 
+    @property
+    def accepting(self) -> bool:
+        """Started and not stopping: jobs run and the API has everything it needs."""
+        return self._accepting
+
     def alive(self) -> bool:
         return self._scheduler is not None and self._scheduler.running
 
     def first_round_done(self) -> bool:
-        return set(self.settings.environments) <= self.polled
+        return self.mine() <= self.polled
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -167,12 +196,7 @@ class Daemon:
         self._session = make_session(self.settings)
         self._writer = SampleWriter(self._store)
         self._writer.start()
-        self._alerts = AlertPipeline(self._store, self.alert_metrics)
-        self._alerts.configure(self.settings, self._session)
-        self._alerts.start()
-        self._deployments = DeploymentRecorder(
-            self._store, self._alerts, self.settings, self.deployment_metrics, on_verified=self.baseline_soon
-        )
+        self._deployments = None
         self._scheduler = AsyncIOScheduler(
             timezone=self.timezone,
             job_defaults={
@@ -181,14 +205,37 @@ class Daemon:
                 "misfire_grace_time": int(self.settings.jobs.misfire_grace_time.total_seconds()),
             },
         )
-        self._sync_jobs()
-        for watch in await self._store.active_watches():
-            self.add_watch_job(watch.deployment_id)  # resumed after a restart
-        self._scheduler.start()
-        self._accepting = True
         host, port = self.settings.daemon.listen_address
         self._web = WebServer(self)
-        await self._web.start(host, port)
+        await self._web.start(host, port)  # first: the default member id is host:bound port
+        cluster = self.settings.daemon.cluster
+        member_id = cluster.member_id or default_member_id(self._web.port)
+        self._alerts = AlertPipeline(
+            self._store,
+            self.alert_metrics,
+            owner=member_id,
+            active=lambda: self.is_leader,
+            claim_for=cluster.lease_ttl,
+        )
+        self._alerts.configure(self.settings, self._session)
+        self._alerts.start()
+        self._deployments = DeploymentRecorder(
+            self._store, self._alerts, self.settings, self.deployment_metrics, on_verified=self.baseline_soon
+        )
+        self._cluster = Coordinator(
+            self._store,
+            cluster,
+            member_id,
+            str(cluster.advertise_url) if cluster.advertise_url else self._web.url,
+            self.cluster_metrics,
+            environments=lambda: self.settings.environments,
+            on_change=self._cluster_changed,
+        )
+        await self._cluster.join()
+        self._sync_jobs()
+        self._scheduler.start()
+        self._accepting = True
+        self._spawn(self._cluster.run())
         if self.notifier.watchdog_interval:
             self._spawn(self._watchdog_loop(self.notifier.watchdog_interval))
         self.notifier.ready()
@@ -197,6 +244,9 @@ class Daemon:
             listen=self._web.url,
             environments=len(self.settings.environments),
             storage=self._store.redacted_url,
+            member=member_id,
+            polling=len(self.mine()),
+            leader=self.is_leader,
         )
 
     async def stop(self) -> None:
@@ -224,6 +274,8 @@ class Daemon:
                 await self._web.stop()
             if self._alerts is not None:
                 await self._alerts.close()
+            if self._cluster is not None:
+                await self._cluster.leave()
             if self._session is not None:
                 await self._session.close()
             if self._writer is not None:
@@ -262,9 +314,12 @@ class Daemon:
         self.settings = new
         for warning in secret_file_warnings(new):
             log.warning("secret_file_unreadable", detail=warning)
-        if old.daemon.storage != new.daemon.storage or old.daemon.listen != new.daemon.listen:
-            log.warning("config_change_needs_restart", keys="daemon.storage/daemon.listen")
-        self.polled &= set(new.environments)
+        if (
+            old.daemon.storage != new.daemon.storage
+            or old.daemon.listen != new.daemon.listen
+            or old.daemon.cluster != new.daemon.cluster
+        ):
+            log.warning("config_change_needs_restart", keys="daemon.storage/daemon.listen/daemon.cluster")
         self.alerts.configure(new, self.session)
         self.deployments.settings = new
         for gone in set(old.environments) - set(new.environments):
@@ -272,12 +327,39 @@ class Daemon:
             self.umig_metrics.forget(gone)
         if old.daemon.max_concurrent_polls != new.daemon.max_concurrent_polls:
             self.poll_slots = asyncio.Semaphore(new.daemon.max_concurrent_polls)
+        self.cluster.environments_changed()
+        self._sync_jobs()
+
+    def _cluster_changed(self) -> None:
+        """Leadership or this replica's share of environments changed."""
+        if self._scheduler is None:
+            return
+        mine = self.mine()
+        for gone in set(self.trackers) - mine:
+            # Another replica polls it now and seeds its own memory from storage; if it comes back
+            # here, so will this one.
+            self.trackers.pop(gone, None)
+            self.last_outcome.pop(gone, None)
+        self.polled &= mine
+        if not self.is_leader:
+            for job in self.scheduler.get_jobs():
+                if job.id.startswith("watch:"):
+                    job.remove()
         self._sync_jobs()
 
     def _sync_jobs(self) -> None:
         """Make the scheduler's jobs match the config: add, reschedule, remove; keep the rest."""
         scheduler = self.scheduler
-        specs = {s.id: s for s in desired_jobs(self.settings, datetime.now(self.timezone), self.timezone)}
+        specs = {
+            s.id: s
+            for s in desired_jobs(
+                self.settings,
+                datetime.now(self.timezone),
+                self.timezone,
+                mine=self.mine(),
+                leader=self.is_leader,
+            )
+        }
         for job_id in set(self._fingerprints) - set(specs):
             scheduler.remove_job(job_id)
             del self._fingerprints[job_id]
@@ -343,7 +425,9 @@ class Daemon:
             {},
         )
         await self.store.save_watch(watch, now)
-        self.add_watch_job(deployment_id)
+        if self.is_leader:
+            self.add_watch_job(deployment_id)
+        # Otherwise the leader's watch_sync job picks it up within deployments.watch_interval.
         return watch
 
     async def _run_job(self, spec: JobSpec) -> None:

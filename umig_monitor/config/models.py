@@ -21,7 +21,14 @@ from pydantic import (
     model_validator,
 )
 
-from umig_monitor.config.types import Duration, Listen, PositiveDuration, read_secret, split_listen
+from umig_monitor.config.types import (
+    Duration,
+    Listen,
+    PositiveDuration,
+    format_duration,
+    read_secret,
+    split_listen,
+)
 
 EnvironmentKind = Literal["development", "uat", "production", "hotfix"]
 Severity = Literal["critical", "warning", "info"]
@@ -48,6 +55,33 @@ class Retention(Strict):
     interval: PositiveDuration = timedelta(hours=1)
 
 
+class Cluster(Strict):
+    """Several replicas on one PostgreSQL: heartbeats, a leader lease, environments split by a
+    rendezvous hash. A lone replica (and every SQLite setup) is a cluster of one."""
+
+    # Unique per replica; default "<hostname>:<listen port>", stable across restarts so a
+    # restarted leader takes its own lease back at once.
+    member_id: str | None = Field(default=None, min_length=1, max_length=200)
+    # How other replicas and the CLI reach this one; default: the listen address.
+    advertise_url: AnyHttpUrl | None = None
+    heartbeat_interval: PositiveDuration = timedelta(seconds=5)
+    lease_ttl: PositiveDuration = timedelta(seconds=15)
+
+    @model_validator(mode="after")
+    def _lease_outlives_heartbeats(self) -> Cluster:
+        if self.lease_ttl < 2 * self.heartbeat_interval:
+            raise ValueError(
+                f"lease_ttl ({format_duration(self.lease_ttl)}) must be at least twice heartbeat_interval "
+                f"({format_duration(self.heartbeat_interval)}): the leader renews once per heartbeat"
+            )
+        return self
+
+    @property
+    def member_timeout(self) -> timedelta:
+        """A member whose last heartbeat is older than this is dead: its environments move."""
+        return self.heartbeat_interval * 1.5
+
+
 class Daemon(Strict):
     listen: Listen = "127.0.0.1:9464"
     storage: str = "sqlite:////var/lib/umig-monitor/umig-monitor.db"
@@ -61,6 +95,7 @@ class Daemon(Strict):
     shutdown_timeout: PositiveDuration = timedelta(seconds=8)
     max_concurrent_polls: int = Field(default=50, ge=1, le=10000)
     retention: Retention = Retention()
+    cluster: Cluster = Cluster()
 
     @field_validator("timezone")
     @classmethod

@@ -5,6 +5,7 @@ Job bodies live in their own modules and stay thin: fetch, let ``core`` decide, 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -51,12 +52,21 @@ def _cron(kind: str, expression: str, tz: Any) -> JobSpec:
     return JobSpec(kind, kind, (), cron_trigger(expression, tz), f"cron:{expression}:{tz}")
 
 
-def desired_jobs(settings: Settings, now: datetime, tz: Any) -> list[JobSpec]:
+def desired_jobs(
+    settings: Settings, now: datetime, tz: Any, *, mine: Collection[str], leader: bool
+) -> list[JobSpec]:
+    """Health polls for the environments this replica polls (``mine``); the cluster-wide jobs
+    only on the leader."""
     specs = [
         _every("health", env.poll_interval, now, _spread(name, env.poll_interval), tz, name)
         for name, env in settings.environments.items()
+        if name in mine
     ]
+    if not leader:
+        return specs
     specs.append(_every("retention", settings.daemon.retention.interval, now, timedelta(seconds=60), tz))
+    watch_every = settings.deployments.watch_interval
+    specs.append(_every("watch_sync", watch_every, now, timedelta(0), tz))
     jobs = settings.jobs
     if jobs.drift.enabled:
         specs.append(

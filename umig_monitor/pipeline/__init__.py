@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -50,12 +52,26 @@ class AlertPipeline:
         store: Store,
         metrics: AlertMetrics,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        owner: str | None = None,
+        active: Callable[[], bool] = lambda: True,
+        claim_for: timedelta = timedelta(minutes=1),
     ) -> None:
+        """``active`` says whether this process decides and delivers now (in a cluster: while it
+        is the leader); ``owner`` names it on the outbox rows it claims."""
         self._store = store
         self._metrics = metrics
         self._clock = clock
+        self._active = active
         self._dispatcher = Dispatcher(store, Policy(routes=[], default=route_specs(Settings())[1]))
-        self._deliverer = Deliverer(store, metrics, clock)
+        self._deliverer = Deliverer(
+            store,
+            metrics,
+            clock,
+            owner=owner or f"{socket.gethostname()}:pid{os.getpid()}",
+            active=active,
+            claim_for=claim_for,
+        )
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._sink_names: list[str] = []
@@ -176,6 +192,8 @@ class AlertPipeline:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=TICK)
             self._wake.clear()
+            if not self._active():
+                continue
             try:
                 await self.evaluate()
                 if loop.time() - last_metrics >= 5:

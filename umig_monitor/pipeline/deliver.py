@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
@@ -22,6 +22,8 @@ from umig_monitor.storage.records import Delivery
 
 log = structlog.get_logger("umig_monitor.pipeline")
 IDLE_POLL = 1.0  # seconds between outbox checks when nothing woke the worker
+# Rows are claimed a batch at a time; a claim outlives its holder's crash by at most claim_for.
+CLAIM_BATCH = 20
 
 
 class Deliverer:
@@ -30,10 +32,17 @@ class Deliverer:
         store: Store,
         metrics: AlertMetrics,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        owner: str,
+        active: Callable[[], bool] = lambda: True,
+        claim_for: timedelta = timedelta(minutes=1),
     ) -> None:
         self._store = store
         self._metrics = metrics
         self._clock = clock
+        self._owner = owner
+        self._active = active
+        self._claim_for = claim_for
         self._sinks: dict[str, Sink] = {}
         self._retry: dict[str, Retry] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
@@ -65,19 +74,24 @@ class Deliverer:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._workers.clear()
+        with contextlib.suppress(StorageError):
+            await self._store.release_claims(self._owner)
 
     async def _work(self, name: str) -> None:
         wake = self._wake[name]
         while True:
-            try:
-                due = await self._store.due_deliveries(self._clock(), sink=name, limit=50)
-            except StorageError as exc:
-                log.error("outbox_read_failed", sink=name, error=str(exc))
-                due = []
+            claimed_at = self._clock()
+            due = await self._claim(name, claimed_at) if self._active() else []
             for delivery in due:
                 sink = self._sinks.get(name)
                 if sink is None:
                     return
+                if not self._active():
+                    # Leadership lapsed mid-batch: the rest is for the next leader.
+                    await self._release(name)
+                    break
+                if self._clock() - claimed_at > self._claim_for / 2:
+                    break  # a slow batch: claim again (extending ours) rather than outlive the claim
                 try:
                     await self._attempt(sink, delivery)
                 except asyncio.CancelledError:
@@ -86,12 +100,25 @@ class Deliverer:
                     log.exception("delivery_crashed", sink=name, idempotency_key=delivery.idempotency_key)
                     with contextlib.suppress(StorageError):
                         await self._store.delivery_failed(delivery.id, f"internal error: {exc!r}")
-            if len(due) == 50:
+            if len(due) == CLAIM_BATCH and self._active():
                 continue
             wake.clear()
             idle = await self._idle_for(name)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=idle)
+
+    async def _claim(self, name: str, now: datetime) -> list[Delivery]:
+        try:
+            return await self._store.claim_deliveries(
+                now, sink=name, owner=self._owner, until=now + self._claim_for, limit=CLAIM_BATCH
+            )
+        except StorageError as exc:
+            log.error("outbox_read_failed", sink=name, error=str(exc))
+            return []
+
+    async def _release(self, name: str) -> None:
+        with contextlib.suppress(StorageError):
+            await self._store.release_claims(self._owner, sink=name)
 
     async def _idle_for(self, name: str) -> float:
         """Sleep until the next row of this sink is due (at most IDLE_POLL), not a fixed second."""
@@ -174,6 +201,9 @@ class Deliverer:
     async def _fail_orphans(self) -> None:
         """Rows for a sink removed from the config can never be delivered: say so, once."""
         while True:
+            if not self._active():
+                await asyncio.sleep(IDLE_POLL)
+                continue
             try:
                 counts = await self._store.outbox_counts()
                 for sink, status in counts:

@@ -58,7 +58,14 @@ class AlertQueries:
                 "starts_at": event.starts_at or event.at,
                 "updated_at": event.at,
             }
-            new_id = (await conn.execute(t.insert().values(**values).returning(t.c.id))).scalar_one()
+            try:
+                async with conn.begin_nested():
+                    new_id = (await conn.execute(t.insert().values(**values).returning(t.c.id))).scalar_one()
+            except sa.exc.IntegrityError:
+                # Another replica fired the same key between our read and our insert (the partial
+                # unique index on firing keys): theirs is the alert, and it is not new here.
+                firing = sa.select(t).where(t.c.alert_key == event.key, t.c.state == "firing")
+                return _alert((await conn.execute(firing)).mappings().one()), False
             row = (await conn.execute(sa.select(t).where(t.c.id == new_id))).mappings().one()
             return _alert(row), True
 

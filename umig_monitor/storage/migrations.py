@@ -322,6 +322,34 @@ def rollup_select(events: sa.Table) -> sa.Select[Any]:
     ).group_by(events.c.deployment_id)
 
 
+def _0007_cluster(conn: Connection) -> None:
+    md = sa.MetaData(naming_convention=_NAMING_CONVENTION)
+    sa.Table(
+        "cluster_members",
+        md,
+        sa.Column("member_id", sa.String, primary_key=True),
+        sa.Column("url", sa.String),
+        sa.Column("hostname", sa.String, nullable=False),
+        sa.Column("pid", sa.Integer, nullable=False),
+        sa.Column("started_at", UTCDateTime, nullable=False),
+        sa.Column("heartbeat_at", UTCDateTime, nullable=False),
+        sa.Column("polling", sa.Integer, nullable=False),
+    )
+    sa.Table(
+        "cluster_leases",
+        md,
+        sa.Column("name", sa.String, primary_key=True),
+        sa.Column("holder", sa.String, nullable=False),
+        sa.Column("acquired_at", UTCDateTime, nullable=False),
+        sa.Column("expires_at", UTCDateTime, nullable=False),
+    )
+    md.create_all(conn)
+    # Nullable columns: ADD COLUMN is plain and portable on both SQLite and PostgreSQL.
+    for name, kind in (("claimed_by", sa.String()), ("claimed_until", UTCDateTime())):
+        rendered = kind.compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE outbox ADD COLUMN {name} {rendered}"))
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "initial tables", _0001_initial_tables),
     Migration(2, "hourly health rollups; health_samples time indexes", _0002_hourly_rollups),
@@ -329,6 +357,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(4, "deployment watches", _0004_deployment_watches),
     Migration(5, "covering index for deployment summaries", _0005_deployment_summary_index),
     Migration(6, "per-deployment rollups for history summaries", _0006_deployment_rollups),
+    Migration(7, "cluster membership, leases and outbox claims", _0007_cluster),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1].version
 

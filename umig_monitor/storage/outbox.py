@@ -104,6 +104,51 @@ class OutboxQueries:
         async with self._connect("reading due deliveries", write=False) as conn:
             return [_delivery(r) for r in (await conn.execute(query)).mappings()]
 
+    async def claim_deliveries(
+        self, now: datetime, *, sink: str, owner: str, until: datetime, limit: int = 20
+    ) -> list[Delivery]:
+        """Due rows of ``sink``, claimed for ``owner`` until ``until`` (or until it records the
+        attempt). Rows another deliverer holds are skipped (``FOR UPDATE SKIP LOCKED`` on
+        PostgreSQL, serialised writers on SQLite), so two deliverers never send the same row; a
+        claim left by a deliverer that died is free again once ``until`` passes."""
+        due = (
+            sa.select(outbox.c.id)
+            .where(
+                outbox.c.status == "pending",
+                outbox.c.sink == sink,
+                outbox.c.next_attempt_at <= now,
+                sa.or_(
+                    outbox.c.claimed_until.is_(None),
+                    outbox.c.claimed_until <= now,
+                    outbox.c.claimed_by == owner,
+                ),
+            )
+            .order_by(outbox.c.next_attempt_at, outbox.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        claim = (
+            outbox.update()
+            .where(outbox.c.id.in_(due.scalar_subquery()))
+            .values(claimed_by=owner, claimed_until=until)
+            .returning(*outbox.c)
+        )
+        async with self._connect("claiming due deliveries", write=True) as conn:
+            rows = [_delivery(r) for r in (await conn.execute(claim)).mappings()]
+        return sorted(rows, key=lambda d: (d.next_attempt_at, d.id))
+
+    async def release_claims(self, owner: str, *, sink: str | None = None) -> int:
+        """Hand back the pending rows ``owner`` claimed but did not attempt."""
+        statement = (
+            outbox.update()
+            .where(outbox.c.claimed_by == owner, outbox.c.status == "pending")
+            .values(claimed_by=None, claimed_until=None)
+        )
+        if sink is not None:
+            statement = statement.where(outbox.c.sink == sink)
+        async with self._connect("releasing outbox claims", write=True) as conn:
+            return int((await conn.execute(statement)).rowcount or 0)
+
     async def next_delivery_time(self) -> datetime | None:
         query = sa.select(sa.func.min(outbox.c.next_attempt_at)).where(outbox.c.status == "pending")
         async with self._connect("reading the outbox", write=False) as conn:
@@ -154,8 +199,13 @@ class OutboxQueries:
             return int(result.rowcount or 0)
 
     async def _update_delivery(self, delivery_id: int, **values: Any) -> None:
+        """Record an attempt; the row's claim ends with it."""
         async with self._connect("updating a delivery", write=True) as conn:
-            await conn.execute(outbox.update().where(outbox.c.id == delivery_id).values(**values))
+            await conn.execute(
+                outbox.update()
+                .where(outbox.c.id == delivery_id)
+                .values(claimed_by=None, claimed_until=None, **values)
+            )
 
     async def outbox_counts(self) -> dict[tuple[str, str], int]:
         """Rows per (sink, status)."""

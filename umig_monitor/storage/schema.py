@@ -126,6 +126,9 @@ outbox = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("sent_at", UTCDateTime),
+    # The deliverer holding the row while it sends it; free again once claimed_until passes.
+    sa.Column("claimed_by", sa.String),
+    sa.Column("claimed_until", UTCDateTime),
     sa.UniqueConstraint("idempotency_key", name="uq_outbox_idempotency_key"),
     sa.Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
 )
@@ -219,4 +222,27 @@ deployment_rollups = sa.Table(
     sa.Column("failure_ts", UTCDateTime),
     sa.Column("rollback_ts", UTCDateTime),
     sa.Index("ix_deployment_rollups_environment_last_ts", "environment", "last_ts"),
+)
+
+# One row per replica, rewritten at every heartbeat.
+cluster_members = sa.Table(
+    "cluster_members",
+    metadata,
+    sa.Column("member_id", sa.String, primary_key=True),
+    sa.Column("url", sa.String),
+    sa.Column("hostname", sa.String, nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("heartbeat_at", UTCDateTime, nullable=False),
+    sa.Column("polling", sa.Integer, nullable=False),
+)
+
+# Named leases ("leader"): held by one member until expires_at unless it renews.
+cluster_leases = sa.Table(
+    "cluster_leases",
+    metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("holder", sa.String, nullable=False),
+    sa.Column("acquired_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
 )

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from umig_monitor.core.health import HealthSample, Outcome
 from umig_monitor.storage import dialects, migrations
 from umig_monitor.storage.alerts import AlertQueries
+from umig_monitor.storage.cluster import ClusterQueries
 from umig_monitor.storage.deployments import DeploymentQueries
 from umig_monitor.storage.engine import WRITE_TRANSACTION, create_engine, redacted
 from umig_monitor.storage.errors import StorageError, translate_errors
@@ -57,7 +58,7 @@ _ROLLUP_KEY: Final = ("environment", "hour")
 _ANSWERED: Final = tuple(outcome.value for outcome in Outcome if outcome.answered)
 
 
-class Store(AlertQueries, OutboxQueries, DeploymentQueries, InsightQueries):
+class Store(AlertQueries, OutboxQueries, DeploymentQueries, InsightQueries, ClusterQueries):
     """Async access to umig-monitor's database. Create it with ``await Store.open(url)``."""
 
     def __init__(self, engine: AsyncEngine) -> None:

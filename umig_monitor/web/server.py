@@ -27,6 +27,8 @@ DAEMON_KEY: web.AppKey[Daemon] = web.AppKey("daemon")
 @web.middleware
 async def storage_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """A database outage is a 503 with the reason, never a traceback."""
+    if not request.app[DAEMON_KEY].accepting and request.path.startswith("/api/"):
+        return error(503, "not serving: starting up or shutting down")
     try:
         return await handler(request)
     except StorageError as exc:
@@ -44,6 +46,7 @@ def build_app(daemon: Daemon) -> web.Application:
     app.router.add_get("/api/v1/config", config)
     app.router.add_get("/api/v1/environments", environments)
     app.router.add_get("/api/v1/environments/{name}", environment)
+    app.router.add_get("/api/v1/cluster", cluster)
     app.router.add_post("/-/reload", guarded(reload))
     alerts_api.add_routes(app, guarded)
     deployments_api.add_routes(app, guarded)
@@ -70,8 +73,10 @@ async def readyz(request: web.Request) -> web.Response:
         )
     except (StorageError, TimeoutError) as exc:
         checks["storage"] = f"unreachable: {exc or 'timeout'}"
-    missing = sorted(set(daemon.settings.environments) - daemon.polled)
-    checks["first_poll_round"] = "ok" if not missing else f"waiting for {', '.join(missing)}"
+    missing = sorted(daemon.mine() - daemon.polled)
+    checks["first_poll_round"] = "ok" if not missing else f"waiting for {', '.join(missing[:20])}"
+    if not daemon.accepting:
+        checks["started"] = "starting up"
     ready = all(v == "ok" for v in checks.values())
     return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
 
@@ -85,6 +90,10 @@ async def metrics(request: web.Request) -> web.Response:
     resp.content_type = CONTENT_TYPE_LATEST.split(";")[0]
     resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return resp
+
+
+async def cluster(request: web.Request) -> web.Response:
+    return web.json_response(request.app[DAEMON_KEY].cluster.snapshot())
 
 
 async def config(request: web.Request) -> web.Response:
@@ -120,6 +129,7 @@ class WebServer:
         self._app = build_app(daemon)
         self._runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
         self.url = ""
+        self.port = 0
 
     async def start(self, host: str, port: int) -> None:
         await self._runner.setup()
@@ -129,6 +139,7 @@ class WebServer:
         bound = sockets[0].getsockname() if sockets else (host, port)
         shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
         self.url = f"http://{shown}:{bound[1]}"
+        self.port = int(bound[1])
 
     async def stop(self) -> None:
         await self._runner.cleanup()

@@ -1,0 +1,296 @@
+"""Membership and leadership of this replica, kept in the shared database.
+
+Every half heartbeat interval the coordinator writes this replica's heartbeat, reads the member
+list and takes or renews the leader lease. From the live members it computes (``core.cluster``)
+which environments this replica polls; the leader alone runs alert decisions, delivery, the
+drift, baseline, report, retention and push jobs, and deployment watches.
+
+While the database is unreachable the replica keeps polling what it had; its leadership lapses
+locally before the lease can pass to anyone else, so two leaders never act at once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from umig_monitor.config.models import Cluster
+from umig_monitor.core.cluster import Lease, Member, assign, live
+from umig_monitor.storage import StorageError, Store
+
+log = structlog.get_logger("umig_monitor.cluster")
+LEADER_LEASE = "leader"
+FORGET_DEAD_AFTER = timedelta(hours=1)
+
+
+class ClusterMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.leader = Gauge("umig_cluster_leader", "1 while this replica is the leader", registry=registry)
+        self.members = Gauge("umig_cluster_members", "Live replicas in the cluster", registry=registry)
+        self.assigned = Gauge(
+            "umig_cluster_assigned_environments", "Environments this replica polls", registry=registry
+        )
+        self.heartbeat_failures = Gauge(
+            "umig_cluster_heartbeat_failing", "1 while heartbeats cannot be written", registry=registry
+        )
+        self.leader_changes = Counter(
+            "umig_cluster_leader_changes",
+            "Times this replica became or stopped being leader",
+            registry=registry,
+        )
+
+
+class Coordinator:
+    def __init__(
+        self,
+        store: Store,
+        config: Cluster,
+        member_id: str,
+        url: str | None,
+        metrics: ClusterMetrics,
+        *,
+        environments: Callable[[], Iterable[str]],
+        on_change: Callable[[], None],
+    ) -> None:
+        self._store = store
+        self.config = config
+        self.member_id = member_id
+        self._url = url
+        self._metrics = metrics
+        self._environments = environments
+        self._on_change = on_change
+        self._started_at = datetime.now(UTC)
+        self._hostname = socket.gethostname()
+        self.members: list[Member] = []  # live, as of the last good tick
+        self.known: list[Member] = []  # every membership row, live or not
+        self.lease: Lease | None = None
+        self.assignment: dict[str, str] = {}
+        self._leader_until = 0.0  # time.monotonic() after which this replica stops acting as leader
+        self._was_leader = False
+        self._mine: frozenset[str] = frozenset()
+        self._failing_since: float | None = None
+        self.last_tick: datetime | None = None
+
+    # -- what the daemon asks ---------------------------------------------------------------------
+
+    @property
+    def is_leader(self) -> bool:
+        return time.monotonic() < self._leader_until
+
+    def mine(self) -> frozenset[str]:
+        return self._mine
+
+    @property
+    def tick_seconds(self) -> float:
+        return self.config.heartbeat_interval.total_seconds() / 2
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    async def join(self) -> None:
+        """The first tick, at start-up: errors propagate (the daemon cannot start blind), and a
+        member id that a live replica elsewhere already uses is refused."""
+        now = datetime.now(UTC)
+        for other in await self._store.cluster_members():
+            if other.id == self.member_id and _another_live_process(other, self._hostname, now, self.config):
+                raise ClusterError(
+                    f"cluster member id '{self.member_id}' is in use by pid {other.pid} on {other.hostname} "
+                    f"(heartbeat {(now - other.heartbeat_at).total_seconds():.1f} s ago): give each replica "
+                    "its own daemon.cluster.member_id"
+                )
+        await self._tick(raise_errors=True)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._sleep_for())
+            await self._tick(raise_errors=False)
+
+    async def leave(self) -> None:
+        """A clean stop: give the lease and the membership up so others take over at once."""
+        self._leader_until = 0.0
+        try:
+            await self._store.leave_cluster(self.member_id)
+            log.info("cluster_left", member=self.member_id)
+        except StorageError as exc:
+            log.warning("cluster_leave_failed", member=self.member_id, error=str(exc))
+
+    def _sleep_for(self) -> float:
+        """A follower wakes when the leader's lease runs out, so a failover takes the lease time,
+        not the lease time plus up to one tick."""
+        tick = self.tick_seconds
+        lease = self.lease
+        if lease is None or lease.holder == self.member_id:
+            return tick
+        until_expiry = (lease.expires_at - datetime.now(UTC)).total_seconds() + 0.01
+        return max(0.01, min(tick, until_expiry))
+
+    async def _tick(self, *, raise_errors: bool) -> None:
+        started = time.monotonic()
+        now = datetime.now(UTC)
+        ttl = self.config.lease_ttl
+        try:
+            await self._store.heartbeat(
+                Member(
+                    id=self.member_id,
+                    url=self._url,
+                    hostname=self._hostname,
+                    pid=os.getpid(),
+                    started_at=self._started_at,
+                    heartbeat_at=now,
+                    polling=len(self._mine),
+                )
+            )
+            known = await self._store.cluster_members()
+            lease = await self._store.acquire_lease(LEADER_LEASE, self.member_id, now, ttl)
+        except StorageError as exc:
+            if raise_errors:
+                raise
+            self._failing(exc)
+            self._settle()
+            return
+        if self._failing_since is not None:
+            log.info("cluster_heartbeat_restored", down_s=round(time.monotonic() - self._failing_since, 1))
+            self._failing_since = None
+            self._metrics.heartbeat_failures.set(0)
+        self.known = known
+        self.members = live(known, now, self.config.member_timeout)
+        if self.member_id not in {m.id for m in self.members}:
+            # Our own row is what we just wrote; a clock far off would hide it. Count ourselves in.
+            self.members = sorted([*self.members, *(m for m in known if m.id == self.member_id)], key=_id)
+        self.lease = lease
+        if lease.holder == self.member_id:
+            # Stop acting as leader a tick before the lease could pass to anyone else.
+            margin = min(self.tick_seconds, ttl.total_seconds() / 4)
+            self._leader_until = started + ttl.total_seconds() - margin
+        else:
+            self._leader_until = 0.0
+        self.assignment = assign(self._environments(), [m.id for m in self.members])
+        self.last_tick = now
+        self._settle()
+        if self.is_leader:
+            await self._forget_dead(now)
+
+    def _settle(self) -> None:
+        """Tell the daemon when what this replica does has changed."""
+        mine = frozenset(env for env, who in self.assignment.items() if who == self.member_id)
+        leader = self.is_leader
+        self._metrics.leader.set(1 if leader else 0)
+        self._metrics.members.set(len(self.members))
+        self._metrics.assigned.set(len(mine))
+        if mine == self._mine and leader == self._was_leader:
+            return
+        if leader != self._was_leader:
+            self._metrics.leader_changes.inc()
+            (log.warning if not leader and self._was_leader else log.info)(
+                "cluster_leadership", member=self.member_id, leader=leader
+            )
+        if mine != self._mine:
+            log.info(
+                "cluster_assignment",
+                member=self.member_id,
+                members=[m.id for m in self.members],
+                polling=len(mine),
+                gained=sorted(mine - self._mine)[:20] or None,
+                lost=sorted(self._mine - mine)[:20] or None,
+            )
+        self._mine = mine
+        self._was_leader = leader
+        self._on_change()
+
+    def environments_changed(self) -> None:
+        """The config's environments changed (reload): recompute without waiting for a tick."""
+        self.assignment = assign(self._environments(), [m.id for m in self.members] or [self.member_id])
+        self._settle()
+
+    def _failing(self, exc: StorageError) -> None:
+        self._metrics.heartbeat_failures.set(1)
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+            log.error(
+                "cluster_heartbeat_failed",
+                member=self.member_id,
+                error=str(exc),
+                detail="polling continues with the last assignment; leadership lapses with the lease",
+            )
+
+    async def _forget_dead(self, now: datetime) -> None:
+        try:
+            gone = await self._store.forget_members(now - FORGET_DEAD_AFTER)
+        except StorageError:
+            return
+        if gone:
+            log.info("cluster_members_forgotten", count=gone)
+
+    # -- views -------------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """What ``GET /api/v1/cluster`` shows."""
+        live_ids = {m.id for m in self.members}
+        assigned: dict[str, list[str]] = {m.id: [] for m in self.members}
+        for env, who in sorted(self.assignment.items()):
+            assigned.setdefault(who, []).append(env)
+        lease = self.lease
+        return {
+            "member": self.member_id,
+            "leader": None
+            if lease is None
+            else {
+                "member": lease.holder,
+                "since": lease.acquired_at.isoformat(),
+                "expires_at": lease.expires_at.isoformat(),
+            },
+            "is_leader": self.is_leader,
+            "members": [
+                {
+                    "id": m.id,
+                    "url": m.url,
+                    "hostname": m.hostname,
+                    "pid": m.pid,
+                    "started_at": m.started_at.isoformat(),
+                    "heartbeat_at": m.heartbeat_at.isoformat(),
+                    "live": m.id in live_ids,
+                    "leader": lease is not None and lease.holder == m.id,
+                    "polling": m.polling,  # as the member reported at its last heartbeat
+                }
+                for m in self.known
+            ],
+            "assignments": assigned,
+            "polling": sorted(self._mine),
+            "heartbeat_interval_s": self.config.heartbeat_interval.total_seconds(),
+            "member_timeout_s": self.config.member_timeout.total_seconds(),
+            "lease_ttl_s": self.config.lease_ttl.total_seconds(),
+            "last_heartbeat": self.last_tick.isoformat() if self.last_tick else None,
+            "heartbeat_failing": self._failing_since is not None,
+        }
+
+
+class ClusterError(StorageError):
+    """This replica cannot join the cluster as configured."""
+
+
+def _another_live_process(other: Member, hostname: str, now: datetime, config: Cluster) -> bool:
+    if now - other.heartbeat_at > config.member_timeout or other.pid == os.getpid():
+        return False
+    if other.hostname != hostname:
+        return True
+    try:
+        os.kill(other.pid, 0)  # same host: a restart after a crash reuses the id of a dead process
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _id(member: Member) -> str:
+    return member.id
+
+
+def default_member_id(port: int) -> str:
+    return f"{socket.gethostname()}:{port}"
