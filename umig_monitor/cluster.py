@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from umig_monitor.config.models import Cluster
 from umig_monitor.core.cluster import Lease, Member, assign, live
+from umig_monitor.logs import FailureStreak
 from umig_monitor.storage import StorageError, Store
 
 log = structlog.get_logger("umig_monitor.cluster")
@@ -75,7 +76,12 @@ class Coordinator:
         self._leader_until = 0.0  # time.monotonic() after which this replica stops acting as leader
         self._was_leader = False
         self._mine: frozenset[str] = frozenset()
-        self._failing_since: float | None = None
+        self._failures = FailureStreak(
+            log,
+            "cluster_heartbeat_failed",
+            member=member_id,
+            detail="polling continues with the last assignment; leadership lapses with the lease",
+        )
         self.last_tick: datetime | None = None
 
     # -- what the daemon asks ---------------------------------------------------------------------
@@ -151,13 +157,12 @@ class Coordinator:
         except StorageError as exc:
             if raise_errors:
                 raise
-            self._failing(exc)
+            self._failures.failed(str(exc))
+            self._metrics.heartbeat_failures.set(1)
             self._settle()
             return
-        if self._failing_since is not None:
-            log.info("cluster_heartbeat_restored", down_s=round(time.monotonic() - self._failing_since, 1))
-            self._failing_since = None
-            self._metrics.heartbeat_failures.set(0)
+        self._failures.succeeded()
+        self._metrics.heartbeat_failures.set(0)
         self.known = known
         self.members = live(known, now, self.config.member_timeout)
         if self.member_id not in {m.id for m in self.members}:
@@ -208,17 +213,6 @@ class Coordinator:
         self.assignment = assign(self._environments(), [m.id for m in self.members] or [self.member_id])
         self._settle()
 
-    def _failing(self, exc: StorageError) -> None:
-        self._metrics.heartbeat_failures.set(1)
-        if self._failing_since is None:
-            self._failing_since = time.monotonic()
-            log.error(
-                "cluster_heartbeat_failed",
-                member=self.member_id,
-                error=str(exc),
-                detail="polling continues with the last assignment; leadership lapses with the lease",
-            )
-
     async def _forget_dead(self, now: datetime) -> None:
         try:
             gone = await self._store.forget_members(now - FORGET_DEAD_AFTER)
@@ -266,7 +260,7 @@ class Coordinator:
             "member_timeout_s": self.config.member_timeout.total_seconds(),
             "lease_ttl_s": self.config.lease_ttl.total_seconds(),
             "last_heartbeat": self.last_tick.isoformat() if self.last_tick else None,
-            "heartbeat_failing": self._failing_since is not None,
+            "heartbeat_failing": self._failures.failing,
         }
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal, TextIO
+import time
+from typing import Any, Literal, TextIO
 
 import structlog
 
@@ -46,3 +47,36 @@ def configure_logging(level: str = "info", fmt: LogFormat = "auto", stream: Text
         format="%(levelname)s %(name)s: %(message)s",
         force=True,
     )
+
+
+class FailureStreak:
+    """One error line when something starts failing and one when it works again, not a line per
+    attempt: an hour without the database must not mean thousands of identical errors."""
+
+    def __init__(self, logger: Any, event: str, **context: Any) -> None:
+        self._log = logger
+        self._event = event
+        self._context = context
+        self._since: float | None = None
+        self._count = 0
+
+    @property
+    def failing(self) -> bool:
+        return self._since is not None
+
+    def failed(self, error: str, **fields: Any) -> None:
+        self._count += 1
+        if self._since is None:
+            self._since = time.monotonic()
+            self._log.error(self._event, error=error, **self._context, **fields)
+
+    def succeeded(self) -> None:
+        if self._since is not None:
+            self._log.info(
+                f"{self._event}_recovered",
+                **self._context,
+                failures=self._count,
+                down_s=round(time.monotonic() - self._since, 1),
+            )
+            self._since = None
+            self._count = 0

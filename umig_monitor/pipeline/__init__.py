@@ -21,6 +21,7 @@ from umig_monitor.config import Settings
 from umig_monitor.core.alerts import Alert, AlertEvent, Notification, NotificationKind, notification_to_dict
 from umig_monitor.core.dedup import idempotency_key
 from umig_monitor.core.routing import select_routes
+from umig_monitor.logs import FailureStreak
 from umig_monitor.metrics import AlertMetrics
 from umig_monitor.pipeline.deliver import Deliverer
 from umig_monitor.pipeline.dispatch import Dispatcher, Policy
@@ -188,18 +189,20 @@ class AlertPipeline:
     async def _loop(self) -> None:
         last_metrics = 0.0
         loop = asyncio.get_running_loop()
+        failures = FailureStreak(log, "dispatch_failed")
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=TICK)
             self._wake.clear()
-            if not self._active():
-                continue
             try:
-                await self.evaluate()
+                if self._active():
+                    await self.evaluate()
+                # Every replica serves the alert gauges, from the shared store.
                 if loop.time() - last_metrics >= 5:
                     await self.refresh_metrics()
                     last_metrics = loop.time()
+                failures.succeeded()
             except StorageError as exc:
-                log.error("dispatch_failed", error=str(exc))
+                failures.failed(str(exc))
             except Exception:
                 log.exception("dispatch_failed")

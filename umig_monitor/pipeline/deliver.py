@@ -15,6 +15,7 @@ import structlog
 from umig_monitor.config.models import Retry
 from umig_monitor.core.alerts import notification_from_dict
 from umig_monitor.core.retry import next_attempt
+from umig_monitor.logs import FailureStreak
 from umig_monitor.metrics import AlertMetrics
 from umig_monitor.sinks import SendResult, Sink
 from umig_monitor.storage import StorageError, Store
@@ -43,6 +44,7 @@ class Deliverer:
         self._owner = owner
         self._active = active
         self._claim_for = claim_for
+        self._read_failures: dict[str, FailureStreak] = {}
         self._sinks: dict[str, Sink] = {}
         self._retry: dict[str, Retry] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
@@ -108,13 +110,16 @@ class Deliverer:
                 await asyncio.wait_for(wake.wait(), timeout=idle)
 
     async def _claim(self, name: str, now: datetime) -> list[Delivery]:
+        failures = self._read_failures.setdefault(name, FailureStreak(log, "outbox_read_failed", sink=name))
         try:
-            return await self._store.claim_deliveries(
+            claimed = await self._store.claim_deliveries(
                 now, sink=name, owner=self._owner, until=now + self._claim_for, limit=CLAIM_BATCH
             )
         except StorageError as exc:
-            log.error("outbox_read_failed", sink=name, error=str(exc))
+            failures.failed(str(exc))
             return []
+        failures.succeeded()
+        return claimed
 
     async def _release(self, name: str) -> None:
         with contextlib.suppress(StorageError):
