@@ -139,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_ops("status.status"))
 
+    p = command("cluster", "replicas, the leader and who polls what (exit 1: no leader)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--assignments", action="store_true", help="also list every environment's replica")
+    p.set_defaults(func=_ops("cluster.cluster"))
+
     p = command("check", "poll one environment now and print every endpoint and component")
     p.add_argument("environment")
     p.add_argument("--json", action="store_true")

@@ -22,7 +22,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from umig_monitor.config.models import Cluster
-from umig_monitor.core.cluster import Lease, Member, assign, live
+from umig_monitor.core.cluster import Lease, Member, assign, live, view
 from umig_monitor.logs import FailureStreak
 from umig_monitor.storage import StorageError, Store
 
@@ -224,40 +224,19 @@ class Coordinator:
     # -- views -------------------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
-        """What ``GET /api/v1/cluster`` shows."""
-        live_ids = {m.id for m in self.members}
-        assigned: dict[str, list[str]] = {m.id: [] for m in self.members}
-        for env, who in sorted(self.assignment.items()):
-            assigned.setdefault(who, []).append(env)
-        lease = self.lease
+        """What ``GET /api/v1/cluster`` shows: the shared view, and what this replica does."""
         return {
             "member": self.member_id,
-            "leader": None
-            if lease is None
-            else {
-                "member": lease.holder,
-                "since": lease.acquired_at.isoformat(),
-                "expires_at": lease.expires_at.isoformat(),
-            },
             "is_leader": self.is_leader,
-            "members": [
-                {
-                    "id": m.id,
-                    "url": m.url,
-                    "hostname": m.hostname,
-                    "pid": m.pid,
-                    "started_at": m.started_at.isoformat(),
-                    "heartbeat_at": m.heartbeat_at.isoformat(),
-                    "live": m.id in live_ids,
-                    "leader": lease is not None and lease.holder == m.id,
-                    "polling": m.polling,  # as the member reported at its last heartbeat
-                }
-                for m in self.known
-            ],
-            "assignments": assigned,
             "polling": sorted(self._mine),
+            **view(
+                self.known,
+                self.lease,
+                self._environments(),
+                self.last_tick or datetime.now(UTC),
+                self.config.member_timeout,
+            ),
             "heartbeat_interval_s": self.config.heartbeat_interval.total_seconds(),
-            "member_timeout_s": self.config.member_timeout.total_seconds(),
             "lease_ttl_s": self.config.lease_ttl.total_seconds(),
             "last_heartbeat": self.last_tick.isoformat() if self.last_tick else None,
             "heartbeat_failing": self._failures.failing,

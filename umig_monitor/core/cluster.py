@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,49 @@ def by_member(assignments: Mapping[str, str]) -> dict[str, list[str]]:
     for env, member in sorted(assignments.items()):
         out.setdefault(member, []).append(env)
     return out
+
+
+def view(
+    known: Sequence[Member],
+    lease: Lease | None,
+    environments: Iterable[str],
+    now: datetime,
+    member_timeout: timedelta,
+) -> dict[str, Any]:
+    """The cluster as ``GET /api/v1/cluster`` and ``umig-monitor cluster`` show it: every member
+    row with whether it is live and leads, and the assignment the live members imply."""
+    alive = live(known, now, member_timeout)
+    live_ids = {m.id for m in alive}
+    assigned: dict[str, list[str]] = {m.id: [] for m in alive}
+    for env, who in assign(environments, [m.id for m in alive]).items():
+        assigned[who].append(env)
+    leading = lease is not None and lease.held_at(now)
+    return {
+        "leader": None
+        if lease is None or not leading
+        else {
+            "member": lease.holder,
+            "since": lease.acquired_at.isoformat(),
+            "expires_at": lease.expires_at.isoformat(),
+        },
+        "members": [
+            {
+                "id": m.id,
+                "url": m.url,
+                "hostname": m.hostname,
+                "pid": m.pid,
+                "started_at": m.started_at.isoformat(),
+                "heartbeat_at": m.heartbeat_at.isoformat(),
+                "heartbeat_age_s": round((now - m.heartbeat_at).total_seconds(), 3),
+                "live": m.id in live_ids,
+                "leader": leading and lease is not None and lease.holder == m.id,
+                "polling": m.polling,  # as the member reported at its last heartbeat
+            }
+            for m in sorted(known, key=lambda m: m.id)
+        ],
+        "assignments": {who: sorted(envs) for who, envs in sorted(assigned.items())},
+        "member_timeout_s": member_timeout.total_seconds(),
+    }
 
 
 def _reverse(member_id: str) -> tuple[int, ...]:

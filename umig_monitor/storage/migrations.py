@@ -360,6 +360,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(7, "cluster membership, leases and outbox claims", _0007_cluster),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1].version
+MIGRATION_LOCK_ID: Final = 0x756D6967  # "umig": the advisory lock migrations take on PostgreSQL
 
 
 def read_version(conn: Connection) -> int:
@@ -382,6 +383,7 @@ async def migrate(engine: AsyncEngine, *, target_version: int | None = None) -> 
     writer = engine.execution_options(**WRITE_TRANSACTION)
     with translate_errors("reading the schema version"):
         async with writer.begin() as conn:
+            await conn.run_sync(_serialise)
             await conn.run_sync(lambda sync_conn: schema_migrations.create(sync_conn, checkfirst=True))
             current = await conn.run_sync(read_version)
     if current > target:
@@ -407,8 +409,16 @@ async def migrate(engine: AsyncEngine, *, target_version: int | None = None) -> 
     return tuple(applied)
 
 
+def _serialise(conn: Connection) -> None:
+    """Replicas starting together must not migrate together. SQLite's BEGIN IMMEDIATE already
+    serialises writers; on PostgreSQL a transaction-scoped advisory lock does it."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK_ID)))
+
+
 def _apply(conn: Connection, step: Migration) -> bool:
-    # Another process may have migrated while this one waited for the write lock.
+    _serialise(conn)
+    # Another process may have migrated while this one waited for the lock.
     if read_version(conn) >= step.version:
         return False
     step.upgrade(conn)
