@@ -29,6 +29,7 @@ from umig_monitor.jobs.pushgateway import PushFailed, push_metrics
 from umig_monitor.jobs.report import daily_report
 from umig_monitor.jobs.retention import enforce_retention
 from umig_monitor.jobs.samples import SampleWriter
+from umig_monitor.jobs.shared import SharedSamples, follow_samples
 from umig_monitor.jobs.watch import look
 from umig_monitor.metrics import AlertMetrics, DeploymentMetrics, InsightMetrics, SelfMetrics, UmigMetrics
 from umig_monitor.pipeline import AlertPipeline
@@ -73,6 +74,7 @@ JOB_BODIES: dict[str, JobBody] = {
     "baseline": baseline_all,
     "baseline_env": baseline_one,
     "watch_sync": sync_watches,
+    "follow_samples": follow_samples,
     "daily_report": daily_report,
 }
 
@@ -100,6 +102,7 @@ class Daemon:
         self.deployment_metrics = DeploymentMetrics(self.metrics.registry)
         self.insight_metrics = InsightMetrics(self.metrics.registry)
         self.cluster_metrics = ClusterMetrics(self.metrics.registry)
+        self.shared_samples = SharedSamples()
         self._cluster: Coordinator | None = None
         self._deployments: DeploymentRecorder | None = None
         self.last_reload: dict[str, Any] = {"ok": True, "at": self.started_at.isoformat(), "error": None}

@@ -62,6 +62,9 @@ def desired_jobs(
         for name, env in settings.environments.items()
         if name in mine
     ]
+    # Every replica: the gauges of environments the others poll, from the shared store.
+    follow = settings.daemon.cluster.heartbeat_interval
+    specs.append(_every("follow_samples", follow, now, min(follow, FIRST_RUN_SPREAD), tz))
     if not leader:
         return specs
     specs.append(_every("retention", settings.daemon.retention.interval, now, timedelta(seconds=60), tz))

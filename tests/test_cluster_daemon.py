@@ -1,0 +1,140 @@
+"""Two daemons in one process sharing one database (SQLite file, and PostgreSQL when available):
+the split of environments, the leader's jobs, and every replica serving every environment."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import POSTGRES_URL, ConfigWriter, scratch_database
+from umig_monitor.app import Daemon
+from umig_monitor.config import load_config
+from umig_monitor.simulator import RunningSimulator, start_simulator
+
+ENVS = tuple(f"site{i:02d}" for i in range(12))
+LEADER_JOBS = {"retention", "watch_sync", "drift"}
+CLUSTER = """
+  cluster:
+    heartbeat_interval: 400ms
+    lease_ttl: 1s
+"""
+
+
+@pytest.fixture
+async def sites() -> AsyncIterator[RunningSimulator]:
+    running = await start_simulator(ENVS)
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+@pytest.fixture(params=["sqlite_file", *(["postgresql"] if POSTGRES_URL else [])])
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    async with scratch_database(request.param, tmp_path / "shared.db") as url:
+        yield url
+
+
+def replica_config(write_config: ConfigWriter, sites: RunningSimulator, database: str, name: str) -> Path:
+    path: Path = write_config(sites, ENVS, poll_interval="500ms", name=name)
+    text = path.read_text()
+    storage = next(line for line in text.splitlines() if line.strip().startswith("storage:"))
+    text = text.replace(storage, f"  storage: {database}\n{CLUSTER.strip(chr(10))}")
+    path.write_text(text)
+    return path
+
+
+async def wait_for(predicate: Callable[[], bool], within: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)
+
+
+def job_kinds(daemon: Daemon) -> set[str]:
+    return {job.id.split(":")[0] for job in daemon.scheduler.get_jobs()}
+
+
+def polled_by_jobs(daemon: Daemon) -> set[str]:
+    return {job.id.split(":", 1)[1] for job in daemon.scheduler.get_jobs() if job.id.startswith("health:")}
+
+
+async def get_json(url: str) -> object:
+    async with aiohttp.ClientSession() as session, session.get(url) as resp:
+        assert resp.status == 200
+        return await resp.json()
+
+
+async def get_text(url: str) -> str:
+    async with aiohttp.ClientSession() as session, session.get(url) as resp:
+        return await resp.text()
+
+
+async def test_two_replicas_split_the_work_and_serve_everything(
+    sites: RunningSimulator, write_config: ConfigWriter, database: str
+) -> None:
+    first = Daemon(load_config(p := replica_config(write_config, sites, database, "a.yaml")), p)
+    second = Daemon(load_config(q := replica_config(write_config, sites, database, "b.yaml")), q)
+    await first.start()
+    await second.start()
+    try:
+        # Both see both; their shares are disjoint and cover everything.
+        await wait_for(lambda: len(first.cluster.members) == 2 == len(second.cluster.members))
+        await wait_for(
+            lambda: not (first.mine() & second.mine()) and first.mine() | second.mine() == set(ENVS)
+        )
+        assert first.mine()
+        assert second.mine()
+        assert polled_by_jobs(first) == first.mine()
+        assert polled_by_jobs(second) == second.mine()
+        # Exactly one leader, and only it runs the cluster-wide jobs.
+        await wait_for(lambda: first.is_leader != second.is_leader)
+        leader, follower = (first, second) if first.is_leader else (second, first)
+        assert job_kinds(leader) >= LEADER_JOBS
+        assert not LEADER_JOBS & job_kinds(follower)
+        assert "follow_samples" in job_kinds(follower)
+
+        # Both answer with the same picture.
+        views = [await get_json(d.listen_url + "/api/v1/cluster") for d in (first, second)]
+        assert all(isinstance(v, dict) for v in views)
+        assert {v["leader"]["member"] for v in views} == {leader.cluster.member_id}  # type: ignore[index]
+        for daemon, shown in zip((first, second), views, strict=True):
+            assert shown["polling"] == sorted(daemon.mine())  # type: ignore[index]
+            assert shown["assignments"][daemon.cluster.member_id] == sorted(daemon.mine())  # type: ignore[index]
+
+        # Every replica's /metrics covers every environment, its own and the other's.
+        await wait_for(first.first_round_done)
+        await wait_for(second.first_round_done)
+        for daemon in (first, second):
+            await daemon.writer.flush()
+
+        async def covers_all(daemon: Daemon) -> bool:
+            text = await get_text(daemon.listen_url + "/metrics")
+            return all(f'umig_health_status{{environment="{env}"}} 1.0' in text for env in ENVS)
+
+        for daemon in (first, second):
+            for _ in range(100):
+                if await covers_all(daemon):
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError(f"{daemon.cluster.member_id}'s /metrics lacks some environments")
+        text = await get_text(follower.listen_url + "/metrics")
+        assert "umig_cluster_leader 0.0" in text
+        assert "umig_cluster_members 2.0" in text
+        assert "umig_cluster_leader 1.0" in await get_text(leader.listen_url + "/metrics")
+
+        # The leader stops cleanly: it gives the lease and its share up at once.
+        await leader.stop()
+        await wait_for(lambda: follower.is_leader and follower.mine() == set(ENVS), within=5)
+        assert job_kinds(follower) >= LEADER_JOBS
+        assert polled_by_jobs(follower) == set(ENVS)
+    finally:
+        for daemon in (first, second):
+            if daemon.accepting:
+                await daemon.stop()
