@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.conftest import Receiver, free_port
+from tests.conftest import POSTGRES_URL, Receiver, free_port, scratch_database
 from umig_monitor.config import Settings, parse_config
 from umig_monitor.core.alerts import AlertEvent, AlertState, alert_key
 from umig_monitor.metrics import AlertMetrics, SelfMetrics
@@ -72,13 +72,15 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(f"sqlite:///{tmp_path}/pipeline.db")
-    try:
-        yield s
-    finally:
-        await s.close()
+@pytest.fixture(params=["sqlite_file", *(["postgresql"] if POSTGRES_URL else [])])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """Alerts, notification log, outbox and silences through the pipeline, on both backends."""
+    async with scratch_database(request.param, tmp_path / "pipeline.db") as url:
+        s = await Store.open(url)
+        try:
+            yield s
+        finally:
+            await s.close()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from tests.conftest import ConfigWriter, Receiver
+from tests.conftest import POSTGRES_URL, ConfigWriter, Receiver, scratch_database
 from tests.test_health_job import until
 from tests.test_report import (
     DAY,
@@ -56,11 +56,12 @@ environments:
 """
 
 
-def write_settings(tmp_path: Path, extra: str = "") -> Path:
+def write_settings(tmp_path: Path, extra: str = "", storage: str | None = None) -> Path:
     path = tmp_path / "umig-monitor.yaml"
+    storage = storage or f"sqlite:///{tmp_path / 'umig-monitor.db'}"
     path.write_text(
         "daemon:\n"
-        f"  storage: sqlite:///{tmp_path / 'umig-monitor.db'}\n"
+        f"  storage: {storage}\n"
         f"  timezone: {TZ}\n"
         "  listen: 127.0.0.1:9\n" + ENVIRONMENTS_YAML + extra
     )
@@ -111,16 +112,20 @@ async def seed(store: Store) -> None:
         await store.sync_findings(rows, at)
 
 
-@pytest.fixture
-async def seeded(tmp_path: Path) -> AsyncIterator[tuple[Store, Settings, Path]]:
-    path = write_settings(tmp_path)
-    settings = load_config(path)
-    store = await Store.open(settings.daemon.storage)
-    try:
-        await seed(store)
-        yield store, settings, path
-    finally:
-        await store.close()
+@pytest.fixture(params=["sqlite_file", *(["postgresql"] if POSTGRES_URL else [])])
+async def seeded(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[Store, Settings, Path]]:
+    """The same seeded store on both backends: the report must not depend on the database."""
+    async with scratch_database(request.param, tmp_path / "umig-monitor.db") as url:
+        path = write_settings(tmp_path, storage=url)
+        settings = load_config(path)
+        store = await Store.open(settings.daemon.storage)
+        try:
+            await seed(store)
+            yield store, settings, path
+        finally:
+            await store.close()
 
 
 async def test_figures_agree_with_direct_queries(seeded: tuple[Store, Settings, Path]) -> None:
