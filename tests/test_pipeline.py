@@ -202,6 +202,36 @@ async def test_silence_suppresses_and_then_releases(
     await until(lambda: len(receivers["crit"].bodies) == 1)
 
 
+async def test_a_pipeline_that_is_not_leading_records_but_neither_dispatches_nor_delivers(
+    store: Store, receivers: dict[str, Receiver]
+) -> None:
+    from umig_monitor.core.silences import Silence, parse_matcher
+
+    clock = Clock()
+    leading = False
+    async with aiohttp.ClientSession() as session:
+        follower = AlertPipeline(store, AlertMetrics(SelfMetrics().registry), clock, active=lambda: leading)
+        follower.configure(settings_for(receivers), session)
+        follower.start()
+        try:
+            await follower.submit(event())
+            await follower.submit(event("uat", "warning"))
+            await store.add_silence(
+                Silence("s1", (parse_matcher("environment=uat"),), T0, T0 + timedelta(hours=1), "bob"), T0
+            )
+            await asyncio.sleep(1.5)  # a dispatch tick and a delivery poll go by
+            assert len(await store.active_alerts()) == 2
+            assert await store.list_deliveries() == []
+            # It still knows what is silenced, for its API and status page.
+            await follower._dispatcher.refresh_suppressed(clock.now)
+            assert follower.suppressed_by(alert_key("environment_health", "uat")) == "s1"
+            assert follower.suppressed_by(alert_key("environment_health", "production")) is None
+            leading = True  # it becomes the leader: the backlog goes out
+            await until(lambda: len(receivers["crit"].bodies) == 1)
+        finally:
+            await follower.close()
+
+
 async def test_retry_until_delivered(
     running: tuple[AlertPipeline, Clock, Any], receivers: dict[str, Receiver], store: Store
 ) -> None:

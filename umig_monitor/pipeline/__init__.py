@@ -195,11 +195,14 @@ class AlertPipeline:
                 await asyncio.wait_for(self._wake.wait(), timeout=TICK)
             self._wake.clear()
             try:
-                if self._active():
+                active = self._active()
+                if active:
                     await self.evaluate()
-                # Every replica serves the alert gauges, from the shared store.
+                # Every replica serves the alert gauges and silences, from the shared store.
                 if loop.time() - last_metrics >= 5:
                     await self.refresh_metrics()
+                    if not active:
+                        await self._dispatcher.refresh_suppressed(self._clock())
                     last_metrics = loop.time()
                 failures.succeeded()
             except StorageError as exc:

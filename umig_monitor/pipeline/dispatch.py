@@ -158,5 +158,15 @@ class Dispatcher:
             )
         return inserted
 
+    async def refresh_suppressed(self, now: datetime) -> None:
+        """Which firing alerts a silence holds back, without dispatching: a replica that is not
+        the leader still shows it in the API and on the status page."""
+        silences = [*self.policy.silences, *await self._store.list_silences(now)]
+        self._suppressed = {
+            alert.key: silence
+            for alert in await self._store.active_alerts()
+            if (silence := silenced_by(alert.all_labels(), now, silences, self.policy.windows)) is not None
+        }
+
     def suppressed_by(self, key: str) -> str | None:
         return self._suppressed.get(key)
