@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from umig_monitor.config import parse_config
@@ -65,3 +66,27 @@ def test_kubernetes_manifest() -> None:
     } <= served
     mounts = {m["mountPath"] for m in sidecar["volumeMounts"]}
     assert "/run/secrets/umig-monitor" in mounts
+
+
+def test_high_availability_manifest(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three replicas, one PostgreSQL from a Secret, member ids from pod names: the config the
+    pods would load validates with exactly the environment the manifest gives them."""
+    path = ROOT / "deploy" / "kubernetes" / "ha-example.yaml"
+    docs = {d["kind"]: d for d in yaml.safe_load_all(path.read_text())}
+    assert set(docs) == {"ConfigMap", "Secret", "Deployment", "Service"}
+    deployment = docs["Deployment"]["spec"]
+    assert deployment["replicas"] == 3
+    (container,) = deployment["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["UMIG_MONITOR_DAEMON__CLUSTER__MEMBER_ID"]["value"] == "$(POD_NAME)"
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["UMIG_MONITOR_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == "database-url"
+    # What Kubernetes would hand the process (dependent variables expanded as it does).
+    monkeypatch.setenv("UMIG_MONITOR_DATABASE_URL", docs["Secret"]["stringData"]["database-url"])
+    monkeypatch.setenv("UMIG_MONITOR_DAEMON__CLUSTER__MEMBER_ID", "umig-monitor-7d9f-abcde")
+    monkeypatch.setenv("UMIG_MONITOR_DAEMON__CLUSTER__ADVERTISE_URL", "http://10.0.0.7:9464")
+    settings = parse_config(docs["ConfigMap"]["data"]["umig-monitor.yaml"])
+    assert settings.daemon.storage.startswith("postgresql://")
+    assert settings.daemon.cluster.member_id == "umig-monitor-7d9f-abcde"
+    assert str(settings.daemon.cluster.advertise_url) == "http://10.0.0.7:9464/"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
