@@ -22,12 +22,14 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("umig_monitor.web")
 DAEMON_KEY: web.AppKey[Daemon] = web.AppKey("daemon")
+# Answered while starting up and shutting down too; everything else is a 503 then.
+ALWAYS_SERVED = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 @web.middleware
 async def storage_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """A database outage is a 503 with the reason, never a traceback."""
-    if not request.app[DAEMON_KEY].accepting and request.path.startswith("/api/"):
+    if not request.app[DAEMON_KEY].accepting and request.path not in ALWAYS_SERVED:
         return error(503, "not serving: starting up or shutting down")
     try:
         return await handler(request)
