@@ -171,3 +171,70 @@ async def test_many_concurrent_polls_do_not_raise(
 
 def test_ssl_module_available() -> None:
     assert ssl.OPENSSL_VERSION
+
+
+async def slow_version_server(delay: float) -> tuple[web.AppRunner, int, list[str]]:
+    """Health and components answer at once; version after ``delay`` seconds."""
+    finished: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name == "version":
+            await asyncio.sleep(delay)
+        finished.append(name)
+        return web.json_response({"umig": {"status": "healthy", "version": "1.1.2"}})
+
+    app = web.Application()
+    app.router.add_get("/p/admin/{name}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, port, finished
+
+
+async def test_one_deadline_times_out_only_the_slow_request(session: aiohttp.ClientSession) -> None:
+    runner, port, _ = await slow_version_server(5.0)
+    try:
+        env = environment(f"http://127.0.0.1:{port}", api_prefix="/p", timeout="300ms")
+        docs, (health, version, components) = await probe_environment(session, env)
+    finally:
+        await runner.cleanup()
+    assert health.ok
+    assert components.ok
+    assert version.failure is Outcome.TIMEOUT
+    assert version.detail == "no answer within 0.3s"
+    assert 250 <= version.elapsed_ms < 2000
+    assert docs.health_failure is None
+    assert docs.version is None
+
+
+def requests_running() -> int:
+    return sum(1 for t in asyncio.all_tasks() if "fetch" in t.get_coro().__qualname__)
+
+
+async def test_cancelled_poll_cancels_its_requests(session: aiohttp.ClientSession) -> None:
+    runner, port, finished = await slow_version_server(0.5)
+    try:
+        env = environment(f"http://127.0.0.1:{port}", api_prefix="/p", timeout="5s")
+        task = asyncio.ensure_future(probe_environment(session, env))
+        await asyncio.sleep(0.2)
+        assert sorted(finished) == ["components", "health"]
+        assert requests_running() == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert requests_running() == 0  # the cancellation reached it, and was waited for
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_reloaded_environment_uses_its_new_settings(
+    simulator: RunningSimulator, session: aiohttp.ClientSession
+) -> None:
+    simulator.simulator.add_fault("production", Fault(FaultKind("huge_body"), size_bytes=4096))
+    url = simulator.base_url("production")
+    assert (await poll(session, environment(url, max_body_bytes="2048")))[0] is Outcome.INVALID_RESPONSE
+    assert (await poll(session, environment(url, max_body_bytes="8192")))[0] is Outcome.HEALTHY
+    moved = environment(url.replace("production", "uat"), max_body_bytes="2048")
+    assert (await poll(session, moved))[0] is Outcome.HEALTHY

@@ -4,6 +4,7 @@ place; signals, reload and an orderly shutdown."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -241,6 +242,9 @@ class Daemon:
         self._spawn(self._cluster.run())
         if self.notifier.watchdog_interval:
             self._spawn(self._watchdog_loop(self.notifier.watchdog_interval))
+        # Everything built so far (modules, config, pools) lives as long as the process: keep it
+        # out of the cyclic collector's generations. Measured: about a tenth of a poll's CPU.
+        gc.freeze()
         self.notifier.ready()
         log.info(
             "daemon_started",

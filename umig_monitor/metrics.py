@@ -84,6 +84,11 @@ class UmigMetrics:
         )
         self._version_labels: dict[str, tuple[str, str]] = {}
         self._outcomes: dict[str, str] = {}
+        # Labelled children per environment: .labels() costs a lock and a tuple build per call,
+        # and a poll touches several series. Dropped whenever their series is removed.
+        self._health_children: dict[str, Gauge] = {}
+        self._uptime_children: dict[str, Gauge] = {}
+        self._duration_children: dict[tuple[str, str], Histogram] = {}
 
     def observe(
         self,
@@ -103,13 +108,20 @@ class UmigMetrics:
                     self.version_info.remove(environment, *old)  # the old version's series goes away
                 self.version_info.labels(environment, *labels).set(1)
                 self._version_labels[environment] = labels
+        health = self._health_children.get(environment)
+        if health is None:
+            health = self._health_children[environment] = self.health_status.labels(environment)
         if outcome in ("healthy", "degraded", "unhealthy"):
-            self.health_status.labels(environment).set(1 if umig_status == "healthy" else 0)
+            health.set(1 if umig_status == "healthy" else 0)
         else:
-            self.health_status.labels(environment).set(0)
+            health.set(0)
         if uptime_seconds is not None:
-            self.uptime.labels(environment).set(uptime_seconds)
+            uptime = self._uptime_children.get(environment)
+            if uptime is None:
+                uptime = self._uptime_children[environment] = self.uptime.labels(environment)
+            uptime.set(uptime_seconds)
         else:
+            self._uptime_children.pop(environment, None)
             self._remove(self.uptime, environment)
         previous = self._outcomes.get(environment)
         if previous is None:
@@ -119,6 +131,14 @@ class UmigMetrics:
             self.environment_status.labels(environment, previous).set(0)
             self.environment_status.labels(environment, outcome).set(1)
         self._outcomes[environment] = outcome
+
+    def observe_duration(self, environment: str, endpoint: str, seconds: float) -> None:
+        """umig_probe_duration_seconds{environment,endpoint}."""
+        key = (environment, endpoint)
+        child = self._duration_children.get(key)
+        if child is None:
+            child = self._duration_children[key] = self.probe_duration.labels(environment, endpoint)
+        child.observe(seconds)
 
     @staticmethod
     def _remove(metric: Gauge, *labels: str) -> None:
@@ -140,6 +160,10 @@ class UmigMetrics:
                     metric.remove(*sample_labels)
         self._version_labels.pop(environment, None)
         self._outcomes.pop(environment, None)
+        self._health_children.pop(environment, None)
+        self._uptime_children.pop(environment, None)
+        for key in [k for k in self._duration_children if k[0] == environment]:
+            del self._duration_children[key]
 
 
 class AlertMetrics:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import ssl
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -81,6 +83,10 @@ def auth_headers(env: Environment) -> dict[str, str]:
     return {}
 
 
+def _failed(url: str, started: float, failure: Outcome, detail: str) -> Fetch:
+    return Fetch(url, None, (time.perf_counter() - started) * 1000, None, failure, detail)
+
+
 async def fetch_json(
     session: aiohttp.ClientSession,
     env: Environment,
@@ -91,51 +97,91 @@ async def fetch_json(
 ) -> Fetch:
     url = env.endpoint(path)
     started = time.perf_counter()
+    try:
+        request_headers = headers if headers is not None else auth_headers(env)
+    except SecretFileError as exc:
+        return _failed(url, started, Outcome.AUTH_ERROR, str(exc))
+    try:
+        async with asyncio.timeout(env.timeout.total_seconds()):
+            return await _fetch(session, env, url, method, request_headers, started)
+    except TimeoutError:
+        return _failed(url, started, Outcome.TIMEOUT, _no_answer(env))
+
+
+async def fetch_all(
+    session: aiohttp.ClientSession, env: Environment, paths: Sequence[str], headers: dict[str, str]
+) -> list[Fetch]:
+    """GET ``paths`` concurrently under one deadline (the environment's timeout, as each would have
+    alone): one timer per poll instead of one per request. Requests that answered in time keep
+    their results; only those still running at the deadline are timeouts."""
+    started = time.perf_counter()
+    urls = [env.endpoint(path) for path in paths]
+    results: list[Fetch | None] = [None] * len(paths)
+
+    async def one(i: int) -> None:
+        results[i] = await _fetch(session, env, urls[i], "GET", headers, time.perf_counter())
+
+    # On expiry the timeout cancels gather, which cancels and waits for the requests still running.
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(env.timeout.total_seconds()):
+            await asyncio.gather(*(one(i) for i in range(len(paths))))
+    return [
+        fetch if fetch is not None else _failed(url, started, Outcome.TIMEOUT, _no_answer(env))
+        for fetch, url in zip(results, urls, strict=True)
+    ]
+
+
+def _no_answer(env: Environment) -> str:
+    return f"no answer within {env.timeout.total_seconds():g}s"
+
+
+async def _fetch(
+    session: aiohttp.ClientSession,
+    env: Environment,
+    url: str,
+    method: str,
+    request_headers: dict[str, str],
+    started: float,
+) -> Fetch:
+    """One request without a timeout of its own: the caller sets the deadline."""
 
     def done(status: int | None, failure: Outcome | None, detail: str | None, body: Any = None) -> Fetch:
         return Fetch(url, status, (time.perf_counter() - started) * 1000, body, failure, detail)
 
-    try:
-        request_headers = headers if headers is not None else auth_headers(env)
-    except SecretFileError as exc:
-        return done(None, Outcome.AUTH_ERROR, str(exc))
     limit = env.max_body_bytes
     try:
-        async with asyncio.timeout(env.timeout.total_seconds()):
-            async with session.request(
-                method, url, headers=request_headers, ssl=_tls(env), allow_redirects=False
-            ) as resp:
-                status = resp.status
-                if status in (401, 403):
-                    return done(status, Outcome.AUTH_ERROR, f"HTTP {status}")
-                if 300 <= status < 400:
-                    location = resp.headers.get("Location", "")
-                    kind = Outcome.AUTH_ERROR if "login" in location.lower() else Outcome.HTTP_ERROR
-                    return done(status, kind, f"HTTP {status} redirect to {location or '?'} (not followed)")
-                if status >= 400 or status < 200:
-                    return done(status, Outcome.HTTP_ERROR, f"HTTP {status}")
-                if resp.content_length is not None and resp.content_length > limit:
-                    return done(
-                        status,
-                        Outcome.INVALID_RESPONSE,
-                        f"body of {resp.content_length} bytes exceeds {limit}",
-                    )
-                if resp.content_length is not None:
-                    raw = await resp.read()  # announced and within the limit: one read
-                else:
-                    chunks = []
-                    size = 0
-                    async for chunk in resp.content.iter_any():
-                        size += len(chunk)
-                        if size > limit:
-                            return done(
-                                status, Outcome.INVALID_RESPONSE, f"body exceeds {limit} bytes (cut off)"
-                            )
-                        chunks.append(chunk)
-                    raw = b"".join(chunks)
-                content_type = resp.content_type
-    except TimeoutError:
-        return done(None, Outcome.TIMEOUT, f"no answer within {env.timeout.total_seconds():g}s")
+        async with session.request(
+            method, url, headers=request_headers, ssl=_tls(env), allow_redirects=False
+        ) as resp:
+            status = resp.status
+            if status in (401, 403):
+                return done(status, Outcome.AUTH_ERROR, f"HTTP {status}")
+            if 300 <= status < 400:
+                location = resp.headers.get("Location", "")
+                kind = Outcome.AUTH_ERROR if "login" in location.lower() else Outcome.HTTP_ERROR
+                return done(status, kind, f"HTTP {status} redirect to {location or '?'} (not followed)")
+            if status >= 400 or status < 200:
+                return done(status, Outcome.HTTP_ERROR, f"HTTP {status}")
+            if resp.content_length is not None and resp.content_length > limit:
+                return done(
+                    status,
+                    Outcome.INVALID_RESPONSE,
+                    f"body of {resp.content_length} bytes exceeds {limit}",
+                )
+            if resp.content_length is not None:
+                raw = await resp.read()  # announced and within the limit: one read
+            else:
+                chunks = []
+                size = 0
+                async for chunk in resp.content.iter_any():
+                    size += len(chunk)
+                    if size > limit:
+                        return done(status, Outcome.INVALID_RESPONSE, f"body exceeds {limit} bytes (cut off)")
+                    chunks.append(chunk)
+                raw = b"".join(chunks)
+            content_type = resp.content_type
+    except TimeoutError:  # aiohttp's own (connect, read): they are ClientErrors too, but timeouts first
+        return done(None, Outcome.TIMEOUT, _no_answer(env))
     except aiohttp.ClientConnectorCertificateError as exc:
         return done(None, Outcome.UNREACHABLE, f"TLS certificate error: {exc.certificate_error}")
     except aiohttp.ClientSSLError as exc:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 
 from umig_monitor.config import Environment
 from umig_monitor.config.types import SecretFileError
 from umig_monitor.core.assess import Documents
 from umig_monitor.core.health import Outcome
-from umig_monitor.probes.client import Fetch, auth_headers, fetch_json
+from umig_monitor.probes.client import Fetch, auth_headers, fetch_all
+
+PATHS = ("/admin/health", "/admin/version", "/admin/components")
 
 
 async def probe_environment(
@@ -20,11 +20,7 @@ async def probe_environment(
         headers = auth_headers(env)
     except SecretFileError as exc:
         return Documents(health=None, health_failure=(Outcome.AUTH_ERROR, str(exc))), []
-    health, version, components = await asyncio.gather(
-        fetch_json(session, env, "/admin/health", headers=headers),
-        fetch_json(session, env, "/admin/version", headers=headers),
-        fetch_json(session, env, "/admin/components", headers=headers),
-    )
+    health, version, components = await fetch_all(session, env, PATHS, headers)
     failure = (health.failure, health.detail or health.failure.value) if health.failure else None
     docs = Documents(
         health=health.body,
