@@ -3,14 +3,14 @@ the split of environments, the leader's jobs, and every replica serving every en
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from tests.conftest import POSTGRES_URL, ConfigWriter, scratch_database
+from tests.test_health_job import until
 from umig_monitor.app import Daemon
 from umig_monitor.config import load_config
 from umig_monitor.simulator import RunningSimulator, start_simulator
@@ -48,14 +48,6 @@ def replica_config(write_config: ConfigWriter, sites: RunningSimulator, database
     return path
 
 
-async def wait_for(predicate: Callable[[], bool], within: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
-
-
 def job_kinds(daemon: Daemon) -> set[str]:
     return {job.id.split(":")[0] for job in daemon.scheduler.get_jobs()}
 
@@ -84,16 +76,14 @@ async def test_two_replicas_split_the_work_and_serve_everything(
     await second.start()
     try:
         # Both see both; their shares are disjoint and cover everything.
-        await wait_for(lambda: len(first.cluster.members) == 2 == len(second.cluster.members))
-        await wait_for(
-            lambda: not (first.mine() & second.mine()) and first.mine() | second.mine() == set(ENVS)
-        )
+        await until(lambda: len(first.cluster.members) == 2 == len(second.cluster.members))
+        await until(lambda: not (first.mine() & second.mine()) and first.mine() | second.mine() == set(ENVS))
         assert first.mine()
         assert second.mine()
         assert polled_by_jobs(first) == first.mine()
         assert polled_by_jobs(second) == second.mine()
         # Exactly one leader, and only it runs the cluster-wide jobs.
-        await wait_for(lambda: first.is_leader != second.is_leader)
+        await until(lambda: first.is_leader != second.is_leader)
         leader, follower = (first, second) if first.is_leader else (second, first)
         assert job_kinds(leader) >= LEADER_JOBS
         assert not LEADER_JOBS & job_kinds(follower)
@@ -108,8 +98,8 @@ async def test_two_replicas_split_the_work_and_serve_everything(
             assert shown["assignments"][daemon.cluster.member_id] == sorted(daemon.mine())  # type: ignore[index]
 
         # Every replica's /metrics covers every environment, its own and the other's.
-        await wait_for(first.first_round_done)
-        await wait_for(second.first_round_done)
+        await until(first.first_round_done)
+        await until(second.first_round_done)
         for daemon in (first, second):
             await daemon.writer.flush()
 
@@ -118,12 +108,7 @@ async def test_two_replicas_split_the_work_and_serve_everything(
             return all(f'umig_health_status{{environment="{env}"}} 1.0' in text for env in ENVS)
 
         for daemon in (first, second):
-            for _ in range(100):
-                if await covers_all(daemon):
-                    break
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError(f"{daemon.cluster.member_id}'s /metrics lacks some environments")
+            await until(lambda d=daemon: covers_all(d), within=10)
         text = await get_text(follower.listen_url + "/metrics")
         assert "umig_cluster_leader 0.0" in text
         assert "umig_cluster_members 2.0" in text
@@ -131,7 +116,7 @@ async def test_two_replicas_split_the_work_and_serve_everything(
 
         # The leader stops cleanly: it gives the lease and its share up at once.
         await leader.stop()
-        await wait_for(lambda: follower.is_leader and follower.mine() == set(ENVS), within=5)
+        await until(lambda: follower.is_leader and follower.mine() == set(ENVS), within=5)
         assert job_kinds(follower) >= LEADER_JOBS
         assert polled_by_jobs(follower) == set(ENVS)
     finally:

@@ -24,6 +24,7 @@ from umig_monitor.probes.umig import probe_environment
 
 if TYPE_CHECKING:
     from umig_monitor.app import Daemon
+    from umig_monitor.metrics import UmigMetrics
 
 log = structlog.get_logger("umig_monitor.jobs.health")
 ALL_OUTCOMES = tuple(o.value for o in Outcome)
@@ -135,11 +136,10 @@ def dev_figures(body: Any) -> dict[str, Any]:
     return out
 
 
-def record_metrics(daemon: Daemon, sample: HealthSample, fetches: list[Fetch]) -> None:
-    m = daemon.umig_metrics
-    env = sample.environment
-    m.observe(
-        env,
+def observe_state(metrics: UmigMetrics, sample: HealthSample) -> None:
+    """The environment's gauges (version, health, uptime, outcome) from one sample."""
+    metrics.observe(
+        sample.environment,
         sample.outcome.value,
         sample.umig_status,
         sample.version,
@@ -147,6 +147,12 @@ def record_metrics(daemon: Daemon, sample: HealthSample, fetches: list[Fetch]) -
         sample.uptime_seconds,
         ALL_OUTCOMES,
     )
+
+
+def record_metrics(daemon: Daemon, sample: HealthSample, fetches: list[Fetch]) -> None:
+    m = daemon.umig_metrics
+    env = sample.environment
+    observe_state(m, sample)
     for endpoint, fetch in zip(ENDPOINTS, fetches, strict=False):
         m.observe_duration(env, endpoint, fetch.elapsed_ms / 1000)
     if not sample.outcome.answered:

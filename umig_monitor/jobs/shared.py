@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from umig_monitor.jobs.health import ALL_OUTCOMES
+from umig_monitor.jobs.health import observe_state
 
 if TYPE_CHECKING:
     from umig_monitor.app import Daemon
@@ -32,12 +32,4 @@ async def follow_samples(daemon: Daemon) -> None:
     for name, sample in latest.items():
         if name in mine or name not in configured:
             continue  # our own polls set these directly (and more often)
-        daemon.umig_metrics.observe(
-            name,
-            sample.outcome.value,
-            sample.umig_status,
-            sample.version,
-            sample.build,
-            sample.uptime_seconds,
-            ALL_OUTCOMES,
-        )
+        observe_state(daemon.umig_metrics, sample)
