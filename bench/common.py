@@ -183,3 +183,111 @@ def machine_cpu_seconds() -> tuple[float, float]:
         int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
     )
     return (user + nice + system + irq + softirq) / CLK_TCK, steal / CLK_TCK
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """utime + stime of a live process (all its threads), from /proc/<pid>/stat, in seconds."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # fields[0] is field 3 (state)
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+# --- a throwaway PostgreSQL ------------------------------------------------------------------------
+
+
+# Durability is worthless in a throwaway cluster; a quick start and stop is what matters.
+PG_SETTINGS = {
+    "listen_addresses": "'127.0.0.1'",
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "shared_buffers": "64MB",
+    "max_connections": "100",
+    "max_wal_senders": "0",
+    "wal_level": "minimal",
+    "log_min_messages": "warning",
+}
+
+
+class ThrowawayPostgres:
+    """A PostgreSQL cluster of its own for one benchmark run: ``initdb`` into a temporary directory,
+    ``pg_ctl`` on a free loopback port (as the postgres user when run as root), removed by
+    :meth:`cleanup`. Durability is off: a quick start matters, the data does not.
+
+    The newest ``/usr/lib/postgresql/*/bin`` is used; :meth:`create` raises RuntimeError (with the
+    reason) when there is none, so a script can say so and ask for ``--postgres-url`` instead."""
+
+    DATABASE = "umig"
+
+    def __init__(self, bindir: Path, root: Path, port: int) -> None:
+        self.bindir = bindir
+        self.root = root
+        self.data = root / "data"
+        self.logfile = root / "postgres.log"
+        self.port = port
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@{HOST}:{self.port}/{self.DATABASE}"
+
+    @property
+    def version(self) -> str:
+        return self.bindir.parent.name
+
+    def postmaster_pid(self) -> int | None:
+        try:
+            return int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
+
+    @classmethod
+    def create(cls) -> ThrowawayPostgres:
+        import glob
+        import pwd
+        import tempfile
+
+        found = [Path(p) for p in glob.glob("/usr/lib/postgresql/*/bin") if Path(p, "initdb").exists()]
+        if not found:
+            raise RuntimeError("no PostgreSQL server binaries in /usr/lib/postgresql/*/bin")
+        bindir = max(found, key=lambda p: [int(x) if x.isdigit() else 0 for x in p.parent.name.split(".")])
+        # Not below a directory the postgres user cannot enter; short, for the Unix socket's path.
+        root = Path(tempfile.mkdtemp(prefix="umig-bench-pg-"))
+        if os.geteuid() == 0:
+            try:
+                owner = pwd.getpwnam("postgres")
+            except KeyError:
+                raise RuntimeError("running as root, but there is no postgres user to run it as") from None
+            os.chown(root, owner.pw_uid, owner.pw_gid)
+        server = cls(bindir, root, free_port())
+        try:
+            server._run(
+                "initdb", "-D", str(server.data), "-A", "trust", "-U", "postgres",
+                "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions",
+            )  # fmt: skip
+            with (server.data / "postgresql.conf").open("a") as conf:
+                conf.write("".join(f"{key} = {value}\n" for key, value in PG_SETTINGS.items()))
+                conf.write(f"port = {server.port}\nunix_socket_directories = '{root}'\n")
+            server._run("pg_ctl", "-D", str(server.data), "-l", str(server.logfile), "-w", "start")
+            server._run("createdb", "-h", HOST, "-p", str(server.port), "-U", "postgres", cls.DATABASE)
+        except BaseException:
+            server.cleanup()
+            raise
+        return server
+
+    def cleanup(self) -> None:
+        import contextlib
+        import shutil
+
+        if (self.data / "postmaster.pid").exists():
+            with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+                self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "-t", "30", "stop")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _run(self, tool: str, *args: str) -> None:
+        command = [str(self.bindir / tool), *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=90, cwd=self.root)
+        if done.returncode != 0:
+            log = self.logfile.read_text(errors="replace")[-2000:] if self.logfile.exists() else ""
+            raise RuntimeError(f"{tool} failed ({done.returncode}): {done.stdout}{done.stderr}\n{log}")

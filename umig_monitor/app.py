@@ -105,6 +105,7 @@ class Daemon:
         self.cluster_metrics = ClusterMetrics(self.metrics.registry)
         self.shared_samples = SharedSamples()
         self._cluster: Coordinator | None = None
+        self._cluster_store: Store | None = None
         self._deployments: DeploymentRecorder | None = None
         self.last_reload: dict[str, Any] = {"ok": True, "at": self.started_at.isoformat(), "error": None}
         self._store: Store | None = None
@@ -226,8 +227,11 @@ class Daemon:
         self._deployments = DeploymentRecorder(
             self._store, self._alerts, self.settings, self.deployment_metrics, on_verified=self.baseline_soon
         )
+        # Its own connection: a heartbeat queued behind a busy pool would arrive stale and get this
+        # replica declared dead (measured at 3,000 environments on a pool of 5).
+        self._cluster_store = await self._store.companion()
         self._cluster = Coordinator(
-            self._store,
+            self._cluster_store,
             cluster,
             member_id,
             str(cluster.advertise_url) if cluster.advertise_url else self._web.url,
@@ -283,6 +287,8 @@ class Daemon:
                 await self._alerts.close()
             if self._cluster is not None:
                 await self._cluster.leave()
+            if self._cluster_store is not None and self._cluster_store is not self._store:
+                await self._cluster_store.close()
             if self._session is not None:
                 await self._session.close()
             if self._writer is not None:

@@ -137,8 +137,6 @@ class Coordinator:
         return max(0.01, min(tick, until_expiry))
 
     async def _tick(self, *, raise_errors: bool) -> None:
-        started = time.monotonic()
-        now = datetime.now(UTC)
         ttl = self.config.lease_ttl
         try:
             await self._store.heartbeat(
@@ -148,11 +146,14 @@ class Coordinator:
                     hostname=self._hostname,
                     pid=os.getpid(),
                     started_at=self._started_at,
-                    heartbeat_at=now,
+                    heartbeat_at=datetime.now(UTC),
                     polling=len(self._mine),
                 )
             )
             known = await self._store.cluster_members()
+            # Our term (started) and the row's expiry (now) count from the same instant.
+            started = time.monotonic()
+            now = datetime.now(UTC)
             lease = await self._store.acquire_lease(LEADER_LEASE, self.member_id, now, ttl)
         except StorageError as exc:
             if raise_errors:

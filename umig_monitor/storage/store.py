@@ -86,6 +86,17 @@ class Store(AlertQueries, OutboxQueries, DeploymentQueries, InsightQueries, Clus
             raise
         return cls(engine)
 
+    async def companion(self, pool_size: int = 1) -> Store:
+        """A second store on the same database with its own small pool, for work that must not
+        queue behind the busy main pool (cluster heartbeats). SQLite has one writer at a time
+        whatever the pool, and an in-memory database exists only in its own engine: there, this
+        store itself."""
+        if self._dialect != "postgresql":
+            return self
+        url = self._engine.url
+        engine = await asyncio.to_thread(create_engine, url, pool_size=pool_size)
+        return Store(engine)
+
     async def close(self) -> None:
         if not self._closed:
             self._closed = True

@@ -1,0 +1,297 @@
+"""Several real daemon processes on one real PostgreSQL (issue 9, sections 2 and 3).
+
+1. Three replicas split 30 environments with no overlap and no gap, as do two after one leaves
+   cleanly (SIGTERM); when one of the last two is killed (SIGKILL), the survivor polls all 30
+   within two heartbeat intervals.
+2. The leader is killed with notifications pending and retrying: a new leader holds the lease
+   within the lease time, and every notification reaches the receiver exactly once.
+
+Each replica is ``python -m umig_monitor run`` with its own port and JSON log (``tests/replicas.py``);
+what each thinks of the cluster is read from its ``GET /api/v1/cluster``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import POSTGRES_URL, scratch_database
+from tests.replicas import (
+    Cluster,
+    Replica,
+    hook_receiver,
+    query,
+    replica_config,
+    running_cluster,
+    sampled_since,
+    until,
+    utcnow,
+)
+from umig_monitor.simulator import RunningSimulator, start_simulator
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(POSTGRES_URL is None, reason="needs UMIG_TEST_POSTGRES_URL"),
+]
+
+HEARTBEAT = 1.0  # s; members are dead after 1.5 x, ticks every 0.5 x
+LEASE_TTL = 3.0  # s
+SLACK = 1.0  # s: observing through HTTP every 50 ms, on a busy 2-CPU machine
+QUIET = """\
+jobs:
+  drift: {enabled: false}
+  baseline: {enabled: false}
+  daily_report: {enabled: false}
+"""
+
+
+@dataclass
+class Problem:
+    """Why the cluster does not (yet) look as wanted: falsy, so ``until`` keeps waiting."""
+
+    text: str
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+async def agreement(cluster: Cluster, environments: Sequence[str]) -> dict[str, dict[str, Any]] | Problem:
+    """Every running replica's view, once they all agree: each sees exactly the running replicas as
+    live and the same leader (one of them, the only one that says it leads), the same assignments,
+    and polls what the assignments give it; between them they poll every environment once."""
+    views = await cluster.views()
+    if not views or any(v is None for v in views.values()):
+        return Problem(f"not answering: {sorted(k for k, v in views.items() if v is None)}")
+    seen: dict[str, dict[str, Any]] = {k: v for k, v in views.items() if v is not None}
+    ids = sorted(v["member"] for v in seen.values())
+    first = next(iter(seen.values()))
+    for name, view in seen.items():
+        live = sorted(m["id"] for m in view["members"] if m["live"])
+        if live != ids:
+            return Problem(f"{name} sees live {live}, running are {ids}")
+        if view["leader"] is None or view["leader"]["member"] not in ids:
+            return Problem(f"{name} sees leader {view['leader']}")
+        if view["leader"] != first["leader"]:
+            return Problem(f"leaders differ: {name} {view['leader']} vs {first['leader']}")
+        if view["is_leader"] != (view["leader"]["member"] == view["member"]):
+            return Problem(f"{name} is_leader={view['is_leader']}, leader {view['leader']['member']}")
+        if view["assignments"] != first["assignments"]:
+            return Problem(f"assignments differ between {name} and {next(iter(seen))}")
+        if view["polling"] != view["assignments"].get(view["member"]):
+            return Problem(f"{name} polls {len(view['polling'])}, assigned {view['assignments']}")
+    polled = Counter(env for view in seen.values() for env in view["polling"])
+    overlap = sorted(env for env, n in polled.items() if n > 1)
+    gap = sorted(set(environments) - set(polled))
+    extra = sorted(set(polled) - set(environments))
+    if overlap or gap or extra:
+        return Problem(f"overlap {overlap}, gap {gap}, unknown {extra}")
+    return seen
+
+
+def leader_of(views: dict[str, dict[str, Any]]) -> str:
+    """The test's name (r1, ...) of the replica holding the lease."""
+    member = next(iter(views.values()))["leader"]["member"]
+    return next(name for name, view in views.items() if view["member"] == member)
+
+
+def health_requests(sim: RunningSimulator, environments: Sequence[str]) -> dict[str, int]:
+    return {env: sim.simulator.request_counts(env)["health"] for env in environments}
+
+
+async def polled_once_each(sim: RunningSimulator, environments: Sequence[str], poll: float) -> None:
+    """Over two poll intervals, every environment is polled, and by one replica only: a second
+    poller would double its health requests."""
+    window = 2 * poll
+    before = health_requests(sim, environments)
+    await asyncio.sleep(window)
+    after = health_requests(sim, environments)
+    counts = {env: after[env] - before[env] for env in environments}
+    most = int(window / poll) + 1
+    assert all(1 <= n <= most for n in counts.values()), (f"health requests in {window} s", counts)
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[str]:
+    async with scratch_database("postgresql", tmp_path / "unused.db") as url:
+        yield url
+
+
+@pytest.fixture
+async def thirty() -> AsyncIterator[RunningSimulator]:
+    sim = await start_simulator([f"env{i:02d}" for i in range(30)])
+    try:
+        yield sim
+    finally:
+        await sim.stop()
+
+
+async def test_replicas_split_the_environments_and_take_over(
+    thirty: RunningSimulator, database: str, tmp_path: Path
+) -> None:
+    envs = thirty.simulator.environments
+    assert len(envs) == 30
+    poll = 2.0
+
+    def config(replica: Replica) -> str:
+        return replica_config(
+            port=replica.port,
+            storage=database,
+            environments={e: thirty.base_url(e) for e in envs},
+            poll_interval=poll,
+            heartbeat=HEARTBEAT,
+            lease_ttl=LEASE_TTL,
+            extra=QUIET,
+        )
+
+    async with running_cluster(tmp_path, config, 3) as cluster:
+        started = utcnow()
+        views = await until(lambda: agreement(cluster, envs), 15, "three replicas agree", cluster)
+        assert len(views) == 3
+        assert all(view["polling"] for view in views.values()), "a replica polls nothing"
+        await until(lambda: _all_sampled(database, started, envs), 2 * poll + 3, "samples of all 30", cluster)
+        await polled_once_each(thirty, envs, poll)
+
+        # A clean leave (SIGTERM) of the leader: its row and the lease go at once, and the other
+        # two split the 30 without waiting for any timeout.
+        gone = cluster.replicas[[r.name for r in cluster.replicas].index(leader_of(views))]
+        gone_id = views[gone.name]["member"]
+        left_at = time.monotonic()
+        assert await asyncio.to_thread(gone.terminate) == 0, gone.tail()
+        views = await until(lambda: agreement(cluster, envs), 2 * HEARTBEAT + SLACK, "two agree", cluster)
+        took = time.monotonic() - left_at
+        assert len(views) == 2
+        assert leader_of(views) != gone.name
+        for view in views.values():
+            assert gone_id not in {m["id"] for m in view["members"]}, "the leaver's row is still there"
+        await polled_once_each(thirty, envs, poll)
+
+        # SIGKILL one of the two (the leader): no leave, so the survivor notices by the timeout.
+        victim = next(r for r in cluster.running() if r.name == leader_of(views))
+        survivor = next(r for r in cluster.running() if r is not victim)
+        killed_at = time.monotonic()
+        await asyncio.to_thread(victim.kill)
+
+        def polls_all() -> dict[str, Any] | None:
+            view = survivor.cluster()
+            return view if view is not None and view["polling"] == sorted(envs) else None
+
+        view = await until(polls_all, 10, "the survivor polls all 30", cluster, interval=0.02)
+        noticed = time.monotonic() - killed_at
+        bound = 2 * HEARTBEAT + SLACK
+        assert noticed <= bound, f"survivor polled all 30 {noticed:.2f} s after SIGKILL (bound {bound} s)"
+        victim_id = views[victim.name]["member"]
+        assert [m["id"] for m in view["members"] if m["live"]] == [view["member"]]
+        assert victim_id in {m["id"] for m in view["members"]}, "the killed member's row was dropped"
+        assert view["assignments"] == {view["member"]: sorted(envs)}
+        since = utcnow()
+        await until(lambda: _all_sampled(database, since, envs), poll + 3, "the survivor samples", cluster)
+        print(f"clean leave: two agree in {took:.2f} s; SIGKILL: survivor polls all in {noticed:.2f} s")
+
+        assert await asyncio.to_thread(survivor.terminate) == 0, survivor.tail()
+        cluster.check_logs()
+
+
+async def _all_sampled(database: str, since: Any, envs: Sequence[str]) -> bool:
+    return await sampled_since(database, since) == set(envs)
+
+
+async def test_leader_killed_with_notifications_pending(database: str, tmp_path: Path) -> None:
+    envs = [f"svc{i:02d}" for i in range(12)]
+    failing = envs[:10]
+    sim = await start_simulator(envs)
+    try:
+        async with hook_receiver() as hook:
+            hook.refusing = True
+
+            def config(replica: Replica) -> str:
+                # Each replica's sink says who sent a request; each environment is its own
+                # notification (group_by environment); alerts fire on the first bad poll.
+                return replica_config(
+                    port=replica.port,
+                    storage=database,
+                    environments={e: sim.base_url(e) for e in envs},
+                    poll_interval=1.0,
+                    heartbeat=HEARTBEAT,
+                    lease_ttl=LEASE_TTL,
+                    extra=QUIET
+                    + "  health: {failure_threshold: 1, success_threshold: 1}\n"
+                    + "sinks:\n"
+                    + f"  hook: {{type: webhook, url: '{hook.url}', headers: {{X-Replica: {replica.name}}},"
+                    + " retry: {initial_backoff: 300ms, max_backoff: 1s}}\n"
+                    + "default_route: {sinks: [hook], group_by: [environment]}\n",
+                )
+
+            async with running_cluster(tmp_path, config, 3) as cluster:
+                views = await until(lambda: agreement(cluster, envs), 15, "three replicas agree", cluster)
+                for env in failing:
+                    sim.simulator.update(env, status="unhealthy")
+
+                async def piled_up() -> list[tuple[Any, ...]] | None:
+                    rows = await query(database, "SELECT status, attempts FROM outbox")
+                    retrying = [r for r in rows if r[0] == "pending" and r[1] >= 1]
+                    return rows if len(rows) >= len(failing) and len(retrying) == len(rows) else None
+
+                await until(piled_up, 15, "every notification pending and retried", cluster, interval=0.1)
+                views = await until(lambda: agreement(cluster, envs), 5, "still agreed", cluster)
+                leader = next(r for r in cluster.replicas if r.name == leader_of(views))
+                refused = list(hook.requests)
+                assert refused
+                assert all(r.status == 503 for r in refused)
+                senders = {r.replica for r in refused}
+                assert senders == {leader.name}, f"before the kill, sent by {senders}; leader {leader.name}"
+
+                killed_at = time.monotonic()
+                await asyncio.to_thread(leader.kill)
+                hook.refusing = False
+                cut = len(hook.requests)
+
+                def new_leader() -> str | None:
+                    seen = [r.cluster() for r in cluster.running()]
+                    held = {(v["leader"] or {}).get("member") for v in seen if v is not None}
+                    if len(held) == 1 and None not in held and views[leader.name]["member"] not in held:
+                        return held.pop()
+                    return None
+
+                successor = await until(new_leader, 15, "a new leader", cluster, interval=0.02)
+                failover = time.monotonic() - killed_at
+                bound = LEASE_TTL + 1
+                assert failover <= bound, f"new leader {failover:.2f} s after SIGKILL (bound {bound} s)"
+
+                async def all_sent() -> list[tuple[Any, ...]] | None:
+                    rows = await query(database, "SELECT idempotency_key, status FROM outbox")
+                    return rows if rows and all(status == "sent" for _, status in rows) else None
+
+                await until(all_sent, 20, "every outbox row sent", cluster, interval=0.1)
+                await asyncio.sleep(1.5)  # room for a late duplicate to arrive
+                rows = await until(all_sent, 5, "every outbox row sent", cluster)
+
+                accepted = hook.accepted()
+                twice = {k: n for k, n in accepted.items() if n > 1}
+                assert not twice, f"keys received more than once: {twice}"
+                assert len(accepted) == len(rows), (len(accepted), len(rows))
+                assert set(accepted) == {key for key, _ in rows}
+                after = hook.requests[cut:]
+                successor_name = next(n for n, v in views.items() if v["member"] == successor)
+                assert {r.replica for r in after} == {successor_name}, Counter(r.replica for r in after)
+                logged = {r.name: Counter(e["event"] for e in r.events()) for r in cluster.replicas}
+                assert {name for name, events in logged.items() if events["alert_sent"]} == {successor_name}
+                print(
+                    f"failover {failover:.2f} s (lease_ttl {LEASE_TTL} s); {len(rows)} notifications, "
+                    f"{len(refused)} refused attempts before the kill, all by the leader"
+                )
+
+                for replica in cluster.running():
+                    assert await asyncio.to_thread(replica.terminate) == 0, replica.tail()
+                cluster.check_logs()
+    finally:
+        await sim.stop()
