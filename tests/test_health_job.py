@@ -231,3 +231,36 @@ async def test_check_cli(
     assert await asyncio.to_thread(main, ["check", "production", "--config", config, "--json"]) == 1
     data = json.loads(capsys.readouterr().out)
     assert data["components"]["api"] == "unhealthy"
+
+
+async def test_a_sample_is_kept_when_incident_memory_cannot_be_read(
+    simulator: RunningSimulator, write_config: ConfigWriter, tmp_path: Path
+) -> None:
+    """Seeding an environment's incident memory reads alerts; when that read fails (here the
+    table is really gone) the poll still stores its sample and says why no alert was decided."""
+    import sqlite3
+
+    from structlog.testing import capture_logs
+
+    from umig_monitor.storage import Store
+
+    path = write_config(simulator, ("production",))
+    settings = load_config(path)
+    await (await Store.open(settings.daemon.storage)).close()  # migrated
+    with sqlite3.connect(tmp_path / "umig-monitor.db") as db:
+        db.execute("PRAGMA foreign_keys=OFF")
+        db.execute("DROP TABLE alerts")
+    d = Daemon(settings, path)
+    with capture_logs() as logs:
+        await d.start()
+        try:
+            await until(lambda: "production" in d.polled)
+            await d.writer.flush()
+            stored = await d.store.recent_health_samples("production", 10)
+        finally:
+            await d.stop()
+    assert stored
+    assert stored[0].version == "1.1.2"
+    missing = [e for e in logs if e["event"] == "incident_memory_unavailable"]
+    assert missing
+    assert "alerts" in missing[0]["error"]

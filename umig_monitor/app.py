@@ -113,6 +113,8 @@ class Daemon:
         self._writer: SampleWriter | None = None
         self._alerts: AlertPipeline | None = None
         self.poll_slots = asyncio.Semaphore(settings.daemon.max_concurrent_polls)
+        # Environments seeding their incident memory from storage at once (first polls).
+        self.seed_slots = asyncio.Semaphore(max(1, settings.daemon.storage_pool_size // 2))
         self._scheduler: AsyncIOScheduler | None = None
         self._web: WebServer | None = None
         self._fingerprints: dict[str, str] = {}

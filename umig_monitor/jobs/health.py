@@ -21,6 +21,7 @@ from umig_monitor.core.health import HealthSample, Outcome
 from umig_monitor.core.tracking import CHURN_WINDOW, Policy, Tracker, observe, seed
 from umig_monitor.probes.client import Fetch, fetch_json
 from umig_monitor.probes.umig import probe_environment
+from umig_monitor.storage import StorageError
 
 if TYPE_CHECKING:
     from umig_monitor.app import Daemon
@@ -75,7 +76,19 @@ async def poll_environment(daemon: Daemon, name: str) -> None:
     daemon.last_outcome[name] = sample.outcome
     tracker = daemon.trackers.get(name)
     if tracker is None:
-        tracker = await load_tracker(daemon, name, now)
+        try:
+            # Bounded: a replica taking over hundreds of environments at once must not let their
+            # seeding queries take every pooled connection from sample writes and the API.
+            async with daemon.seed_slots:
+                tracker = await load_tracker(daemon, name, now)
+        except StorageError as exc:
+            # No memory of this environment yet and storage cannot give it now: the sample is
+            # still kept; its alerts are decided from the next poll, once the memory is seeded.
+            daemon.writer.add(sample)
+            daemon.polled.add(name)
+            record_metrics(daemon, sample, fetches)
+            log.warning("incident_memory_unavailable", env=name, status=sample.outcome.value, error=str(exc))
+            return
     tracker, outcomes = observe(tracker, sample, checks, policy_for(daemon, name, env))
 
     if outcomes.regenerate_test_data:
