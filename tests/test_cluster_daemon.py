@@ -3,6 +3,8 @@ the split of environments, the leader's jobs, and every replica serving every en
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 from tests.conftest import POSTGRES_URL, ConfigWriter, scratch_database
 from tests.test_health_job import until
 from umig_monitor.app import Daemon
+from umig_monitor.cli import main
 from umig_monitor.config import load_config
 from umig_monitor.simulator import RunningSimulator, start_simulator
 
@@ -68,7 +71,7 @@ async def get_text(url: str) -> str:
 
 
 async def test_two_replicas_split_the_work_and_serve_everything(
-    sites: RunningSimulator, write_config: ConfigWriter, database: str
+    sites: RunningSimulator, write_config: ConfigWriter, database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     first = Daemon(load_config(p := replica_config(write_config, sites, database, "a.yaml")), p)
     second = Daemon(load_config(q := replica_config(write_config, sites, database, "b.yaml")), q)
@@ -114,6 +117,18 @@ async def test_two_replicas_split_the_work_and_serve_everything(
         assert "umig_cluster_members 2.0" in text
         assert "umig_cluster_leader 1.0" in await get_text(leader.listen_url + "/metrics")
 
+        # The CLI shows the same, from the daemon it reaches at daemon.listen.
+        capsys.readouterr()
+        assert await asyncio.to_thread(main, ["cluster", "--json", "--config", str(p)]) == 0
+        shown = json.loads(capsys.readouterr().out)
+        assert shown["source"] == "daemon"
+        assert shown["member"] == first.cluster.member_id
+        assert shown["leader"]["member"] == leader.cluster.member_id
+        assert await asyncio.to_thread(main, ["cluster", "--assignments", "--config", str(p)]) == 0
+        table = capsys.readouterr().out
+        assert f"leader: {leader.cluster.member_id} since" in table
+        assert all(f"{env}  " in table for env in ENVS)
+
         # The leader stops cleanly: it gives the lease and its share up at once.
         await leader.stop()
         await until(lambda: follower.is_leader and follower.mine() == set(ENVS), within=5)
@@ -123,3 +138,9 @@ async def test_two_replicas_split_the_work_and_serve_everything(
         for daemon in (first, second):
             if daemon.accepting:
                 await daemon.stop()
+    # No daemon answers now: the CLI reads the store, where nobody is left and nothing leads.
+    assert await asyncio.to_thread(main, ["cluster", "--json", "--config", str(p)]) == 1
+    offline = json.loads(capsys.readouterr().out)
+    assert offline["source"] == "storage"
+    assert offline["members"] == []
+    assert offline["leader"] is None
