@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -69,6 +70,7 @@ class Replica:
     log: Path
     port: int
     proc: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)  # on top of this process's environment
 
     @property
     def base(self) -> str:
@@ -90,6 +92,7 @@ class Replica:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                env={**os.environ, **self.env},
             )
 
     def terminate(self, timeout: float = 15) -> int:

@@ -284,5 +284,36 @@ async def test_following_the_samples_other_replicas_store(store: Store) -> None:
     # Then only what was stored after that row, whatever its timestamp (a buffered late write).
     await store.add_health_samples([at("b", -30, "1.9"), at("c", 3, "3.0")])
     last, latest = await store.latest_samples_since(last, T0)
-    assert {env: s.version for env, s in latest.items()} == {"b": "1.9", "c": "3.0"}
-    assert await store.latest_samples_since(last, T0) == (last, {})
+    # The late "b" row is newer by id but older by time than the "b" row re-read in the overlap.
+    assert {env: s.version for env, s in latest.items()} == {"a": "1.1", "b": "2.0", "c": "3.0"}
+    # Nothing new: the position stays, the overlap is read again (idempotent for gauges).
+    again, latest = await store.latest_samples_since(last, T0)
+    assert again == last
+    assert {env: s.version for env, s in latest.items()} == {"a": "1.1", "b": "2.0", "c": "3.0"}
+
+
+async def test_a_lapsed_claim_cannot_overwrite_the_new_holders_record(store: Store) -> None:
+    await store.enqueue([entry("k")], [])
+    now = T0 + timedelta(seconds=1)
+    (old,) = await store.claim_deliveries(now, sink="hook", owner="old", until=now + timedelta(seconds=5))
+    later = now + timedelta(seconds=6)  # the old holder's claim ran out mid-send
+    (new,) = await store.claim_deliveries(
+        later, sink="hook", owner="new", until=later + timedelta(seconds=30)
+    )
+    assert new.id == old.id
+    assert await store.delivery_sent(new.id, later, owner="new") is True
+    # The old holder's answer arrives afterwards: refused, the row stays as the new holder left it.
+    assert await store.delivery_failed(old.id, "timeout", owner="old") is False
+    assert await store.delivery_retry(old.id, later, "503", owner="old") is False
+    (row,) = await store.list_deliveries()
+    assert (row.status, row.attempts, row.last_error) == ("sent", 1, None)
+
+
+async def test_next_due_waits_out_claims_held_by_others(store: Store) -> None:
+    await store.enqueue([entry("k")], [])
+    now = T0 + timedelta(seconds=1)
+    until = now + timedelta(seconds=20)
+    await store.claim_deliveries(now, sink="hook", owner="a", until=until)
+    assert await store.next_due("hook", owner="b", now=now) == until
+    assert await store.next_due("hook", owner="a", now=now) == T0
+    assert await store.next_due("hook") == T0

@@ -13,6 +13,9 @@ what each thinks of the cluster is read from its ``GET /api/v1/cluster``.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
@@ -22,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import POSTGRES_URL, scratch_database
+from tests.conftest import POSTGRES_URL, free_port, scratch_database
 from tests.replicas import (
     Cluster,
     Replica,
@@ -295,3 +298,56 @@ async def test_leader_killed_with_notifications_pending(database: str, tmp_path:
                 cluster.check_logs()
     finally:
         await sim.stop()
+
+
+async def test_a_duplicate_member_id_is_refused_and_leaves_the_live_replica_alone(
+    thirty: RunningSimulator, database: str, tmp_path: Path
+) -> None:
+    """Two replicas given the same member id: the second exits 2 saying so, and its refusal takes
+    nothing from the first (its membership row and its lease stay)."""
+    environments = {name: thirty.base_url(name) for name in ("env00", "env01")}
+
+    def config(port: int, name: str) -> Path:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(
+            replica_config(
+                port=port,
+                storage=database,
+                environments=environments,
+                poll_interval=1,
+                heartbeat=1,
+                lease_ttl=3,
+            )
+        )
+        return path
+
+    twin = {"UMIG_MONITOR_DAEMON__CLUSTER__MEMBER_ID": "twin"}
+    first_port = free_port()
+    first = Replica("r1", config(first_port, "r1"), tmp_path / "r1.log", first_port, env=twin)
+    first.start()
+    try:
+        await until(
+            lambda: (view := first.cluster()) is not None and view["is_leader"], 20, "the first replica leads"
+        )
+        second_port = free_port()
+        refused = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "umig_monitor", "run", "--config", str(config(second_port, "r2"))],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, **twin},
+        )
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert "cluster member id 'twin' is in use by pid" in refused.stdout + refused.stderr
+        await asyncio.sleep(1.5)  # a tick or two of the first replica
+        view = first.cluster()
+        assert view is not None
+        assert view["is_leader"]
+        assert view["leader"]["member"] == "twin"
+        assert [(m["id"], m["live"]) for m in view["members"]] == [("twin", True)]
+        rows = await query(database, "SELECT holder FROM cluster_leases")
+        assert rows == [("twin",)]
+        assert first.terminate() == 0
+    finally:
+        first.stop()

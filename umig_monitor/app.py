@@ -21,7 +21,7 @@ from umig_monitor.cluster import ClusterMetrics, Coordinator, default_member_id
 from umig_monitor.config import ConfigError, Settings, load_config, secret_file_warnings
 from umig_monitor.core.health import Outcome
 from umig_monitor.core.tracking import Tracker
-from umig_monitor.jobs import JobSpec, desired_jobs
+from umig_monitor.jobs import LEADER_KINDS, JobSpec, desired_jobs
 from umig_monitor.jobs.baseline import baseline_all, baseline_environment
 from umig_monitor.jobs.deployments import DeploymentRecorder, canonical
 from umig_monitor.jobs.drift import detect_drift
@@ -447,6 +447,10 @@ class Daemon:
 
     async def _run_job(self, spec: JobSpec) -> None:
         if not self._accepting:
+            return
+        if spec.kind in LEADER_KINDS and not self.is_leader:
+            # Leadership lapsed and the jobs were not taken down yet (the database may be too
+            # slow to say so): never act as a leader without the lease.
             return
         task = asyncio.current_task()
         assert task is not None

@@ -29,6 +29,7 @@ from umig_monitor.storage import StorageError, Store
 log = structlog.get_logger("umig_monitor.cluster")
 LEADER_LEASE = "leader"
 FORGET_DEAD_AFTER = timedelta(hours=1)
+JOIN_TIMEOUT = 30.0  # seconds
 
 
 class ClusterMetrics:
@@ -83,6 +84,7 @@ class Coordinator:
             detail="polling continues with the last assignment; leadership lapses with the lease",
         )
         self.last_tick: datetime | None = None
+        self._joined = False
 
     # -- what the daemon asks ---------------------------------------------------------------------
 
@@ -111,15 +113,23 @@ class Coordinator:
                     "its own daemon.cluster.member_id"
                 )
         await self._tick(raise_errors=True)
+        self._joined = True
 
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self._sleep_for())
-            await self._tick(raise_errors=False)
+            try:
+                await self._tick(raise_errors=False)
+            except Exception:  # a bug must not silently end this replica's membership
+                log.exception("cluster_tick_crashed", member=self.member_id)
 
     async def leave(self) -> None:
-        """A clean stop: give the lease and the membership up so others take over at once."""
+        """A clean stop: give the lease and the membership up so others take over at once. Only
+        after a successful join: a replica refused for a duplicate member id must not delete the
+        row and lease of the live replica that owns that id."""
         self._leader_until = 0.0
+        if not self._joined:
+            return
         try:
             await self._store.leave_cluster(self.member_id)
             log.info("cluster_left", member=self.member_id)
@@ -138,32 +148,48 @@ class Coordinator:
 
     async def _tick(self, *, raise_errors: bool) -> None:
         ttl = self.config.lease_ttl
+        # A tick slower than a heartbeat interval is a failed one (the database is black-holed or
+        # drowning); at start-up, behind other replicas' migrations, allow longer.
+        limit = JOIN_TIMEOUT if raise_errors else self.config.heartbeat_interval.total_seconds()
         try:
-            await self._store.heartbeat(
-                Member(
-                    id=self.member_id,
-                    url=self._url,
-                    hostname=self._hostname,
-                    pid=os.getpid(),
-                    started_at=self._started_at,
-                    heartbeat_at=datetime.now(UTC),
-                    polling=len(self._mine),
-                )
-            )
-            known = await self._store.cluster_members()
-            # Our term (started) and the row's expiry (now) count from the same instant.
-            started = time.monotonic()
-            now = datetime.now(UTC)
-            lease = await self._store.acquire_lease(LEADER_LEASE, self.member_id, now, ttl)
-        except StorageError as exc:
+            async with asyncio.timeout(limit):
+                known, lease, started, now = await self._exchange(ttl)
+        except (StorageError, TimeoutError) as exc:
             if raise_errors:
-                raise
-            self._failures.failed(str(exc))
+                raise StorageError(f"joining the cluster failed: {exc or 'timed out'}") from exc
+            self._failures.failed(str(exc) or "the database did not answer within a tick")
             self._metrics.heartbeat_failures.set(1)
             self._settle()
             return
         self._failures.succeeded()
         self._metrics.heartbeat_failures.set(0)
+        self._apply(known, lease, started, now, ttl)
+        if self.is_leader:
+            await self._forget_dead(now)
+
+    async def _exchange(self, ttl: timedelta) -> tuple[list[Member], Lease, float, datetime]:
+        """Heartbeat, member list and lease: this replica's three statements per tick."""
+        await self._store.heartbeat(
+            Member(
+                id=self.member_id,
+                url=self._url,
+                hostname=self._hostname,
+                pid=os.getpid(),
+                started_at=self._started_at,
+                heartbeat_at=datetime.now(UTC),
+                polling=len(self._mine),
+            )
+        )
+        known = await self._store.cluster_members()
+        # Our term (started) and the row's expiry (now) count from the same instant.
+        started = time.monotonic()
+        now = datetime.now(UTC)
+        lease = await self._store.acquire_lease(LEADER_LEASE, self.member_id, now, ttl)
+        return known, lease, started, now
+
+    def _apply(
+        self, known: list[Member], lease: Lease, started: float, now: datetime, ttl: timedelta
+    ) -> None:
         self.known = known
         self.members = live(known, now, self.config.member_timeout)
         if self.member_id not in {m.id for m in self.members}:
@@ -179,8 +205,6 @@ class Coordinator:
         self.assignment = assign(self._environments(), [m.id for m in self.members])
         self.last_tick = now
         self._settle()
-        if self.is_leader:
-            await self._forget_dead(now)
 
     def _settle(self) -> None:
         """Tell the daemon when what this replica does has changed."""
@@ -249,10 +273,12 @@ class ClusterError(StorageError):
 
 
 def _another_live_process(other: Member, hostname: str, now: datetime, config: Cluster) -> bool:
-    if now - other.heartbeat_at > config.member_timeout or other.pid == os.getpid():
+    if now - other.heartbeat_at > config.member_timeout:
         return False
     if other.hostname != hostname:
         return True
+    if other.pid == os.getpid():
+        return False  # our own previous life: a container restarted in place is pid 1 again
     try:
         os.kill(other.pid, 0)  # same host: a restart after a crash reuses the id of a dead process
     except ProcessLookupError:

@@ -19,6 +19,10 @@ from umig_monitor.config import Settings
 # while the first round (and with it /readyz) still completes quickly.
 FIRST_RUN_SPREAD = timedelta(seconds=10)
 SLOTS = 10
+# Job kinds only the cluster's leader runs.
+LEADER_KINDS = frozenset(
+    {"retention", "watch", "watch_sync", "drift", "baseline", "baseline_env", "daily_report", "pushgateway"}
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,38 +82,51 @@ class Deliverer:
     async def _work(self, name: str) -> None:
         wake = self._wake[name]
         while True:
+            sink = self._sinks.get(name)
+            if sink is None:
+                return
+            if not self._active():
+                # Not the leader: nothing to claim and nothing to ask the database about.
+                wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout=IDLE_POLL)
+                continue
             claimed_at = self._clock()
-            due = await self._claim(name, claimed_at) if self._active() else []
+            # Every claim outlives at least one whole send, so no row can be claimed by another
+            # deliverer while this one may still be sending it.
+            until = claimed_at + max(self._claim_for, timedelta(seconds=2 * sink.timeout + 1))
+            due = await self._claim(name, claimed_at, until)
             for delivery in due:
-                sink = self._sinks.get(name)
-                if sink is None:
-                    return
                 if not self._active():
                     # Leadership lapsed mid-batch: the rest is for the next leader.
                     await self._release(name)
                     break
-                if self._clock() - claimed_at > self._claim_for / 2:
+                if (until - self._clock()).total_seconds() < sink.timeout + 1:
                     break  # a slow batch: claim again (extending ours) rather than outlive the claim
                 try:
-                    await self._attempt(sink, delivery)
+                    recorded = await self._attempt(sink, delivery)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # one bad row must not stop the sink's worker for good
                     log.exception("delivery_crashed", sink=name, idempotency_key=delivery.idempotency_key)
                     with contextlib.suppress(StorageError):
                         await self._store.delivery_failed(delivery.id, f"internal error: {exc!r}")
-            if len(due) == CLAIM_BATCH and self._active():
-                continue
+                    continue
+                if not recorded:
+                    break  # storage is failing: send nothing more that could not be recorded
+            else:
+                if len(due) == CLAIM_BATCH:
+                    continue
             wake.clear()
             idle = await self._idle_for(name)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=idle)
 
-    async def _claim(self, name: str, now: datetime) -> list[Delivery]:
+    async def _claim(self, name: str, now: datetime, until: datetime) -> list[Delivery]:
         failures = self._read_failures.setdefault(name, FailureStreak(log, "outbox_read_failed", sink=name))
         try:
             claimed = await self._store.claim_deliveries(
-                now, sink=name, owner=self._owner, until=now + self._claim_for, limit=CLAIM_BATCH
+                now, sink=name, owner=self._owner, until=until, limit=CLAIM_BATCH
             )
         except StorageError as exc:
             failures.failed(str(exc))
@@ -128,21 +141,25 @@ class Deliverer:
     async def _idle_for(self, name: str) -> float:
         """Sleep until the next row of this sink is due (at most IDLE_POLL), not a fixed second."""
         try:
-            due = await self._store.next_due(name)
+            due = await self._store.next_due(name, owner=self._owner, now=self._clock())
         except StorageError:
             return IDLE_POLL
         if due is None:
             return IDLE_POLL
         return min(max((due - self._clock()).total_seconds(), 0.01), IDLE_POLL)
 
-    async def _attempt(self, sink: Sink, delivery: Delivery) -> None:
+    async def _attempt(self, sink: Sink, delivery: Delivery) -> bool:
+        """Send one row and record the outcome; False when the outcome could not be recorded."""
         notification = notification_from_dict(delivery.payload)
         result: SendResult = await sink.send(notification)
         now = self._clock()
         attempt = delivery.attempts + 1
+        owner = self._owner
         try:
             if result.ok:
-                await self._store.delivery_sent(delivery.id, now)
+                if not await self._store.delivery_sent(delivery.id, now, owner=owner):
+                    self._claim_lost(sink, delivery)
+                    return True
                 self._metrics.notifications.labels(sink.name, "sent").inc()
                 self._metrics.latency.observe(max((now - delivery.created_at).total_seconds(), 0))
                 if delivery.attempts:
@@ -159,7 +176,7 @@ class Deliverer:
                     idempotency_key=delivery.idempotency_key,
                     detail=result.detail,
                 )
-                return
+                return True
             retry = self._retry.get(sink.name, Retry())
             when = None
             if result.retryable:
@@ -173,7 +190,9 @@ class Deliverer:
                     jitter=random.uniform(0.8, 1.2),
                 )
             if when is not None:
-                await self._store.delivery_retry(delivery.id, when, result.detail)
+                if not await self._store.delivery_retry(delivery.id, when, result.detail, owner=owner):
+                    self._claim_lost(sink, delivery)
+                    return True
                 self._metrics.notifications.labels(sink.name, "retry").inc()
                 log.warning(
                     "sink_send_failed",
@@ -183,13 +202,15 @@ class Deliverer:
                     error=result.detail,
                     idempotency_key=delivery.idempotency_key,
                 )
-                return
+                return True
             reason = (
                 result.detail
                 if not result.retryable
                 else f"deadline passed after {attempt} attempts: {result.detail}"
             )
-            await self._store.delivery_failed(delivery.id, reason)
+            if not await self._store.delivery_failed(delivery.id, reason, owner=owner):
+                self._claim_lost(sink, delivery)
+                return True
             self._metrics.notifications.labels(sink.name, "failed").inc()
             log.error(
                 "notification_failed",
@@ -198,10 +219,16 @@ class Deliverer:
                 error=reason,
                 idempotency_key=delivery.idempotency_key,
             )
+            return True
         except StorageError as exc:
             # The attempt is not recorded; the row stays due and is tried again (a receiver may
             # see it twice, which the idempotency key lets it drop).
             log.error("outbox_write_failed", sink=sink.name, error=str(exc))
+            return False
+
+    def _claim_lost(self, sink: Sink, delivery: Delivery) -> None:
+        """Another deliverer holds the row now (ours lapsed mid-send): its record stands."""
+        log.warning("delivery_claim_lost", sink=sink.name, idempotency_key=delivery.idempotency_key)
 
     async def _fail_orphans(self) -> None:
         """Rows for a sink removed from the config can never be delivered: say so, once."""

@@ -52,10 +52,15 @@ class PayloadError(ValueError):
 
 
 class Sink(Protocol):
-    """What the notify stage needs from a sink (fakes in other tests only need these three)."""
+    """What the notify stage needs from a sink."""
 
     @property
     def name(self) -> str: ...
+
+    @property
+    def timeout(self) -> float:
+        """The longest one send can take, in seconds."""
+        ...
 
     def build_payload(self, notification: Notification) -> Any: ...
 

@@ -16,6 +16,7 @@ from umig_monitor.sinks.base import PayloadError, SendResult, classify_http
 from umig_monitor.sinks.http import origin, post_json
 
 FORWARD_SINK = "_deployment-log"  # not a valid configured sink name, so it cannot clash
+FORWARD_TIMEOUT = 10.0
 
 
 class ForwardSink:
@@ -26,6 +27,10 @@ class ForwardSink:
     @property
     def name(self) -> str:
         return FORWARD_SINK
+
+    @property
+    def timeout(self) -> float:
+        return FORWARD_TIMEOUT
 
     def build_payload(self, notification: Notification) -> Any:
         if not notification.alerts or "record" not in notification.alerts[0].details:
@@ -46,7 +51,7 @@ class ForwardSink:
             url,
             payload,
             headers={**self.config.forward_headers, "Idempotency-Key": notification.idempotency_key},
-            time_limit=10.0,
+            time_limit=FORWARD_TIMEOUT,
             where=where,
             now=datetime.now(UTC),
         )

@@ -155,19 +155,21 @@ class OutboxQueries:
             value: datetime | None = (await conn.execute(query)).scalar_one_or_none()
             return value
 
-    async def delivery_sent(self, delivery_id: int, at: datetime) -> None:
-        await self._update_delivery(
-            delivery_id, status="sent", sent_at=at, attempts=outbox.c.attempts + 1, last_error=None
+    async def delivery_sent(self, delivery_id: int, at: datetime, *, owner: str | None = None) -> bool:
+        return await self._update_delivery(
+            delivery_id, owner, status="sent", sent_at=at, attempts=outbox.c.attempts + 1, last_error=None
         )
 
-    async def delivery_retry(self, delivery_id: int, next_at: datetime, error: str) -> None:
-        await self._update_delivery(
-            delivery_id, next_attempt_at=next_at, attempts=outbox.c.attempts + 1, last_error=error
+    async def delivery_retry(
+        self, delivery_id: int, next_at: datetime, error: str, *, owner: str | None = None
+    ) -> bool:
+        return await self._update_delivery(
+            delivery_id, owner, next_attempt_at=next_at, attempts=outbox.c.attempts + 1, last_error=error
         )
 
-    async def delivery_failed(self, delivery_id: int, error: str) -> None:
-        await self._update_delivery(
-            delivery_id, status="failed", attempts=outbox.c.attempts + 1, last_error=error
+    async def delivery_failed(self, delivery_id: int, error: str, *, owner: str | None = None) -> bool:
+        return await self._update_delivery(
+            delivery_id, owner, status="failed", attempts=outbox.c.attempts + 1, last_error=error
         )
 
     async def expedite(self, sink: str, now: datetime) -> int:
@@ -181,10 +183,20 @@ class OutboxQueries:
             )
             return int(result.rowcount or 0)
 
-    async def next_due(self, sink: str) -> datetime | None:
-        query = sa.select(sa.func.min(outbox.c.next_attempt_at)).where(
-            outbox.c.sink == sink, outbox.c.status == "pending"
-        )
+    async def next_due(
+        self, sink: str, *, owner: str | None = None, now: datetime | None = None
+    ) -> datetime | None:
+        """When the next pending row of ``sink`` can be worked on: its next attempt, or for a row
+        another deliverer (not ``owner``) holds, the end of that claim."""
+        when: sa.ColumnElement[datetime] = outbox.c.next_attempt_at
+        if owner is not None and now is not None:
+            held = sa.and_(
+                outbox.c.claimed_by.is_not(None),
+                outbox.c.claimed_by != owner,
+                outbox.c.claimed_until > now,
+            )
+            when = sa.case((held, outbox.c.claimed_until), else_=outbox.c.next_attempt_at)
+        query = sa.select(sa.func.min(when)).where(outbox.c.sink == sink, outbox.c.status == "pending")
         async with self._connect("reading the outbox", write=False) as conn:
             value: datetime | None = (await conn.execute(query)).scalar_one_or_none()
             return value
@@ -198,14 +210,16 @@ class OutboxQueries:
             )
             return int(result.rowcount or 0)
 
-    async def _update_delivery(self, delivery_id: int, **values: Any) -> None:
-        """Record an attempt; the row's claim ends with it."""
+    async def _update_delivery(self, delivery_id: int, owner: str | None, **values: Any) -> bool:
+        """Record an attempt; the row's claim ends with it. With ``owner``, only while the row is
+        still pending and claimed by it: a deliverer whose claim lapsed mid-send must not overwrite
+        what the one that took the row over recorded. True when the row was updated."""
+        statement = outbox.update().where(outbox.c.id == delivery_id)
+        if owner is not None:
+            statement = statement.where(outbox.c.claimed_by == owner, outbox.c.status == "pending")
         async with self._connect("updating a delivery", write=True) as conn:
-            await conn.execute(
-                outbox.update()
-                .where(outbox.c.id == delivery_id)
-                .values(claimed_by=None, claimed_until=None, **values)
-            )
+            result = await conn.execute(statement.values(claimed_by=None, claimed_until=None, **values))
+            return bool(result.rowcount)
 
     async def outbox_counts(self) -> dict[tuple[str, str], int]:
         """Rows per (sink, status)."""

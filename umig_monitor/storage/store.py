@@ -56,6 +56,7 @@ _BRIEF_COLUMNS: Final = tuple(
 )
 _ROLLUP_KEY: Final = ("environment", "hour")
 _ANSWERED: Final = tuple(outcome.value for outcome in Outcome if outcome.answered)
+FOLLOW_OVERLAP: Final = 200  # rows re-read by latest_samples_since
 
 
 class Store(AlertQueries, OutboxQueries, DeploymentQueries, InsightQueries, ClusterQueries):
@@ -206,12 +207,13 @@ class Store(AlertQueries, OutboxQueries, DeploymentQueries, InsightQueries, Clus
         if after_id is None:
             statement = statement.where(health_samples.c.ts >= since)
         else:
-            statement = statement.where(health_samples.c.id > after_id)
+            # A little way back: on PostgreSQL a row with a lower id can commit after a higher one.
+            statement = statement.where(health_samples.c.id > after_id - FOLLOW_OVERLAP)
         latest: dict[str, HealthSample] = {}
         last_id = after_id
         async with self._connect("following health samples", write=False) as conn:
             for row in (await conn.execute(statement)).mappings():
-                last_id = row["id"]
+                last_id = row["id"] if last_id is None else max(last_id, row["id"])
                 sample = _brief_sample(row)
                 known = latest.get(sample.environment)
                 if known is None or sample.ts >= known.ts:
