@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.conftest import free_port
+from tests.conftest import free_port, serving
 from umig_monitor.storage.engine import normalize_url
 
 
@@ -306,12 +306,6 @@ async def hook_receiver() -> AsyncIterator[Hook]:
     hook = Hook()
     app = web.Application()
     app.router.add_post("/hook", hook.handle)
-    runner = web.AppRunner(app, shutdown_timeout=1)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    hook.url = f"http://127.0.0.1:{port}/hook"
-    try:
+    async with serving(app) as base:
+        hook.url = f"{base}/hook"
         yield hook
-    finally:
-        await runner.cleanup()

@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 from aiosmtpd.controller import Controller
 
-from tests.conftest import Receiver, external_process, free_port, require_tool
+from tests.conftest import Receiver, external_process, free_port, require_tool, serving
 from umig_monitor.simulator import RunningSimulator
 
 pytestmark = pytest.mark.slow
@@ -103,15 +103,11 @@ async def receivers() -> AsyncIterator[tuple[Mailbox, int, Receiver, Slack, str]
     app = web.Application()
     app.router.add_post("/hook", hook.handle)
     app.router.add_post("/slack", slack.handle)
-    runner = web.AppRunner(app, shutdown_timeout=1)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    hook.url = f"http://127.0.0.1:{port}/hook"
     try:
-        yield mailbox, smtp_port, hook, slack, f"http://127.0.0.1:{port}/slack"
+        async with serving(app) as base:
+            hook.url = f"{base}/hook"
+            yield mailbox, smtp_port, hook, slack, f"{base}/slack"
     finally:
-        await runner.cleanup()
         controller.stop()
 
 
