@@ -203,7 +203,6 @@ class Daemon:
         self._session = make_session(self.settings)
         self._writer = SampleWriter(self._store)
         self._writer.start()
-        self._deployments = None
         self._scheduler = AsyncIOScheduler(
             timezone=self.timezone,
             job_defaults={
