@@ -153,15 +153,7 @@ async def history(settings: Settings, args: argparse.Namespace) -> int:
             sys.stdout.write(json.dumps(event_to_record(event)) + "\n")
         return 0
     s = summarize(events)
-    summary = {
-        "total": s.total,
-        "successful": s.successful,
-        "failed": s.failed,
-        "rollbacks": s.rollbacks,
-        "inProgress": s.in_progress,
-        "observed": s.observed,
-        "successRate": s.success_rate,
-    }
+    summary = s.to_record()
     if args.json:
         print_json({"events": [event_to_record(e) for e in events], "summary": summary})
         return 0

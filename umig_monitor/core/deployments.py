@@ -94,6 +94,18 @@ class Summary:
     observed: int
     success_rate: float | None  # successful / (successful + failed + rollbacks); None when none finished
 
+    def to_record(self) -> dict[str, Any]:
+        """The API's and ``history --json``'s summary object."""
+        return {
+            "total": self.total,
+            "successful": self.successful,
+            "failed": self.failed,
+            "rollbacks": self.rollbacks,
+            "inProgress": self.in_progress,
+            "observed": self.observed,
+            "successRate": self.success_rate,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Dora:

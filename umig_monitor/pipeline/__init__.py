@@ -18,18 +18,17 @@ import aiohttp
 import structlog
 
 from umig_monitor.config import Settings
-from umig_monitor.core.alerts import Alert, AlertEvent, Notification, NotificationKind, notification_to_dict
+from umig_monitor.core.alerts import Alert, AlertEvent, Notification, NotificationKind
 from umig_monitor.core.dedup import idempotency_key
 from umig_monitor.core.routing import select_routes
 from umig_monitor.logs import FailureStreak
 from umig_monitor.metrics import AlertMetrics
 from umig_monitor.pipeline.deliver import Deliverer
-from umig_monitor.pipeline.dispatch import Dispatcher, Policy
+from umig_monitor.pipeline.dispatch import Dispatcher, Policy, outbox_entry
 from umig_monitor.pipeline.policy import config_silences, maintenance_windows, route_specs
 from umig_monitor.sinks import Sink, build_sink
 from umig_monitor.sinks.forward import FORWARD_SINK, ForwardSink
 from umig_monitor.storage import StorageError, Store
-from umig_monitor.storage.records import OutboxEntry
 
 log = structlog.get_logger("umig_monitor.pipeline")
 TICK = 1.0  # seconds: how often reminders, escalations and ended silences are looked at
@@ -154,17 +153,7 @@ class AlertPipeline:
                     html=html,
                     external_url=policy.external_url,
                 )
-                entries.append(
-                    OutboxEntry(
-                        sink=sink,
-                        kind=kind.value,
-                        idempotency_key=notification.idempotency_key,
-                        payload=notification_to_dict(notification),
-                        created_at=now,
-                        deadline=now + policy.deadlines.get(sink, timedelta(hours=24)),
-                        alert_id=alert.id,
-                    )
-                )
+                entries.append(outbox_entry(notification, sink, policy, alert.id))
         inserted = await self._store.enqueue(entries, [])
         if inserted:
             self._deliverer.wake()

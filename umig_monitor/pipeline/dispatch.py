@@ -115,17 +115,23 @@ def plan(
                 external_url=policy.external_url,
             )
             out.entries.append(
-                OutboxEntry(
-                    sink=sink,
-                    kind=kind.value,
-                    idempotency_key=notification.idempotency_key,
-                    payload=notification_to_dict(notification),
-                    created_at=now,
-                    deadline=now + policy.deadlines.get(sink, timedelta(hours=24)),
-                    alert_id=members[0].id if len(members) == 1 else None,
-                )
+                outbox_entry(notification, sink, policy, members[0].id if len(members) == 1 else None)
             )
     return out
+
+
+def outbox_entry(notification: Notification, sink: str, policy: Policy, alert_id: int | None) -> OutboxEntry:
+    """The outbox row that delivers ``notification`` through ``sink``, by the sink's deadline."""
+    now = notification.created_at
+    return OutboxEntry(
+        sink=sink,
+        kind=notification.kind.value,
+        idempotency_key=notification.idempotency_key,
+        payload=notification_to_dict(notification),
+        created_at=now,
+        deadline=now + policy.deadlines.get(sink, timedelta(hours=24)),
+        alert_id=alert_id,
+    )
 
 
 class Dispatcher:

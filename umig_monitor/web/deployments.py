@@ -115,15 +115,7 @@ async def list_deployments(request: web.Request) -> web.Response:
             "total": total,
             "limit": limit,
             "offset": offset,
-            "summary": {
-                "total": s.total,
-                "successful": s.successful,
-                "failed": s.failed,
-                "rollbacks": s.rollbacks,
-                "inProgress": s.in_progress,
-                "observed": s.observed,
-                "successRate": s.success_rate,
-            },
+            "summary": s.to_record(),
         }
     )
 
