@@ -18,13 +18,7 @@ from umig_monitor.storage.types import UTCDateTime
 
 def upsert(dialect_name: str, table: sa.Table, *, key: Sequence[str]) -> sa.Insert:
     """INSERT that overwrites every non-key column of the row already holding ``key``."""
-    statement: sqlite.Insert | postgresql.Insert
-    if dialect_name == "sqlite":
-        statement = sqlite.insert(table)
-    elif dialect_name == "postgresql":
-        statement = postgresql.insert(table)
-    else:
-        raise NotImplementedError(f"no upsert for dialect {dialect_name!r}")
+    statement = _insert(dialect_name, table)
     updates = {column.name: statement.excluded[column.name] for column in table.c if column.name not in key}
     return statement.on_conflict_do_update(index_elements=list(key), set_=updates)
 
@@ -33,28 +27,23 @@ def upsert_from_select(
     dialect_name: str, table: sa.Table, *, key: Sequence[str], select: sa.Select[Any]
 ) -> sa.Insert:
     """INSERT ... SELECT that overwrites the non-key columns of rows already holding ``key``."""
-    statement: sqlite.Insert | postgresql.Insert
-    if dialect_name == "sqlite":
-        statement = sqlite.insert(table)
-    elif dialect_name == "postgresql":
-        statement = postgresql.insert(table)
-    else:
-        raise NotImplementedError(f"no upsert for dialect {dialect_name!r}")
-    statement = statement.from_select([c.name for c in table.c], select)
+    statement = _insert(dialect_name, table).from_select([c.name for c in table.c], select)
     updates = {column.name: statement.excluded[column.name] for column in table.c if column.name not in key}
     return statement.on_conflict_do_update(index_elements=list(key), set_=updates)
 
 
 def insert_ignore(dialect_name: str, table: sa.Table, *, key: Sequence[str]) -> sa.Insert:
     """INSERT that silently skips a row whose ``key`` already exists (idempotent enqueue)."""
-    statement: sqlite.Insert | postgresql.Insert
+    return _insert(dialect_name, table).on_conflict_do_nothing(index_elements=list(key))
+
+
+def _insert(dialect_name: str, table: sa.Table) -> sqlite.Insert | postgresql.Insert:
+    """The dialect's INSERT, which knows ON CONFLICT."""
     if dialect_name == "sqlite":
-        statement = sqlite.insert(table)
-    elif dialect_name == "postgresql":
-        statement = postgresql.insert(table)
-    else:
-        raise NotImplementedError(f"no insert-ignore for dialect {dialect_name!r}")
-    return statement.on_conflict_do_nothing(index_elements=list(key))
+        return sqlite.insert(table)
+    if dialect_name == "postgresql":
+        return postgresql.insert(table)
+    raise NotImplementedError(f"no ON CONFLICT insert for dialect {dialect_name!r}")
 
 
 def hour_floor(dialect_name: str, ts: sa.ColumnElement[datetime]) -> sa.ColumnElement[datetime]:
