@@ -60,7 +60,7 @@ def desired_jobs(
     settings: Settings, now: datetime, tz: Any, *, mine: Collection[str], leader: bool
 ) -> list[JobSpec]:
     """Health polls for the environments this replica polls (``mine``); the cluster-wide jobs
-    only on the leader."""
+    (``LEADER_KINDS``) only on the leader."""
     specs = [
         _every("health", env.poll_interval, now, _spread(name, env.poll_interval), tz, name)
         for name, env in settings.environments.items()
@@ -69,8 +69,6 @@ def desired_jobs(
     # Every replica: the gauges of environments the others poll, from the shared store.
     follow = settings.daemon.cluster.heartbeat_interval
     specs.append(_every("follow_samples", follow, now, min(follow, FIRST_RUN_SPREAD), tz))
-    if not leader:
-        return specs
     specs.append(_every("retention", settings.daemon.retention.interval, now, timedelta(seconds=60), tz))
     watch_every = settings.deployments.watch_interval
     specs.append(_every("watch_sync", watch_every, now, timedelta(0), tz))
@@ -86,7 +84,7 @@ def desired_jobs(
     if settings.pushgateway is not None:
         every = settings.pushgateway.interval
         specs.append(_every("pushgateway", every, now, min(every, FIRST_RUN_SPREAD), tz))
-    return specs
+    return [spec for spec in specs if leader or spec.kind not in LEADER_KINDS]
 
 
 def cron_trigger(expression: str, tz: Any) -> CronTrigger:
