@@ -25,6 +25,7 @@ log = structlog.get_logger("umig_monitor.pipeline")
 IDLE_POLL = 1.0  # seconds between outbox checks when nothing woke the worker
 # Rows are claimed a batch at a time; a claim outlives its holder's crash by at most claim_for.
 CLAIM_BATCH = 20
+CLOSE_GRACE = 2.0  # seconds a closing deliverer lets a send in flight finish
 
 
 class Deliverer:
@@ -44,6 +45,7 @@ class Deliverer:
         self._owner = owner
         self._active = active
         self._claim_for = claim_for
+        self._closing = False
         self._read_failures: dict[str, FailureStreak] = {}
         self._sinks: dict[str, Sink] = {}
         self._retry: dict[str, Retry] = {}
@@ -70,8 +72,15 @@ class Deliverer:
         for event in self._wake.values():
             event.set()
 
-    async def close(self) -> None:
-        tasks = [*self._workers.values(), *([self._orphans] if self._orphans else [])]
+    async def close(self, grace: float = CLOSE_GRACE) -> None:
+        """Stop the workers. A send in flight may finish and be recorded (up to ``grace`` seconds):
+        cut off between the receiver's answer and the record, it would be sent again later."""
+        self._closing = True
+        self.wake()
+        workers = list(self._workers.values())
+        if workers:
+            await asyncio.wait(workers, timeout=grace)
+        tasks = [*workers, *([self._orphans] if self._orphans else [])]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -81,7 +90,7 @@ class Deliverer:
 
     async def _work(self, name: str) -> None:
         wake = self._wake[name]
-        while True:
+        while not self._closing:
             sink = self._sinks.get(name)
             if sink is None:
                 return
@@ -97,6 +106,9 @@ class Deliverer:
             until = claimed_at + max(self._claim_for, timedelta(seconds=2 * sink.timeout + 1))
             due = await self._claim(name, claimed_at, until)
             for delivery in due:
+                if self._closing:
+                    await self._release(name)
+                    return
                 if not self._active():
                     # Leadership lapsed mid-batch: the rest is for the next leader.
                     await self._release(name)
