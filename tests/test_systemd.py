@@ -55,5 +55,6 @@ def test_unit_has_what_ops_rely_on() -> None:
         "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
         "SystemCallFilter=@system-service",
         "MemoryDenyWriteExecute=yes",
+        "LimitNOFILE=65536",
     ):
         assert line in text, line

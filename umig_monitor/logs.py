@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import Any, Literal, TextIO
+from typing import Any, Final, Literal, TextIO
 
 import structlog
 
@@ -22,31 +22,64 @@ def _factory(stream: TextIO) -> structlog.types.WrappedLogger:
     return structlog.PrintLoggerFactory(file=stream)
 
 
+class _StreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stdlib handler that, like ``_factory``, looks the standard stream up at each record."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self._standard = "stdout" if stream is sys.stdout else "stderr" if stream is sys.stderr else None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._standard is not None:
+            self.stream = getattr(sys, self._standard)
+        super().emit(record)
+
+
+# Tracebacks as structured data, but never with frame locals: a poll's locals hold the
+# environment's Authorization header.
+_TRACEBACKS: Final = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
+
+
 def configure_logging(level: str = "info", fmt: LogFormat = "auto", stream: TextIO | None = None) -> None:
     stream = stream or sys.stderr
     use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
-    processors: list[structlog.types.Processor] = [
+    shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    renderer: structlog.types.Processor
     if use_json:
-        processors += [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
+        tail: list[structlog.types.Processor] = [_TRACEBACKS]
+        renderer = structlog.processors.JSONRenderer()
     else:
-        processors += [structlog.dev.ConsoleRenderer(colors=stream.isatty())]
+        tail = []
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     structlog.configure(
-        processors=processors,
+        processors=[*shared, *tail, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
         logger_factory=_factory(stream),
         cache_logger_on_first_use=False,
     )
-    # Libraries that log through stdlib logging (apscheduler, aiohttp) go to the same stream.
-    logging.basicConfig(
-        level=max(logging.WARNING, logging.getLevelNamesMapping()[level.upper()]),
-        stream=stream,
-        format="%(levelname)s %(name)s: %(message)s",
-        force=True,
+    # Libraries that log through stdlib logging (apscheduler, aiohttp, asyncio) go through the same
+    # chain to the same stream, so in JSON mode every line is JSON (journald, Loki).
+    handler = _StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name, structlog.stdlib.ExtraAdder()],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail, renderer],
+        )
     )
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(handler)
+    root.setLevel(max(logging.WARNING, logging.getLevelNamesMapping()[level.upper()]))
 
 
 class FailureStreak:

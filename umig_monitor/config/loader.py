@@ -128,6 +128,30 @@ def _locate(loc: Loc, lines: Mapping[Loc, int]) -> tuple[Loc, int | None]:
     return kept, line
 
 
+# Keys whose values may hold a credential: an error names the key and the line, never the value.
+_SECRET_KEYS = frozenset(
+    {"password", "token", "api_token", "url", "webhook_url", "base_url", "storage", "headers"}
+)
+# A quoted value in a message: shown when short, otherwise only its length (a token pasted into the
+# wrong key must not reach the log or the API through the error about it).
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_SHOWN_VALUE_CHARS = 24
+
+
+def conceal(path: str, message: str) -> str:
+    """``message`` with the values it quotes hidden where they may be secrets."""
+    parts = [p for p in re.split(r"[.\[\]]", path) if p]
+    secret = any(part in _SECRET_KEYS for part in parts)
+
+    def hide(match: re.Match[str]) -> str:
+        inner = match.group(0)[1:-1]
+        if secret:
+            return "<hidden>"
+        return match.group(0) if len(inner) <= _SHOWN_VALUE_CHARS else f"<{len(inner)} characters>"
+
+    return _QUOTED.sub(hide, message)
+
+
 _FRIENDLY = {
     "extra_forbidden": "unknown key",
     "missing": "missing required key",
@@ -141,8 +165,9 @@ def _issues_from(exc: ValidationError, lines: Mapping[Loc, int]) -> list[ConfigI
         message = _FRIENDLY.get(err["type"], err["msg"])
         message = message.removeprefix("Value error, ")
         if err["type"] == "url_parsing" or err["type"].startswith("url_"):
-            message = f"invalid URL {err.get('input')!r}: {message}"
-        issues.append(ConfigIssue(format_loc(loc), message, line))
+            message = f"invalid URL: {message}"
+        path = format_loc(loc)
+        issues.append(ConfigIssue(path, conceal(path, message), line))
     return issues
 
 
@@ -180,14 +205,30 @@ def parse_config(text: str, source: str = "<config>", environ: Mapping[str, str]
 
 
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Settings:
+    """The daemon's config file: readable UTF-8 text that configures at least one environment.
+    An empty or truncated file is an error, never a daemon that silently monitors nothing."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(
             str(path), [ConfigIssue("", f"cannot read config file: {exc.strerror or exc}")]
         ) from None
-    return parse_config(text, str(path), environ)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        issue = ConfigIssue("", f"the file is not UTF-8 text (invalid byte at offset {exc.start})", line)
+        raise ConfigError(str(path), [issue]) from None
+    if not text.strip():
+        raise ConfigError(str(path), [ConfigIssue("", "the file is empty (truncated?): nothing to monitor")])
+    settings = parse_config(text, str(path), environ)
+    if not settings.environments:
+        raise ConfigError(
+            str(path),
+            [ConfigIssue("environments", "no environment is configured: the daemon would monitor nothing")],
+        )
+    return settings
 
 
 def secret_file_warnings(settings: Settings) -> list[str]:
