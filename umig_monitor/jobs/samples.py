@@ -10,7 +10,7 @@ from collections import deque
 import structlog
 
 from umig_monitor.core.health import HealthSample
-from umig_monitor.storage import StorageError, Store
+from umig_monitor.storage import Store
 
 log = structlog.get_logger("umig_monitor.jobs.samples")
 
@@ -26,7 +26,8 @@ class SampleWriter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._flushing = asyncio.Lock()  # one writer at a time: a batch is removed only once written
-        self.dropped = 0
+        self.dropped = 0  # fell out of a full buffer
+        self.rejected = 0  # refused by a database that answers (a value it cannot store)
         self.healthy = True
 
     @property
@@ -53,15 +54,52 @@ class SampleWriter:
             # Take the batch out first: a full buffer drops its oldest entries from the left while
             # the write is awaited, so popping afterwards could remove samples never written.
             batch = [self._buffer.popleft() for _ in range(min(self._batch, len(self._buffer)))]
-            try:
-                await self._store.add_health_samples(batch)
-            except BaseException:
-                room = (self._buffer.maxlen or 0) - len(self._buffer)
-                self._buffer.extendleft(reversed(batch[-room:] if room < len(batch) else batch))
-                self.dropped += max(len(batch) - room, 0)
-                raise
-            written += len(batch)
+            written += await self._write(batch)
         return written
+
+    async def _write(self, batch: list[HealthSample]) -> int:
+        """Write ``batch``. While the database answers, a failing batch is bisected and a sample
+        that fails alone is dropped and logged (one absurd value must not stop all storage); when
+        the database does not answer, everything not yet written goes back to the buffer."""
+        pending = [batch]
+        written = 0
+        while pending:
+            chunk = pending.pop()
+            try:
+                await self._store.add_health_samples(chunk)
+            except BaseException as exc:
+                if isinstance(exc, Exception) and await self._reachable():
+                    if len(chunk) > 1:
+                        middle = len(chunk) // 2
+                        pending += [chunk[middle:], chunk[:middle]]
+                    else:
+                        self._reject(chunk[0], exc)
+                    continue
+                self._requeue([s for c in (chunk, *reversed(pending)) for s in c])
+                raise
+            written += len(chunk)
+        return written
+
+    async def _reachable(self) -> bool:
+        try:
+            await self._store.ping()
+        except Exception:
+            return False
+        return True
+
+    def _reject(self, sample: HealthSample, error: BaseException) -> None:
+        self.rejected += 1
+        log.error(
+            "sample_rejected",
+            env=sample.environment,
+            ts=sample.ts.isoformat(),
+            error=f"{type(error).__name__}: {str(error)[:300]}",
+        )
+
+    def _requeue(self, samples: list[HealthSample]) -> None:
+        room = (self._buffer.maxlen or 0) - len(self._buffer)
+        self._buffer.extendleft(reversed(samples[-room:] if room < len(samples) else samples))
+        self.dropped += max(len(samples) - room, 0)
 
     async def _loop(self) -> None:
         backoff = self._flush_interval
@@ -89,5 +127,5 @@ class SampleWriter:
                 await self._task
         try:
             await self.flush()
-        except StorageError as exc:
+        except Exception as exc:  # the database is away: say what is lost, and stop cleanly
             log.error("sample_write_failed", error=str(exc), lost=self.pending)
