@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import re
 import zoneinfo
+from collections.abc import Iterator
 from datetime import time, timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AnyHttpUrl,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from umig_monitor.config.secrets import CredentialHttpUrl, CredentialUrl, SecretText, redacted_repr_args
 from umig_monitor.config.types import (
     Duration,
     Listen,
@@ -37,6 +38,9 @@ DEFAULT_API_PREFIX = "/rest/scriptrunner/latest/custom"
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        return redacted_repr_args(self, super().__repr_args__())
 
 
 def _one_of(value: object, file: object, name: str) -> None:
@@ -63,7 +67,7 @@ class Cluster(Strict):
     # restarted leader takes its own lease back at once.
     member_id: str | None = Field(default=None, min_length=1, max_length=200)
     # How other replicas and the CLI reach this one; default: the listen address.
-    advertise_url: AnyHttpUrl | None = None
+    advertise_url: CredentialHttpUrl | None = None
     heartbeat_interval: PositiveDuration = timedelta(seconds=5)
     lease_ttl: PositiveDuration = timedelta(seconds=15)
 
@@ -84,14 +88,14 @@ class Cluster(Strict):
 
 class Daemon(Strict):
     listen: Listen = "127.0.0.1:9464"
-    storage: str = "sqlite:////var/lib/umig-monitor/umig-monitor.db"
+    storage: CredentialUrl = "sqlite:////var/lib/umig-monitor/umig-monitor.db"
     storage_pool_size: int = Field(default=5, ge=1, le=100)
     timezone: str = "UTC"
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     api_token: SecretStr | None = None
     api_token_file: Path | None = None
-    external_url: AnyHttpUrl | None = None
+    external_url: CredentialHttpUrl | None = None
     shutdown_timeout: PositiveDuration = timedelta(seconds=8)
     max_concurrent_polls: int = Field(default=50, ge=1, le=10000)
     retention: Retention = Retention()
@@ -181,7 +185,7 @@ class Actions(Strict):
 
 
 class Environment(Strict):
-    base_url: AnyHttpUrl
+    base_url: CredentialHttpUrl
     api_prefix: str = DEFAULT_API_PREFIX
     kind: EnvironmentKind = "production"
     auth: Auth = NoAuth()
@@ -217,7 +221,7 @@ class Environment(Strict):
 class Pushgateway(Strict):
     """Push the umig_* metrics to a Prometheus Pushgateway (the guide's export script)."""
 
-    url: AnyHttpUrl
+    url: CredentialHttpUrl
     job: str = "umig-deployment-tracking"
     interval: PositiveDuration = timedelta(seconds=30)
 
@@ -327,7 +331,7 @@ class WebhookSink(SinkBase):
     type: Literal["webhook"]
     url: SecretStr | None = None
     url_file: Path | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, SecretText] = Field(default_factory=dict)
     format: Literal["webhook", "alertmanager"] = "webhook"
 
     @model_validator(mode="after")
@@ -469,7 +473,7 @@ class Deployments(Strict):
 
     forward_url: SecretStr | None = None
     forward_url_file: Path | None = None
-    forward_headers: dict[str, str] = Field(default_factory=dict)
+    forward_headers: dict[str, SecretText] = Field(default_factory=dict)
     forward_retry: Retry = Retry()
     watch_interval: PositiveDuration = timedelta(seconds=10)
     watch_timeout: PositiveDuration = timedelta(minutes=10)

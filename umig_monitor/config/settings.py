@@ -99,10 +99,5 @@ class Settings(BaseSettings):
         return next((r for r in self.routes if r.name == name), None)
 
     def redacted(self) -> dict[str, Any]:
-        """The effective config as JSON, secrets masked: what /api/v1/config shows."""
-        from umig_monitor.config.types import redact_url
-
-        data = self.model_dump(mode="json", by_alias=True)
-        for env in data["environments"].values():
-            env["base_url"] = redact_url(env["base_url"])
-        return data
+        """The effective config as JSON, secrets masked by their types: what /api/v1/config shows."""
+        return self.model_dump(mode="json", by_alias=True)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from umig_monitor.core.redaction import redact_any_url
+
 
 @dataclass(frozen=True, slots=True)
 class Member:
@@ -102,7 +104,7 @@ def view(
         "members": [
             {
                 "id": m.id,
-                "url": m.url,
+                "url": redact_any_url(m.url),
                 "hostname": m.hostname,
                 "pid": m.pid,
                 "started_at": m.started_at.isoformat(),
