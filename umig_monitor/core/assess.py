@@ -14,13 +14,30 @@ from typing import Any
 
 from umig_monitor.core.health import HealthSample, Outcome
 
-_UPTIME_PART = re.compile(r"(\d+)\s*([wdhms])")
+_UPTIME_PART = re.compile(r"(\d{1,12})\s*([wdhms])")
 _UNIT = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+# Everything a target sends is cut to these bounds before anything else sees it: storage, metric
+# labels, the page, mails and the log all get bounded values. A cut string ends with CUT_MARK.
+MAX_TEXT = 256
+MAX_DETAIL = 4096
+MAX_COMPONENTS = 64
+MAX_UPTIME_SECONDS = 100 * 365 * 86400  # a century: more is a broken answer, not an uptime
+MAX_FIGURE = 1e15
+CUT_MARK = "…[cut]"
+
+
+def bounded(value: Any, limit: int = MAX_TEXT) -> str:
+    """``str(value)`` of at most ``limit`` characters; a longer one is cut and marked."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return text
+    return text[: limit - len(CUT_MARK)] + CUT_MARK
 
 
 def parse_uptime(text: Any) -> int | None:
     """'5d 7h 45m' -> 459900. Anything that is not entirely such parts is unknown (None), never 0."""
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT:
         return None
     pos = 0
     total = 0
@@ -30,7 +47,7 @@ def parse_uptime(text: Any) -> int | None:
             return None
         total += int(m.group(1)) * _UNIT[m.group(2)]
         pos = m.end()
-    if pos == 0 or compact[pos:].strip():
+    if pos == 0 or compact[pos:].strip() or total > MAX_UPTIME_SECONDS:
         return None
     return total
 
@@ -87,7 +104,7 @@ def _number(value: Any) -> float | None:
             return None
     else:
         return None
-    return number if math.isfinite(number) else None
+    return number if math.isfinite(number) and abs(number) <= MAX_FIGURE else None
 
 
 def assess(
@@ -96,7 +113,10 @@ def assess(
     """Classify one poll. Pure: the same documents and thresholds always give the same sample."""
     if docs.health_failure is not None:
         outcome, detail = docs.health_failure
-        return HealthSample(environment, now, outcome, response_ms=docs.response_ms, error=detail), []
+        sample = HealthSample(
+            environment, now, outcome, response_ms=docs.response_ms, error=bounded(detail, MAX_DETAIL)
+        )
+        return sample, []
     health = docs.health
     umig = _get(health, "umig")
     status = _get(umig, "status")
@@ -111,23 +131,26 @@ def assess(
             ),
             [],
         )
+    status = bounded(status)
     version = _get(docs.version, "umig", "version") or umig.get("version")
     build = _get(docs.version, "umig", "build")
-    uptime_text = umig.get("uptime") if isinstance(umig.get("uptime"), str) else None
+    uptime_text = bounded(umig["uptime"]) if isinstance(umig.get("uptime"), str) else None
     components: dict[str, str] = {}
     raw_components = _get(health, "components")
     if isinstance(raw_components, Mapping):
-        for name, comp in raw_components.items():
+        for name, comp in list(raw_components.items())[:MAX_COMPONENTS]:
             comp_status = _get(comp, "status")
-            components[str(name)] = str(comp_status) if comp_status is not None else "unknown"
+            components[bounded(name)] = bounded(comp_status) if comp_status is not None else "unknown"
     versions: dict[str, str] = {}
     raw_versions = _get(docs.version, "components")
     if isinstance(raw_versions, Mapping):
-        for name, comp in raw_versions.items():
+        for name, comp in list(raw_versions.items())[:MAX_COMPONENTS]:
             v = _get(comp, "version") if isinstance(comp, Mapping) else comp
             if isinstance(v, str | int | float) and not isinstance(v, bool):
-                versions[str(name)] = str(v)
+                versions[bounded(name)] = bounded(v)
     orchestrator = _get(docs.components, "orchestrator", "status")
+    if orchestrator is not None:
+        orchestrator = bounded(orchestrator)
     metrics: dict[str, Any] = {}
     for key in ("errorRate", "activeUsers", "responseTime"):
         value = _number(_get(health, "metrics", key))
@@ -164,13 +187,14 @@ def assess(
     error = "; ".join(c.describe() for c in checks) or (
         None if status == "healthy" else f"umig.status is {status}"
     )
+    error = bounded(error, MAX_DETAIL) if error is not None else None
     sample = HealthSample(
         environment=environment,
         ts=now,
         outcome=outcome,
         umig_status=status,
-        version=str(version) if version is not None else None,
-        build=str(build) if build is not None else None,
+        version=bounded(version) if version is not None else None,
+        build=bounded(build) if build is not None else None,
         uptime_seconds=parse_uptime(uptime_text),
         uptime_text=uptime_text,
         response_ms=docs.response_ms,

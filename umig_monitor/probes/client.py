@@ -157,7 +157,7 @@ async def _fetch(
             if status in (401, 403):
                 return done(status, Outcome.AUTH_ERROR, f"HTTP {status}")
             if 300 <= status < 400:
-                location = resp.headers.get("Location", "")
+                location = resp.headers.get("Location", "")[:256]
                 kind = Outcome.AUTH_ERROR if "login" in location.lower() else Outcome.HTTP_ERROR
                 return done(status, kind, f"HTTP {status} redirect to {location or '?'} (not followed)")
             if status >= 400 or status < 200:
@@ -201,5 +201,31 @@ async def _fetch(
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        return done(status, Outcome.INVALID_RESPONSE, f"malformed JSON: {exc}")
+        return done(status, Outcome.INVALID_RESPONSE, f"malformed JSON: {str(exc)[:200]}")
+    except RecursionError:  # a few KB of brackets: hostile or broken, either way not a document
+        return done(status, Outcome.INVALID_RESPONSE, "malformed JSON: nested too deep")
+    if _deeper_than(body, MAX_JSON_DEPTH):
+        return done(status, Outcome.INVALID_RESPONSE, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     return done(status, None, None, body)
+
+
+# UMIG's documents are three levels deep; nothing we read is below this.
+MAX_JSON_DEPTH = 32
+
+
+def _deeper_than(document: Any, limit: int) -> bool:
+    """Whether ``document`` nests containers more than ``limit`` levels (iterative: no recursion)."""
+    level: list[Any] = [document]
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        level = [
+            child
+            for node in level
+            if isinstance(node, dict | list)
+            for child in (node.values() if isinstance(node, dict) else node)
+            if isinstance(child, dict | list)
+        ]
+    return False
