@@ -42,6 +42,35 @@ _TRACEBACKS: Final = structlog.processors.ExceptionRenderer(
 )
 
 
+class _OncePerBurst(logging.Filter):
+    """asyncio logs every failed ``accept()`` (out of file descriptors: one line and a traceback
+    per attempt, thousands a second). The first of a burst passes, with how many were held back
+    since the last one; the rest of the burst is dropped."""
+
+    def __init__(self, marker: str, every: float = 60.0) -> None:
+        super().__init__()
+        self._marker = marker
+        self._every = every
+        self._last = -every
+        self._held = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._marker not in str(record.msg):
+            return True
+        now = time.monotonic()
+        if now - self._last < self._every:
+            self._held += 1
+            return False
+        record.exc_info = None  # the traceback is always asyncio's own accept loop
+        if self._held:
+            record.msg = f"{record.msg} ({self._held} more since the last such line)"
+        self._last, self._held = now, 0
+        return True
+
+
+ACCEPT_ERRORS: Final = _OncePerBurst("socket.accept() out of system resource")
+
+
 def configure_logging(level: str = "info", fmt: LogFormat = "auto", stream: TextIO | None = None) -> None:
     stream = stream or sys.stderr
     use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
@@ -79,6 +108,9 @@ def configure_logging(level: str = "info", fmt: LogFormat = "auto", stream: Text
         root.removeHandler(old)
         old.close()
     root.addHandler(handler)
+    asyncio_log = logging.getLogger("asyncio")
+    if ACCEPT_ERRORS not in asyncio_log.filters:
+        asyncio_log.addFilter(ACCEPT_ERRORS)
     root.setLevel(max(logging.WARNING, logging.getLevelNamesMapping()[level.upper()]))
 
 

@@ -86,6 +86,16 @@ class Cluster(Strict):
         return self.heartbeat_interval * 1.5
 
 
+class Http(Strict):
+    """The daemon's own HTTP server's self-protection against clients that hold connections."""
+
+    max_connections: int = Field(default=1024, ge=8, le=60000)
+    # A client must send a request's headers within this; then the connection is closed.
+    header_timeout: PositiveDuration = timedelta(seconds=10)
+    # An idle keep-alive connection is closed after this.
+    keepalive_timeout: PositiveDuration = timedelta(seconds=15)
+
+
 class Daemon(Strict):
     listen: Listen = "127.0.0.1:9464"
     storage: CredentialUrl = "sqlite:////var/lib/umig-monitor/umig-monitor.db"
@@ -100,6 +110,7 @@ class Daemon(Strict):
     max_concurrent_polls: int = Field(default=50, ge=1, le=10000)
     retention: Retention = Retention()
     cluster: Cluster = Cluster()
+    http: Http = Http()
 
     @field_validator("timezone")
     @classmethod

@@ -15,6 +15,7 @@ from umig_monitor.web import deployments as deployments_api
 from umig_monitor.web import insights as insights_api
 from umig_monitor.web import page as status_page
 from umig_monitor.web.auth import Handler, error, require_token
+from umig_monitor.web.guard import ConnectionGuard
 from umig_monitor.web.views import environment_detail, environments_view
 
 if TYPE_CHECKING:
@@ -127,21 +128,40 @@ async def reload(request: web.Request) -> web.Response:
 
 
 class WebServer:
+    """aiohttp's request handling behind a ConnectionGuard: a cap on connections, a header
+    deadline and aiohttp's own keep-alive timeout (settings under ``daemon.http``)."""
+
     def __init__(self, daemon: Daemon) -> None:
+        http = daemon.settings.daemon.http
         self._app = build_app(daemon)
-        self._runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            self._app,
+            access_log=None,
+            handle_signals=False,
+            keepalive_timeout=http.keepalive_timeout.total_seconds(),
+        )
+        self.guard = ConnectionGuard(http.max_connections, http.header_timeout.total_seconds())
+        self._server: asyncio.Server | None = None
         self.url = ""
         self.port = 0
 
     async def start(self, host: str, port: int) -> None:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, reuse_address=True)
-        await site.start()
-        sockets = getattr(site._server, "sockets", None)
-        bound = sockets[0].getsockname() if sockets else (host, port)
+        handler = self._runner.server
+        assert handler is not None
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self.guard.factory(handler), host, port, reuse_address=True, backlog=1024
+        )
+        bound = self._server.sockets[0].getsockname()
         shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
         self.url = f"http://{shown}:{bound[1]}"
         self.port = int(bound[1])
 
     async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()  # no new connections; aiohttp's shutdown drains the open ones
         await self._runner.cleanup()
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
