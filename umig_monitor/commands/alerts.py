@@ -10,9 +10,9 @@ import aiohttp
 
 from umig_monitor.commands.common import daemon_request, open_store, print_json, print_table
 from umig_monitor.config import Settings
-from umig_monitor.config.types import parse_duration
 from umig_monitor.core.alerts import Alert, AlertState, Notification, NotificationKind
 from umig_monitor.core.status import alert_document
+from umig_monitor.core.timetext import parse_duration
 from umig_monitor.metrics import AlertMetrics, SelfMetrics
 from umig_monitor.pipeline import AlertPipeline
 from umig_monitor.pipeline.actions import ActionError, add_silence, escalate

@@ -18,8 +18,8 @@ import aiohttp
 
 from umig_monitor.commands.common import daemon_request, open_store, print_json, print_table
 from umig_monitor.config import Settings
-from umig_monitor.config.types import parse_duration
 from umig_monitor.core.deployments import EventError, event_to_record, parse_history, summarize
+from umig_monitor.core.timetext import parse_duration
 from umig_monitor.jobs.deployments import DeploymentRecorder, canonical
 from umig_monitor.jobs.watch import look
 from umig_monitor.metrics import AlertMetrics, SelfMetrics

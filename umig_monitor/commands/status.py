@@ -9,6 +9,7 @@ from typing import Any
 from umig_monitor.commands.common import daemon_request, open_store, print_json, print_table
 from umig_monitor.config import Settings
 from umig_monitor.core.assess import Thresholds, assess
+from umig_monitor.core.timetext import parse_timestamp
 from umig_monitor.probes.client import fetch_json, make_session
 from umig_monitor.probes.umig import probe_environment
 from umig_monitor.web.views import environments_view
@@ -25,7 +26,7 @@ async def environments(settings: Settings) -> tuple[dict[str, Any], str]:
 def _ago(iso: str | None, now: datetime) -> str | None:
     if not iso:
         return None
-    seconds = int((now - datetime.fromisoformat(iso.replace("Z", "+00:00"))).total_seconds())
+    seconds = int((now - parse_timestamp(iso, naive_is_utc=True)).total_seconds())
     return f"{iso} ({seconds}s ago)"
 
 

@@ -26,10 +26,10 @@ from umig_monitor.config.types import (
     Duration,
     Listen,
     PositiveDuration,
-    format_duration,
     read_secret,
     split_listen,
 )
+from umig_monitor.core.timetext import format_duration
 
 EnvironmentKind = Literal["development", "uat", "production", "hotfix"]
 Severity = Literal["critical", "warning", "info"]

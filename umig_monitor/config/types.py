@@ -11,47 +11,17 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BeforeValidator, PlainSerializer, SecretStr
 from pydantic_core import PydanticCustomError
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+from umig_monitor.core import timetext
+from umig_monitor.core.timetext import format_duration
 
 
 def parse_duration(value: Any) -> timedelta:
-    """``30s``, ``5m``, ``1h30m``, ``1d``, a bare number of seconds, or a timedelta."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, bool):
-        raise PydanticCustomError("duration", "invalid duration '{value}'", {"value": value})
-    if isinstance(value, int | float):
-        if value < 0:
-            raise PydanticCustomError("duration", "invalid duration '{value}': negative", {"value": value})
-        return timedelta(seconds=value)
-    text = str(value).strip().replace(" ", "")
-    pos = 0
-    total = 0.0
-    for m in _DURATION_PART.finditer(text):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-        pos = m.end()
-    if not text or pos != len(text):
-        raise PydanticCustomError(
-            "duration", "invalid duration '{value}' (use e.g. 30s, 5m, 1h, 1d)", {"value": value}
-        )
-    return timedelta(seconds=total)
-
-
-def format_duration(value: timedelta) -> str:
-    """The inverse of parse_duration, for API output and docs: 90s -> '1m30s'."""
-    seconds = value.total_seconds()
-    if seconds and seconds < 1:
-        return f"{round(seconds * 1000)}ms"
-    out = []
-    rest = int(seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if rest >= size:
-            out.append(f"{rest // size}{unit}")
-            rest %= size
-    return "".join(out) or "0s"
+    """The core parser (``30s``, ``5m``, ``1h30m``, ``1d``, ``2w``, seconds; at most a century),
+    its ValueError as a pydantic error so the config message names the key."""
+    try:
+        return timetext.parse_duration(value)
+    except ValueError as exc:
+        raise PydanticCustomError("duration", "{reason}", {"reason": str(exc)}) from None
 
 
 Duration = Annotated[

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from umig_monitor.core.timetext import parse_timestamp
+
 Severity = Literal["critical", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
 
@@ -119,7 +121,7 @@ def _ts(value: datetime | None) -> str | None:
 
 
 def _dt(value: Any) -> datetime | None:
-    return datetime.fromisoformat(value) if isinstance(value, str) else None
+    return parse_timestamp(value, naive_is_utc=True) if isinstance(value, str) else None
 
 
 def alert_to_dict(alert: Alert) -> dict[str, Any]:

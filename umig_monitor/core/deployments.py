@@ -17,13 +17,13 @@ the same event for the same deployment gives the same id and storage can ignore 
 from __future__ import annotations
 
 import enum
-import math
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from umig_monitor.core import timetext
 from umig_monitor.core.versions import InvalidVersion, parse_version
 
 
@@ -136,8 +136,6 @@ SUCCESS_WITHOUT_START = "success_without_start"  # a success/failure whose deplo
 IMPORTED = "imported"  # read from a guide-format record (no deploymentId); ids were derived
 _ENTROPY = re.compile(r"[0-9A-Za-z]*", re.ASCII)
 _ID = re.compile(r"[^\s/]{1,200}")  # ids end up in URLs (/api/v1/deployments/{id}) and file lines
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)([dhms])", re.ASCII)
-_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
 def new_deployment_id(environment: str, now: datetime, entropy: str, *, rollback: bool = False) -> str:
@@ -155,41 +153,15 @@ def new_deployment_id(environment: str, now: datetime, entropy: str, *, rollback
 def parse_duration_seconds(value: str | float | None) -> float | None:
     """Seconds as a number, or text: ``270``, ``270s``, ``4m``, ``4m30s``, ``1h 5m``, ``1d``.
     None or blank (the guide's script writes ``""`` when no duration was given) -> None.
-    Raises ValueError for anything else, including negative or non-finite values."""
-    if value is None:
+    Raises ValueError for anything else, including negative, non-finite or absurd values."""
+    if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"must be seconds or text like 4m30s, got {value!r}")
-    if isinstance(value, str):
-        text = value.replace(" ", "")
-        if not text:
-            return None
-        try:
-            seconds = float(text)
-        except ValueError:
-            seconds, pos = 0.0, 0
-            for m in _DURATION_PART.finditer(text):
-                if m.start() != pos:
-                    break
-                seconds += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-                pos = m.end()
-            if pos != len(text):
-                raise ValueError(
-                    f"'{value}' is not a duration (use seconds or e.g. 4m30s, 270s, 1h)"
-                ) from None
-    else:
-        seconds = float(value)
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"'{value}' is not a duration: must be a finite number of seconds >= 0")
-    return seconds
+    return timetext.parse_duration(value).total_seconds()
 
 
 def parse_timestamp(text: str) -> datetime:
     """ISO-8601 with a UTC offset (``Z``, ``+02:00`` as ``date -Iseconds`` writes) -> aware UTC."""
-    ts = datetime.fromisoformat(text)
-    if ts.tzinfo is None or ts.utcoffset() is None:
-        raise ValueError(f"'{text}' has no UTC offset")
-    return ts.astimezone(UTC)
+    return timetext.parse_timestamp(text)
 
 
 def format_timestamp(ts: datetime) -> str:

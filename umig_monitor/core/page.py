@@ -16,6 +16,7 @@ from umig_monitor.core.deployments import DeploymentEvent, EventType
 from umig_monitor.core.drift import Finding
 from umig_monitor.core.page_style import CSS, STATE_COLORS
 from umig_monitor.core.timeline import NO_DATA, STATE_LABELS, Span, healthy_share
+from umig_monitor.core.timetext import parse_timestamp
 
 _RANK = {"failed": 0, "unhealthy": 1, "degraded": 2, NO_DATA: 3, "healthy": 4}
 _SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
@@ -77,13 +78,10 @@ def ago(delta: timedelta) -> str:
 def _parse(value: object) -> datetime | None:
     if isinstance(value, datetime):
         return value
-    if isinstance(value, str):
-        try:
-            ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
-    return None
+    try:
+        return parse_timestamp(value, naive_is_utc=True)
+    except ValueError:
+        return None
 
 
 def _clock(ts: datetime, tz: tzinfo) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 import ssl
 import time
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ import aiohttp
 from umig_monitor.config import Environment, Settings
 from umig_monitor.config.models import BasicAuth, BearerAuth
 from umig_monitor.config.types import SecretFileError, read_secret
+from umig_monitor.core import jsontext
 from umig_monitor.core.health import Outcome
 
 USER_AGENT = "umig-monitor"
@@ -199,33 +199,7 @@ async def _fetch(
     if content_type == "text/html" or _first_byte(raw) == b"<":
         return done(status, Outcome.INVALID_RESPONSE, "HTML page (a login page?) instead of JSON")
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return done(status, Outcome.INVALID_RESPONSE, f"malformed JSON: {str(exc)[:200]}")
-    except RecursionError:  # a few KB of brackets: hostile or broken, either way not a document
-        return done(status, Outcome.INVALID_RESPONSE, "malformed JSON: nested too deep")
-    if _deeper_than(body, MAX_JSON_DEPTH):
-        return done(status, Outcome.INVALID_RESPONSE, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        body = jsontext.loads(raw)
+    except ValueError as exc:
+        return done(status, Outcome.INVALID_RESPONSE, str(exc))
     return done(status, None, None, body)
-
-
-# UMIG's documents are three levels deep; nothing we read is below this.
-MAX_JSON_DEPTH = 32
-
-
-def _deeper_than(document: Any, limit: int) -> bool:
-    """Whether ``document`` nests containers more than ``limit`` levels (iterative: no recursion)."""
-    level: list[Any] = [document]
-    depth = 0
-    while level:
-        depth += 1
-        if depth > limit:
-            return True
-        level = [
-            child
-            for node in level
-            if isinstance(node, dict | list)
-            for child in (node.values() if isinstance(node, dict) else node)
-            if isinstance(child, dict | list)
-        ]
-    return False

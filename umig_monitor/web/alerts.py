@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from umig_monitor.config.types import parse_duration
+from umig_monitor.core import jsontext, timetext
 from umig_monitor.core.alerts import AlertState
 from umig_monitor.core.status import alert_document, iso
 from umig_monitor.pipeline.actions import ActionError, add_silence, escalate
@@ -23,28 +23,28 @@ def _daemon(request: web.Request) -> Daemon:
     return request.app[DAEMON_KEY]
 
 
-def parse_since(value: str | None, now: datetime) -> datetime | None:
+def parse_since(value: object, now: datetime, name: str = "since") -> datetime | None:
     """``24h``-style durations back from now, or an ISO timestamp (with an offset)."""
-    if not value:
+    if value is None or value == "":
         return None
     try:
-        return now - parse_duration(value)
-    except ValueError:
-        pass
+        return timetext.parse_instant(value, now)
+    except ValueError as exc:
+        raise ActionError(f"{name}: {exc}") from None
+
+
+def parse_duration(value: object, name: str) -> timedelta:
     try:
-        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ActionError(f"since: '{value}' is neither a duration (24h) nor an ISO timestamp") from None
-    if ts.tzinfo is None:
-        raise ActionError("since: the timestamp needs a UTC offset (e.g. 2026-01-01T00:00:00Z)")
-    return ts
+        return timetext.parse_duration(value)
+    except ValueError as exc:
+        raise ActionError(f"{name}: {exc}") from None
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
     try:
-        body = await request.json()
-    except ValueError:
-        raise ActionError("body: not valid JSON") from None
+        body = jsontext.loads(await request.read())
+    except ValueError as exc:
+        raise ActionError(f"body: {exc}") from None
     if not isinstance(body, dict):
         raise ActionError("body: must be a JSON object")
     return body
@@ -162,12 +162,9 @@ async def create_silence(request: web.Request) -> web.Response:
             raise ActionError('matchers: a list of strings such as ["environment=uat"]')
         duration: timedelta | None = None
         if body.get("duration") is not None:
-            try:
-                duration = parse_duration(body["duration"])
-            except ValueError:
-                raise ActionError(f"duration: invalid duration '{body['duration']}'") from None
-        starts = parse_since(body.get("startsAt"), now) if body.get("startsAt") else None
-        ends = parse_since(body.get("endsAt"), now) if body.get("endsAt") else None
+            duration = parse_duration(body["duration"], "duration")
+        starts = parse_since(body.get("startsAt"), now, "startsAt")
+        ends = parse_since(body.get("endsAt"), now, "endsAt")
         silence = await add_silence(
             daemon.store,
             matchers,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from umig_monitor.config.types import parse_duration
+from umig_monitor.core import timetext
 from umig_monitor.core.deployments import EventError, EventType, event_to_record
 from umig_monitor.core.status import iso
 from umig_monitor.pipeline.actions import ActionError
@@ -39,12 +39,9 @@ def parse_timestamp(value: Any, name: str) -> datetime | None:
     if value in (None, ""):
         return None
     try:
-        ts = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        raise EventError(name, f"not an ISO-8601 timestamp: '{value}'") from None
-    if ts.tzinfo is None:
-        raise EventError(name, "needs a UTC offset, e.g. 2026-01-01T10:00:00Z")
-    return ts
+        return timetext.parse_timestamp(value)
+    except ValueError as exc:
+        raise EventError(name, str(exc)) from None
 
 
 def _text(body: dict[str, Any], *keys: str) -> str | None:
@@ -95,7 +92,7 @@ async def list_deployments(request: web.Request) -> web.Response:
     now = datetime.now(UTC)
     try:
         since = parse_since(q.get("since"), now)
-        until = parse_since(q.get("until"), now)
+        until = parse_since(q.get("until"), now, "until")
         limit = min(max(int(q.get("limit", "100")), 1), 1000)
         offset = max(int(q.get("offset", "0")), 0)
         types = [parse_event_type(t).value for t in q.getall("type", [])] or None
@@ -162,9 +159,9 @@ async def post_watch(request: web.Request) -> web.Response:
         timeout: timedelta | None = None
         if body.get("timeout") is not None:
             try:
-                timeout = parse_duration(body["timeout"])
-            except ValueError:
-                raise EventError("timeout", f"invalid duration '{body['timeout']}'") from None
+                timeout = timetext.parse_duration(body["timeout"])
+            except ValueError as exc:
+                raise EventError("timeout", str(exc)) from None
     except ActionError as exc:
         return error(400, str(exc))
     except EventError as exc:
