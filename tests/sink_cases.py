@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.conftest import free_port
+from tests.support import free_port
 from umig_monitor.core.alerts import Alert, AlertState, Notification, NotificationKind
 
 GOLDEN = Path(__file__).parent / "golden" / "sinks"

@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from typing import Any
+from pathlib import Path
 
-import aiohttp
 import pytest
 
-from tests.conftest import ConfigWriter, Receiver, free_port
-from tests.test_health_job import until
+from tests.support import ConfigWriter, Receiver, api, cli, free_port, until
 from umig_monitor.app import Daemon
-from umig_monitor.cli import main
-from umig_monitor.config import load_config
 from umig_monitor.simulator import RunningSimulator
 
 
@@ -31,31 +26,8 @@ default_route: {{sinks: [hook]}}
 
 
 @pytest.fixture
-async def daemon(
-    simulator: RunningSimulator, write_config: ConfigWriter, hook: Receiver
-) -> AsyncIterator[Daemon]:
-    path = write_config(simulator, poll_interval="200ms", extra=extra(hook.url))
-    d = Daemon(load_config(path), path)
-    await d.start()
-    try:
-        yield d
-    finally:
-        await d.stop()
-
-
-async def api(
-    d: Daemon, method: str, path: str, body: Any = None, token: str | None = "test-token"
-) -> tuple[int, Any]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with (
-        aiohttp.ClientSession() as s,
-        s.request(method, d.listen_url + path, json=body, headers=headers) as r,
-    ):
-        return r.status, await r.json()
-
-
-async def cli(*argv: str) -> int:
-    return await asyncio.to_thread(main, list(argv))
+def daemon_config(simulator: RunningSimulator, write_config: ConfigWriter, hook: Receiver) -> Path:
+    return write_config(simulator, poll_interval="200ms", extra=extra(hook.url))
 
 
 async def test_alerts_listed_filtered_and_acknowledged(

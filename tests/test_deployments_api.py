@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import ConfigWriter, Receiver
-from tests.test_alerts_api import api, cli
-from tests.test_health_job import until
+from tests.support import ConfigWriter, Receiver, api, cli, running_daemon, until
 from umig_monitor.app import Daemon
-from umig_monitor.config import load_config
 from umig_monitor.simulator import RunningSimulator
 
 
@@ -33,16 +29,8 @@ deployments:
 
 
 @pytest.fixture
-async def daemon(
-    simulator: RunningSimulator, write_config: ConfigWriter, hook: Receiver
-) -> AsyncIterator[Daemon]:
-    path = write_config(simulator, poll_interval="200ms", extra=extra(hook.url))
-    d = Daemon(load_config(path), path)
-    await d.start()
-    try:
-        yield d
-    finally:
-        await d.stop()
+def daemon_config(simulator: RunningSimulator, write_config: ConfigWriter, hook: Receiver) -> Path:
+    return write_config(simulator, poll_interval="200ms", extra=extra(hook.url))
 
 
 def kinds(hook: Receiver) -> list[str]:
@@ -191,20 +179,12 @@ async def test_watch_resumes_after_restart(
     hook: Receiver,
 ) -> None:
     path = write_config(simulator, poll_interval="200ms", extra=extra(hook.url))
-    first = Daemon(load_config(path), path)
-    await first.start()
-    try:
+    async with running_daemon(path) as first:
         await first.start_watch("d-3", "production", "1.1.4", None)
         await asyncio.sleep(0.5)
-    finally:
-        await first.stop()
     simulator.simulator.update("production", version="1.1.4")
-    second = Daemon(load_config(path), path)
-    await second.start()
-    try:
+    async with running_daemon(path) as second:
         await until(lambda: watch_state(second, "d-3", "verified"))
-    finally:
-        await second.stop()
 
 
 async def test_cli_events_history_export_import(

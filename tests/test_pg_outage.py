@@ -24,8 +24,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.conftest import ConfigWriter
 from tests.pgserver import PgServer
+from tests.support import ConfigWriter
 from umig_monitor.simulator import RunningSimulator
 from umig_monitor.storage.engine import normalize_url
 

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.conftest import free_port
+from tests.support import free_port
 from umig_monitor.config import Environment, parse_config
 from umig_monitor.core.assess import Thresholds, assess
 from umig_monitor.core.health import Outcome

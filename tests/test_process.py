@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ConfigWriter
+from tests.support import ConfigWriter, until
 from umig_monitor.simulator import RunningSimulator
 
 pytestmark = pytest.mark.slow
@@ -32,18 +32,14 @@ def http_json(url: str) -> tuple[int, dict[str, object]]:
 async def wait_http(url: str, want: int = 200, within: float = 15) -> dict[str, object]:
     import asyncio
 
-    deadline = time.monotonic() + within
-    last: object = None
-    while time.monotonic() < deadline:
+    async def answered() -> dict[str, object] | None:
         try:
             status, body = await asyncio.to_thread(http_json, url)
-            if status == want:
-                return body
-            last = body
-        except OSError as exc:
-            last = exc
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{url} never answered {want}: {last}")
+        except OSError:  # not listening yet
+            return None
+        return body if status == want else None
+
+    return await until(answered, within=within, what=f"{url} answering {want}")
 
 
 @pytest.fixture
@@ -96,13 +92,12 @@ async def test_lifecycle_with_systemd_notify(
         simulator.simulator.add_environment("hotfix")
         write_config(simulator, ("production", "uat", "hotfix"), port=port)
         proc.send_signal(signal.SIGHUP)
-        for _ in range(100):
+
+        async def reloaded() -> bool:
             _, body = await asyncio.to_thread(http_json, base + "/api/v1/config")
-            if "hotfix" in body["config"]["environments"]:  # type: ignore[index]
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError("reload did not take the new environment")
+            return "hotfix" in body["config"]["environments"]  # type: ignore[index]
+
+        await until(reloaded, what="the reload took the new environment")
         await wait_http(base + "/readyz")  # the added environment has been polled
         messages = await asyncio.to_thread(drain, notify_socket)
         assert "RELOADING=1" in messages

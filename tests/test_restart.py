@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from tests.conftest import ConfigWriter, free_port
+from tests.support import ConfigWriter, serving, until
 from umig_monitor.simulator import RunningSimulator
 
 pytestmark = pytest.mark.slow
@@ -42,14 +42,8 @@ async def receiver() -> AsyncIterator[tuple[FlakyReceiver, str]]:
     flaky = FlakyReceiver()
     app = web.Application()
     app.router.add_post("/hook", flaky.handle)
-    runner = web.AppRunner(app, shutdown_timeout=1)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield flaky, f"http://127.0.0.1:{port}/hook"
-    finally:
-        await runner.cleanup()
+    async with serving(app) as base:
+        yield flaky, f"{base}/hook"
 
 
 def start(config: Path) -> subprocess.Popen[bytes]:
@@ -59,14 +53,6 @@ def start(config: Path) -> subprocess.Popen[bytes]:
         stderr=subprocess.DEVNULL,
         env=os.environ.copy(),
     )
-
-
-async def wait(predicate, within: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(within * 10)):
-        if predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("not reached in time")
 
 
 async def test_sigkill_with_pending_deliveries(
@@ -85,7 +71,7 @@ default_route: {{sinks: [hook]}}
     simulator.simulator.update("uat", status="unhealthy")
     first = start(config)
     try:
-        await wait(lambda: len(flaky.attempts) >= 2 and min(flaky.attempts.values()) >= 2)
+        await until(lambda: len(flaky.attempts) >= 2 and min(flaky.attempts.values()) >= 2)
     finally:
         first.send_signal(signal.SIGKILL)
         await asyncio.to_thread(first.wait, 10)
@@ -93,7 +79,7 @@ default_route: {{sinks: [hook]}}
     flaky.up = True
     second = start(config)
     try:
-        await wait(lambda: len(flaky.delivered) >= 2)
+        await until(lambda: len(flaky.delivered) >= 2)
         await asyncio.sleep(1.5)  # any duplicate would arrive by now
     finally:
         second.send_signal(signal.SIGTERM)

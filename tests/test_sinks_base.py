@@ -14,8 +14,8 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from tests.conftest import free_port
 from tests.sink_cases import CASES
+from tests.support import free_port
 from umig_monitor.config.models import SINK_TYPES, MailSink, SlackSink, WebhookSink
 from umig_monitor.config.types import SecretFileError
 from umig_monitor.core.alerts import Notification, NotificationKind

@@ -20,8 +20,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from tests.conftest import free_port
 from tests.sink_cases import CASES, FIRING, check_golden, notification
+from tests.support import free_port
 from umig_monitor.config.models import MailSink
 from umig_monitor.core.alerts import NotificationKind
 from umig_monitor.sinks import MailSinkSender, build_sink

@@ -14,7 +14,6 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from tests.conftest import free_port
 from tests.sink_cases import (
     CASES,
     EXTERNAL_URL,
@@ -26,6 +25,7 @@ from tests.sink_cases import (
     notification,
     serve,
 )
+from tests.support import free_port
 from umig_monitor.config.models import WebhookSink
 from umig_monitor.sinks import WebhookSinkSender, build_sink
 from umig_monitor.sinks.webhook import postable_alerts, webhook_body

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from email import message_from_bytes
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 from aiosmtpd.controller import Controller
 
-from tests.conftest import Receiver, external_process, free_port, require_tool, serving
+from tests.support import Receiver, external_process, free_port, require_tool, serving, until
 from umig_monitor.simulator import RunningSimulator
 
 pytestmark = pytest.mark.slow
@@ -60,18 +60,6 @@ class Slack:
 
     def titles(self) -> list[str]:
         return [p["attachments"][0]["title"] for p in self.payloads]
-
-
-async def until(predicate: Callable[[], Any], within: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{what} not reached within {within}s")
 
 
 def http_json(url: str) -> Any:
