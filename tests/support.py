@@ -1,5 +1,5 @@
 """What the test modules share: waiting for a fact with a deadline, a running daemon, the API and
-the CLI. A test module imports its helpers from here, never from another test.
+the CLI, and golden files. A test module imports its helpers from here, never from another test.
 
 Fixtures, and the pieces they are built from (free_port, serving, scratch_database, Receiver,
 running_daemon, ...), are defined in conftest.py, which pytest loads before any test module; they
@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar, overload
 
 import aiohttp
+import pytest
 
 from tests.conftest import (
     GUIDE_ENVIRONMENTS,
@@ -38,6 +41,7 @@ __all__ = [
     "Receiver",
     "all_stored",
     "api",
+    "check_golden",
     "cli",
     "external_process",
     "free_port",
@@ -144,3 +148,19 @@ def metrics_text(daemon: Daemon) -> str:
     from prometheus_client import generate_latest
 
     return (generate_latest(daemon.metrics.registry) + generate_latest(daemon.umig_metrics.registry)).decode()
+
+
+# -- golden files ---------------------------------------------------------------------------------
+
+
+def check_golden(path: Path, actual: str) -> None:
+    """``actual`` equals the golden file. ``UMIG_REGENERATE_GOLDEN=1`` rewrites the file instead (then
+    review the diff), except in CI (``CI=true``), where the golden files are what is checked."""
+    if os.environ.get("UMIG_REGENERATE_GOLDEN") == "1":
+        if os.environ.get("CI") == "true":
+            pytest.fail("UMIG_REGENERATE_GOLDEN=1 with CI=true: CI checks golden files, never rewrites them")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(actual, encoding="utf-8")
+        return
+    assert path.exists(), f"missing golden file {path}: run with UMIG_REGENERATE_GOLDEN=1 and review it"
+    assert actual == path.read_text(encoding="utf-8"), f"{path.name} differs from its golden file"

@@ -3,13 +3,12 @@
 timezone, rollups standing in for pruned samples, incidents clipped to the day, percentages.
 
 Golden files live in tests/golden/report/; ``UMIG_REGENERATE_GOLDEN=1 pytest tests/test_report.py``
-rewrites them (then review the diff)."""
+rewrites them (then review the diff); with CI=true it fails instead."""
 
 from __future__ import annotations
 
 import itertools
 import json
-import os
 import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import support
 from tests.report_cases import (
     DAY,
     ENVIRONMENTS,
@@ -42,17 +42,10 @@ from umig_monitor.core.report import (
 from umig_monitor.core.report_html import duration_text, percent
 
 GOLDEN = Path(__file__).parent / "golden" / "report"
-REGENERATE = os.environ.get("UMIG_REGENERATE_GOLDEN") == "1"
 
 
 def check_golden(name: str, actual: str) -> None:
-    path = GOLDEN / name
-    if REGENERATE:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(actual, encoding="utf-8")
-        return
-    assert path.exists(), f"missing golden file {path}: run with UMIG_REGENERATE_GOLDEN=1 and review it"
-    assert actual == path.read_text(encoding="utf-8"), f"{name} differs from its golden file"
+    support.check_golden(GOLDEN / name, actual)
 
 
 # -- golden files ---------------------------------------------------------------------------------
