@@ -168,7 +168,7 @@ async def test_routing_and_default(
     await pipeline.submit(event("development", "warning"))
     await pipeline.submit(event("uat", "warning"))
     await pipeline.evaluate()
-    await until(lambda: receivers["dev"].bodies and receivers["default"].bodies)  # type: ignore[arg-type]
+    await until(lambda: receivers["dev"].bodies and receivers["default"].bodies)
     assert receivers["crit"].bodies == []
 
 

@@ -245,7 +245,11 @@ async def test_plain_delivery_to_several_recipients(session: aiohttp.ClientSessi
 
 async def test_starttls_with_auth(session: aiohttp.ClientSession, certs: Certs) -> None:
     inbox = Inbox()
-    server = {"tls_context": certs.server, "authenticator": accept_one_user, "auth_required": True}
+    server: dict[str, Any] = {
+        "tls_context": certs.server,
+        "authenticator": accept_one_user,
+        "auth_required": True,
+    }
     with smtp_server(inbox, **server) as port:
         good = mail(port, starttls=True, username="alerts", password="s3cret")
         result = await MailSinkSender("m", good, session, tls_context=certs.client).send(

@@ -170,9 +170,22 @@ async def test_story(
     am_config.write_text("route: {receiver: 'null'}\nreceivers: [{name: 'null'}]\n")
     config = tmp_path / "umig-monitor.yaml"
     envs = ("development", "uat", "production")
-    write = lambda e: config.write_text(  # noqa: E731
-        config_text(simulator, tmp_path, listen, smtp_port, hook.url, slack_url, gateway, alertmanager, e)
-    )
+
+    def write(environments: tuple[str, ...]) -> None:
+        config.write_text(
+            config_text(
+                simulator,
+                tmp_path,
+                listen,
+                smtp_port,
+                hook.url,
+                slack_url,
+                gateway,
+                alertmanager,
+                environments,
+            )
+        )
+
     write(envs)
     async with (
         external_process(
