@@ -162,7 +162,7 @@ class Reply:
     status: int = 200
     body: str = ""
     headers: Mapping[str, str] = field(default_factory=dict)
-    delay: float = 0.0
+    held: bool = False  # answered only when the test is over: a sender's timeout runs out first
 
 
 @dataclass
@@ -180,6 +180,7 @@ class Receiver:
         self.replies = list(replies) or [Reply()]
         self.requests: list[Received] = []
         self.url = ""
+        self.release = asyncio.Event()
 
     async def handle(self, request: web.Request) -> web.Response:
         raw = await request.read()
@@ -187,8 +188,8 @@ class Receiver:
             Received(request.path_qs, dict(request.headers), json.loads(raw), time.monotonic())
         )
         reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
-        if reply.delay:
-            await asyncio.sleep(reply.delay)
+        if reply.held:
+            await self.release.wait()
         return web.Response(status=reply.status, text=reply.body, headers=dict(reply.headers))
 
 
@@ -205,4 +206,5 @@ async def serve(receiver: Receiver) -> AsyncIterator[Receiver]:
     try:
         yield receiver
     finally:
+        receiver.release.set()
         await runner.cleanup()

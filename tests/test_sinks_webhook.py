@@ -155,7 +155,7 @@ async def test_receiver_hold_applies_to_later_sends(session: aiohttp.ClientSessi
 
 
 async def test_timeout_is_retryable(session: aiohttp.ClientSession) -> None:
-    async with serve(Receiver(Reply(200, delay=1.0))) as rx:
+    async with serve(Receiver(Reply(200, held=True))) as rx:
         sink = build_sink("hook", webhook(rx.url, timeout="200ms"), session)
         result = await sink.send(CASES["firing_critical"])
     assert (result.ok, result.retryable) == (False, True)
