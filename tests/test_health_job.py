@@ -84,7 +84,9 @@ async def test_development_database_action(
     assert simulator.simulator.request_counts("development").get("regenerate", 0) == 0
     simulator.simulator.update("development", database_status="unhealthy")
     await until(lambda: simulator.simulator.request_counts("development").get("regenerate", 0) >= 1)
-    await asyncio.sleep(1)  # the simulator healed the database; no second request in this incident
+    # The simulator healed the database: no second request in this incident, however many polls follow.
+    polled = await polls_of(daemon, "development")
+    await until(lambda: polls_of_at_least(daemon, "development", polled + 5))
     assert simulator.simulator.request_counts("development")["regenerate"] == 1
     await daemon.writer.flush()
     samples = await daemon.store.recent_health_samples("development", 1000)

@@ -196,8 +196,15 @@ async def test_a_pipeline_that_is_not_leading_records_but_neither_dispatches_nor
 
     clock = Clock()
     leading = False
+    asked: list[str] = []  # which task asked whether it leads: the dispatch loop asks once a tick
+
+    def active() -> bool:
+        task = asyncio.current_task()
+        asked.append(task.get_name() if task else "")
+        return leading
+
     async with aiohttp.ClientSession() as session:
-        follower = AlertPipeline(store, AlertMetrics(SelfMetrics().registry), clock, active=lambda: leading)
+        follower = AlertPipeline(store, AlertMetrics(SelfMetrics().registry), clock, active=active)
         follower.configure(settings_for(receivers), session)
         follower.start()
         try:
@@ -206,7 +213,9 @@ async def test_a_pipeline_that_is_not_leading_records_but_neither_dispatches_nor
             await store.add_silence(
                 Silence("s1", (parse_matcher("environment=uat"),), T0, T0 + timedelta(hours=1), "bob"), T0
             )
-            await asyncio.sleep(1.5)  # a dispatch tick and a delivery poll go by
+            # Two more ticks of the dispatch loop: a whole one went by with both alerts stored.
+            asked.clear()
+            await until(lambda: asked.count("alert-dispatch") >= 2, what="two dispatch ticks")
             assert len(await store.active_alerts()) == 2
             assert await store.list_deliveries() == []
             # It still knows what is silenced, for its API and status page.

@@ -82,11 +82,15 @@ async def test_lifecycle_with_systemd_notify(
     base = f"http://127.0.0.1:{port}"
     proc = start(config, NOTIFY_SOCKET=str(tmp_path / "notify.sock"), WATCHDOG_USEC="600000")
     try:
+        seen: list[str] = []
+
+        async def notified(message: str) -> bool:
+            seen.extend(await asyncio.to_thread(drain, notify_socket))
+            return message in seen
+
         await wait_http(base + "/readyz")
-        await asyncio.sleep(0.8)
-        messages = await asyncio.to_thread(drain, notify_socket)
-        assert "READY=1" in messages
-        assert "WATCHDOG=1" in messages
+        await until(lambda: notified("READY=1"))
+        await until(lambda: notified("WATCHDOG=1"))  # every 300 ms for WATCHDOG_USEC=600000
 
         # SIGHUP with an added environment: polled without a restart.
         simulator.simulator.add_environment("hotfix")
@@ -99,8 +103,7 @@ async def test_lifecycle_with_systemd_notify(
 
         await until(reloaded, what="the reload took the new environment")
         await wait_http(base + "/readyz")  # the added environment has been polled
-        messages = await asyncio.to_thread(drain, notify_socket)
-        assert "RELOADING=1" in messages
+        await until(lambda: notified("RELOADING=1"))
 
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
@@ -130,7 +133,8 @@ async def test_sigterm_while_a_poll_is_stuck(simulator: RunningSimulator, write_
     proc = start(config)
     try:
         await wait_http(f"http://127.0.0.1:{port}/healthz")
-        await asyncio.sleep(1.0)  # the first poll is in flight, held by the simulator
+        # The first poll is in flight, held by the simulator.
+        await until(lambda: simulator.simulator.request_counts("production")["health"] >= 1)
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(proc.wait, 10) == 0

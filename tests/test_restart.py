@@ -12,10 +12,11 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.support import ConfigWriter, serving, until
+from tests.support import ConfigWriter, free_port, serving, until
 from umig_monitor.simulator import RunningSimulator
 
 pytestmark = pytest.mark.slow
@@ -55,6 +56,18 @@ def start(config: Path) -> subprocess.Popen[bytes]:
     )
 
 
+async def drained(base: str) -> bool:
+    """The daemon answers and its outbox holds no pending delivery."""
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(base + "/api/v1/outbox?status=pending") as r,
+        ):
+            return r.status == 200 and (await r.json())["deliveries"] == []
+    except aiohttp.ClientError:
+        return False
+
+
 async def test_sigkill_with_pending_deliveries(
     simulator: RunningSimulator, write_config: ConfigWriter, receiver: tuple[FlakyReceiver, str]
 ) -> None:
@@ -66,7 +79,8 @@ sinks:
   hook: {{type: webhook, url: '{url}', retry: {{initial_backoff: 200ms, max_backoff: 500ms}}}}
 default_route: {{sinks: [hook]}}
 """
-    config = write_config(simulator, poll_interval="200ms", extra=extra)
+    port = free_port()
+    config = write_config(simulator, poll_interval="200ms", extra=extra, port=port)
     simulator.simulator.update("production", status="unhealthy")
     simulator.simulator.update("uat", status="unhealthy")
     first = start(config)
@@ -80,7 +94,10 @@ default_route: {{sinks: [hook]}}
     second = start(config)
     try:
         await until(lambda: len(flaky.delivered) >= 2)
-        await asyncio.sleep(1.5)  # any duplicate would arrive by now
+        await until(lambda: drained(f"http://127.0.0.1:{port}"), what="nothing pending")
+        # A few dispatch ticks more (polls count the daemon's time): a duplicate would be sent by now.
+        served = simulator.simulator.request_counts("production")["health"]
+        await until(lambda: simulator.simulator.request_counts("production")["health"] >= served + 10)
     finally:
         second.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(second.wait, 10) == 0

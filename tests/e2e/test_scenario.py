@@ -218,7 +218,8 @@ async def test_story(
             await until(
                 lambda: len(mailbox.messages) >= 1 and len(slack.payloads) >= 1, what="critical alert"
             )
-            await asyncio.sleep(3)  # six more failing polls: no repeat
+            served = polls(simulator, "production")
+            await until(lambda: polls(simulator, "production") >= served + 6, what="six more failing polls")
             assert len(mailbox.messages) == 1
             assert len(slack.payloads) == 1
             assert "UMIG Health Alert" in mailbox.subjects()[0]
@@ -314,7 +315,9 @@ async def test_story(
             hook.script = []
             daemon = start(config)
             await until(lambda: any(b["status"] == "resolved" for b in hook.bodies), what="pending delivered")
-            await asyncio.sleep(1.5)
+            await until(lambda: _drained(base, "hook"), what="nothing pending for hook")
+            served = polls(simulator, "uat")  # and a few dispatch ticks more: no second copy of any
+            await until(lambda: polls(simulator, "uat") >= served + 4, what="four more polls")
             assert len(hook.keys) == len(set(hook.keys))
 
             # 9. The daily report is triggered: a mail with every section.
@@ -371,6 +374,19 @@ def _watch_progress(base: str, deployment_id: str) -> str:
     except OSError:
         return ""
     return str(watch.get("progress") or "")
+
+
+def _drained(base: str, sink: str) -> bool:
+    try:
+        rows = http_json(base + "/api/v1/outbox?status=pending")["deliveries"]
+    except OSError:
+        return False
+    return not any(r["sink"] == sink for r in rows)
+
+
+def polls(sim: RunningSimulator, env: str) -> int:
+    """How many health polls the simulator has served for the environment."""
+    return sim.simulator.request_counts(env).get("health", 0)
 
 
 def _pending(base: str, sink: str) -> bool:
