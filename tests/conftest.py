@@ -18,6 +18,8 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from umig_monitor.app import Daemon
+from umig_monitor.config import load_config
 from umig_monitor.simulator import RunningSimulator, start_simulator
 from umig_monitor.storage.engine import normalize_url
 
@@ -216,3 +218,27 @@ async def hook() -> AsyncIterator[Receiver]:
     async with serving(app) as base:
         receiver.url = f"{base}/hook"
         yield receiver
+
+
+@asynccontextmanager
+async def running_daemon(config: Path) -> AsyncIterator[Daemon]:
+    """A daemon in this process, started on the config file; stopped on the way out."""
+    daemon = Daemon(load_config(config), config)
+    await daemon.start()
+    try:
+        yield daemon
+    finally:
+        await daemon.stop()
+
+
+@pytest.fixture
+def daemon_config(simulator: RunningSimulator, write_config: ConfigWriter) -> Path:
+    """The config the ``daemon`` fixture starts on: the guide's environments on the simulator. A
+    module whose daemon needs more (sinks, jobs, faster polls) overrides this fixture."""
+    return write_config(simulator)
+
+
+@pytest.fixture
+async def daemon(daemon_config: Path) -> AsyncIterator[Daemon]:
+    async with running_daemon(daemon_config) as running:
+        yield running

@@ -2,13 +2,12 @@
 receiver on a free loopback port.
 
 Golden files live in tests/golden/sinks/; ``UMIG_REGENERATE_GOLDEN=1 pytest tests/test_sinks_*``
-rewrites them (then review the diff)."""
+rewrites them (then review the diff); with CI=true it fails instead."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -19,24 +18,18 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.conftest import free_port
+from tests import support
+from tests.support import free_port
 from umig_monitor.core.alerts import Alert, AlertState, Notification, NotificationKind
 
 GOLDEN = Path(__file__).parent / "golden" / "sinks"
-REGENERATE = os.environ.get("UMIG_REGENERATE_GOLDEN") == "1"
 
 T0 = datetime(2024, 10, 25, 10, 15, 30, tzinfo=UTC)
 EXTERNAL_URL = "https://monitor.example.com"
 
 
 def check_golden(name: str, actual: str) -> None:
-    path = GOLDEN / name
-    if REGENERATE:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(actual, encoding="utf-8")
-        return
-    assert path.exists(), f"missing golden file {path}: run with UMIG_REGENERATE_GOLDEN=1 and review it"
-    assert actual == path.read_text(encoding="utf-8"), f"{name} differs from its golden file"
+    support.check_golden(GOLDEN / name, actual)
 
 
 def golden_json(payload: Any) -> str:
@@ -169,7 +162,7 @@ class Reply:
     status: int = 200
     body: str = ""
     headers: Mapping[str, str] = field(default_factory=dict)
-    delay: float = 0.0
+    held: bool = False  # answered only when the test is over: a sender's timeout runs out first
 
 
 @dataclass
@@ -187,6 +180,7 @@ class Receiver:
         self.replies = list(replies) or [Reply()]
         self.requests: list[Received] = []
         self.url = ""
+        self.release = asyncio.Event()
 
     async def handle(self, request: web.Request) -> web.Response:
         raw = await request.read()
@@ -194,8 +188,8 @@ class Receiver:
             Received(request.path_qs, dict(request.headers), json.loads(raw), time.monotonic())
         )
         reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
-        if reply.delay:
-            await asyncio.sleep(reply.delay)
+        if reply.held:
+            await self.release.wait()
         return web.Response(status=reply.status, text=reply.body, headers=dict(reply.headers))
 
 
@@ -212,4 +206,5 @@ async def serve(receiver: Receiver) -> AsyncIterator[Receiver]:
     try:
         yield receiver
     finally:
+        receiver.release.set()
         await runner.cleanup()

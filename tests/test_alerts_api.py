@@ -3,19 +3,13 @@ CLI, with a daemon polling the simulator and a real webhook receiver."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator
-from typing import Any
+from pathlib import Path
 
-import aiohttp
 import pytest
 
-from tests.conftest import ConfigWriter, Receiver, free_port
-from tests.test_health_job import until
+from tests.support import ConfigWriter, Receiver, api, cli, free_port, until
 from umig_monitor.app import Daemon
-from umig_monitor.cli import main
-from umig_monitor.config import load_config
 from umig_monitor.simulator import RunningSimulator
 
 
@@ -31,31 +25,8 @@ default_route: {{sinks: [hook]}}
 
 
 @pytest.fixture
-async def daemon(
-    simulator: RunningSimulator, write_config: ConfigWriter, hook: Receiver
-) -> AsyncIterator[Daemon]:
-    path = write_config(simulator, poll_interval="200ms", extra=extra(hook.url))
-    d = Daemon(load_config(path), path)
-    await d.start()
-    try:
-        yield d
-    finally:
-        await d.stop()
-
-
-async def api(
-    d: Daemon, method: str, path: str, body: Any = None, token: str | None = "test-token"
-) -> tuple[int, Any]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with (
-        aiohttp.ClientSession() as s,
-        s.request(method, d.listen_url + path, json=body, headers=headers) as r,
-    ):
-        return r.status, await r.json()
-
-
-async def cli(*argv: str) -> int:
-    return await asyncio.to_thread(main, list(argv))
+def daemon_config(simulator: RunningSimulator, write_config: ConfigWriter, hook: Receiver) -> Path:
+    return write_config(simulator, poll_interval="200ms", extra=extra(hook.url))
 
 
 async def test_alerts_listed_filtered_and_acknowledged(
@@ -105,7 +76,8 @@ async def test_silence_suppresses_but_records(
     assert "silence" in capsys.readouterr().out
     simulator.simulator.update("production", status="unhealthy")
     await until(lambda: daemon.store.active_alerts("production"))
-    await asyncio.sleep(1.5)  # several dispatcher ticks
+    assert await daemon.alerts.evaluate() == 0  # a dispatch step: the silence holds the notice back
+    assert await daemon.store.list_deliveries() == []
     assert hook.bodies == []
     _, data = await api(daemon, "GET", "/api/v1/alerts?active=true")
     assert data["alerts"][0]["silencedBy"]

@@ -4,35 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
-import pytest
 
-from tests.conftest import ConfigWriter, require_tool
+from tests.support import ConfigWriter, require_tool, running_daemon, until
 from umig_monitor.app import Daemon, async_run
 from umig_monitor.config import load_config
 from umig_monitor.simulator import RunningSimulator
-
-
-async def wait_for(predicate: Callable[[], bool], within: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
-
-
-@pytest.fixture
-async def daemon(simulator: RunningSimulator, write_config: ConfigWriter) -> AsyncIterator[Daemon]:
-    path = write_config(simulator)
-    d = Daemon(load_config(path), path)
-    await d.start()
-    try:
-        yield d
-    finally:
-        await d.stop()
 
 
 async def get(url: str) -> tuple[int, str]:
@@ -48,7 +27,7 @@ async def post(url: str, token: str | None = None) -> tuple[int, dict[str, objec
 
 async def test_ready_after_first_poll_round(daemon: Daemon) -> None:
     assert (await get(daemon.listen_url + "/healthz"))[0] == 200
-    await wait_for(daemon.first_round_done)
+    await until(daemon.first_round_done)
     status, body = await get(daemon.listen_url + "/readyz")
     assert status == 200, body
     await daemon.writer.flush()
@@ -67,22 +46,18 @@ async def test_not_ready_until_first_round(simulator: RunningSimulator, write_co
         "production", Fault(FaultKind("timeout"))
     )  # its first poll takes the full 2 s
     path = write_config(simulator)
-    d = Daemon(load_config(path), path)
-    await d.start()
-    try:
+    async with running_daemon(path) as d:
         status, body = await get(d.listen_url + "/readyz")
         assert status == 503
         assert "waiting for" in body
         assert "production" in body
-        await wait_for(d.first_round_done)
+        await until(d.first_round_done)
         assert (await get(d.listen_url + "/readyz"))[0] == 200
-    finally:
-        await d.stop()
 
 
 async def test_metrics_pass_promtool(daemon: Daemon) -> None:
     promtool = require_tool("promtool")
-    await wait_for(daemon.first_round_done)
+    await until(daemon.first_round_done)
     status, text = await get(daemon.listen_url + "/metrics")
     assert status == 200
     assert 'umig_monitor_job_runs_total{job="health",result="success"}' in text
@@ -111,14 +86,10 @@ async def test_mutating_endpoints_closed_without_token(
     simulator: RunningSimulator, write_config: ConfigWriter
 ) -> None:
     path = write_config(simulator, token=None)
-    d = Daemon(load_config(path), path)
-    await d.start()
-    try:
+    async with running_daemon(path) as d:
         status, body = await post(d.listen_url + "/-/reload", "anything")
         assert status == 403
         assert "no API token configured" in str(body["error"])
-    finally:
-        await d.stop()
 
 
 async def test_reload_adds_and_removes_environments(
@@ -132,7 +103,7 @@ async def test_reload_adds_and_removes_environments(
     job_ids = {job.id for job in daemon.scheduler.get_jobs()}
     assert {"health:production", "health:hotfix"} <= job_ids
     assert "health:uat" not in job_ids
-    await wait_for(lambda: "hotfix" in daemon.polled)
+    await until(lambda: "hotfix" in daemon.polled)
 
 
 async def test_reload_reschedules_changed_interval(
@@ -156,7 +127,7 @@ async def test_bad_reload_keeps_running_config(daemon: Daemon) -> None:
     assert len(daemon.settings.environments) == 3
     assert "umig_monitor_config_last_reload_successful 0.0" in (await get(daemon.listen_url + "/metrics"))[1]
     daemon.polled.clear()
-    await wait_for(daemon.first_round_done)  # still polling with the old config
+    await until(daemon.first_round_done)  # still polling with the old config
 
 
 async def test_unusable_storage_exits_2(
@@ -176,7 +147,7 @@ async def test_one_bad_environment_does_not_stop_the_others(
 
     simulator.simulator.add_fault("uat", Fault(FaultKind("malformed_json")))
     daemon.polled.clear()
-    await wait_for(daemon.first_round_done)
+    await until(daemon.first_round_done)
     await daemon.writer.flush()
     latest = await daemon.store.latest_health_samples()
     assert latest["uat"].outcome.value == "invalid_response"

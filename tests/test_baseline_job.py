@@ -7,8 +7,7 @@ import json
 
 import pytest
 
-from tests.conftest import ConfigWriter
-from tests.test_alerts_api import cli
+from tests.support import ConfigWriter, cli, metrics_text, running_daemon
 from umig_monitor.config import load_config
 from umig_monitor.simulator import Endpoint, Fault, FaultKind, RunningSimulator
 from umig_monitor.storage import Store
@@ -61,14 +60,10 @@ async def test_baseline_version_mismatch(
 async def test_baseline_job_in_the_daemon_raises_and_resolves(
     simulator: RunningSimulator, write_config: ConfigWriter
 ) -> None:
-    from tests.test_health_job import metrics_text
-    from umig_monitor.app import Daemon
     from umig_monitor.jobs.baseline import baseline_environment
 
     path = write_config(simulator, extra="jobs: {baseline: {samples: 3}}\n")
-    daemon = Daemon(load_config(path), path)
-    await daemon.start()
-    try:
+    async with running_daemon(path) as daemon:
         for _ in range(3):
             assert await baseline_environment(daemon, "uat") == []
         simulator.simulator.add_fault(
@@ -86,5 +81,3 @@ async def test_baseline_job_in_the_daemon_raises_and_resolves(
         simulator.simulator.clear_faults("uat")
         assert await baseline_environment(daemon, "uat") == []
         assert not [a for a in await daemon.store.active_alerts("uat") if a.type == "performance_regression"]
-    finally:
-        await daemon.stop()

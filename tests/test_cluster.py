@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import POSTGRES_URL, scratch_database
+from tests.support import POSTGRES_URL, scratch_database
 from umig_monitor.config import ConfigError
 from umig_monitor.config.loader import parse_config
 from umig_monitor.core.alerts import AlertEvent

@@ -8,7 +8,7 @@ import json
 import re
 import subprocess
 import textwrap
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,10 +17,8 @@ import aiohttp
 import pytest
 import yaml
 
-from tests.conftest import ConfigWriter, Receiver, external_process, free_port, require_tool
-from tests.test_health_job import until
+from tests.support import ConfigWriter, Receiver, external_process, free_port, require_tool, until
 from umig_monitor.app import Daemon
-from umig_monitor.config import load_config
 from umig_monitor.core.deployments import EventType
 from umig_monitor.simulator import Fault, FaultKind, RunningSimulator
 
@@ -500,9 +498,7 @@ def test_dashboard_queries_parse(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-async def daemon(
-    simulator: RunningSimulator, write_config: ConfigWriter, hook: Receiver
-) -> AsyncIterator[Daemon]:
+def daemon_config(simulator: RunningSimulator, write_config: ConfigWriter, hook: Receiver) -> Path:
     extra = f"""
 jobs:
   health: {{failure_threshold: 2, success_threshold: 1}}
@@ -512,13 +508,7 @@ sinks:
   hook: {{type: webhook, url: '{hook.url}'}}
 default_route: {{sinks: [hook]}}
 """
-    path = write_config(simulator, poll_interval="200ms", extra=extra)
-    d = Daemon(load_config(path), path)
-    await d.start()
-    try:
-        yield d
-    finally:
-        await d.stop()
+    return write_config(simulator, poll_interval="200ms", extra=extra)
 
 
 async def live_metrics(daemon: Daemon) -> str:

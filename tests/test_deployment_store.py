@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import POSTGRES_URL, scratch_database
+from tests.support import POSTGRES_URL, scratch_database
 from umig_monitor.core.deployments import DeploymentEvent, EventType, summarize
 from umig_monitor.storage import Store
 

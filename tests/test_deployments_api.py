@@ -3,19 +3,14 @@ watches (verified, failed, timed out, resumed after a restart), history export/i
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import ConfigWriter, Receiver
-from tests.test_alerts_api import api, cli
-from tests.test_health_job import until
+from tests.support import ConfigWriter, Receiver, api, cli, running_daemon, until
 from umig_monitor.app import Daemon
-from umig_monitor.config import load_config
 from umig_monitor.simulator import RunningSimulator
 
 
@@ -33,16 +28,8 @@ deployments:
 
 
 @pytest.fixture
-async def daemon(
-    simulator: RunningSimulator, write_config: ConfigWriter, hook: Receiver
-) -> AsyncIterator[Daemon]:
-    path = write_config(simulator, poll_interval="200ms", extra=extra(hook.url))
-    d = Daemon(load_config(path), path)
-    await d.start()
-    try:
-        yield d
-    finally:
-        await d.stop()
+def daemon_config(simulator: RunningSimulator, write_config: ConfigWriter, hook: Receiver) -> Path:
+    return write_config(simulator, poll_interval="200ms", extra=extra(hook.url))
 
 
 def kinds(hook: Receiver) -> list[str]:
@@ -141,7 +128,7 @@ async def test_watch_verifies_a_deployment(
         {"environment": "uat", "version": "1.2.0", "timeout": "30s"},
     )
     assert status == 202
-    await asyncio.sleep(0.6)
+    await until(lambda: watch_progress(daemon, deployment_id), what="the watch's first check")
     _, detail = await api(daemon, "GET", f"/api/v1/deployments/{deployment_id}")
     assert detail["watch"]["progress"] == "current version: 1.2.0-rc.2, expecting: 1.2.0"
     simulator.simulator.update("uat", version="1.2.0")
@@ -154,6 +141,12 @@ async def test_watch_verifies_a_deployment(
     _, history = await api(daemon, "GET", "/api/v1/deployments?environment=uat")
     assert history["summary"]["successful"] == 1
     assert history["total"] == 2
+
+
+async def watch_progress(daemon: Daemon, deployment_id: str) -> str:
+    """What the watch's last check found; empty before its first."""
+    watch = await daemon.store.get_watch(deployment_id)
+    return str(watch.result.get("progress", "")) if watch else ""
 
 
 async def watch_state(daemon: Daemon, deployment_id: str, state: str) -> bool:
@@ -191,20 +184,12 @@ async def test_watch_resumes_after_restart(
     hook: Receiver,
 ) -> None:
     path = write_config(simulator, poll_interval="200ms", extra=extra(hook.url))
-    first = Daemon(load_config(path), path)
-    await first.start()
-    try:
+    async with running_daemon(path) as first:
         await first.start_watch("d-3", "production", "1.1.4", None)
-        await asyncio.sleep(0.5)
-    finally:
-        await first.stop()
+        await until(lambda: watch_progress(first, "d-3"), what="the watch's first check")
     simulator.simulator.update("production", version="1.1.4")
-    second = Daemon(load_config(path), path)
-    await second.start()
-    try:
+    async with running_daemon(path) as second:
         await until(lambda: watch_state(second, "d-3", "verified"))
-    finally:
-        await second.stop()
 
 
 async def test_cli_events_history_export_import(

@@ -4,22 +4,17 @@ raises a version_drift alert that resolves when fixed; the drift CLI and API and
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import ConfigWriter, Receiver
-from tests.test_alerts_api import api, cli
-from tests.test_health_job import metrics_text, until
+from tests.support import ConfigWriter, Receiver, api, cli, metrics_text, until
 from umig_monitor.app import Daemon
-from umig_monitor.config import load_config
 from umig_monitor.simulator import RunningSimulator
 
 
 @pytest.fixture
-async def daemon(
-    simulator: RunningSimulator, write_config: ConfigWriter, hook: Receiver
-) -> AsyncIterator[Daemon]:
+def daemon_config(simulator: RunningSimulator, write_config: ConfigWriter, hook: Receiver) -> Path:
     extra = f"""
 jobs:
   drift: {{interval: 500ms}}
@@ -29,13 +24,7 @@ routes:
   - match: {{type: version_drift}}
     sinks: [hook]
 """
-    path = write_config(simulator, poll_interval="200ms", extra=extra)
-    d = Daemon(load_config(path), path)
-    await d.start()
-    try:
-        yield d
-    finally:
-        await d.stop()
+    return write_config(simulator, poll_interval="200ms", extra=extra)
 
 
 async def test_drift_alert_raised_and_resolved(

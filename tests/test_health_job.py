@@ -6,33 +6,18 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.conftest import ConfigWriter, require_tool
+from tests.support import ConfigWriter, metrics_text, require_tool
+from tests.support import until as until  # re-exported: tests/test_cluster_daemon.py imports it from here
 from umig_monitor.app import Daemon
 from umig_monitor.cli import main
 from umig_monitor.config import load_config
 from umig_monitor.core.alerts import AlertState
 from umig_monitor.simulator import RunningSimulator
-
-
-async def until(predicate: Callable[[], object], within: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
-
 
 EXTRA = """
 jobs:
@@ -41,9 +26,7 @@ jobs:
 
 
 @pytest.fixture
-async def daemon(
-    simulator: RunningSimulator, write_config: ConfigWriter, tmp_path: Path
-) -> AsyncIterator[Daemon]:
+def daemon_config(simulator: RunningSimulator, write_config: ConfigWriter, tmp_path: Path) -> Path:
     path = write_config(simulator, poll_interval="200ms", extra=EXTRA)
     text = path.read_text().replace(
         "    kind: development\n",
@@ -51,12 +34,7 @@ async def daemon(
         f"    health_log: {tmp_path}/dev.log\n",
     )
     path.write_text(text)
-    d = Daemon(load_config(path), path)
-    await d.start()
-    try:
-        yield d
-    finally:
-        await d.stop()
+    return path
 
 
 async def polls_of(daemon: Daemon, env: str) -> int:
@@ -106,7 +84,9 @@ async def test_development_database_action(
     assert simulator.simulator.request_counts("development").get("regenerate", 0) == 0
     simulator.simulator.update("development", database_status="unhealthy")
     await until(lambda: simulator.simulator.request_counts("development").get("regenerate", 0) >= 1)
-    await asyncio.sleep(1)  # the simulator healed the database; no second request in this incident
+    # The simulator healed the database: no second request in this incident, however many polls follow.
+    polled = await polls_of(daemon, "development")
+    await until(lambda: polls_of_at_least(daemon, "development", polled + 5))
     assert simulator.simulator.request_counts("development")["regenerate"] == 1
     await daemon.writer.flush()
     samples = await daemon.store.recent_health_samples("development", 1000)
@@ -149,12 +129,6 @@ async def test_umig_metrics(daemon: Daemon, simulator: RunningSimulator) -> None
         subprocess.run, [promtool, "check", "metrics"], input=text, capture_output=True, text=True
     )
     assert check.returncode == 0, check.stdout + check.stderr
-
-
-def metrics_text(daemon: Daemon) -> str:
-    from prometheus_client import generate_latest
-
-    return (generate_latest(daemon.metrics.registry) + generate_latest(daemon.umig_metrics.registry)).decode()
 
 
 async def test_environment_status_api(daemon: Daemon, simulator: RunningSimulator) -> None:

@@ -13,18 +13,19 @@ import subprocess
 import sys
 import textwrap
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from aiohttp import web
 
-from tests.conftest import free_port, serving
+from tests.support import free_port, serving, until
 from umig_monitor.core.assess import MAX_TEXT
 
 pytestmark = pytest.mark.slow
 PREFIX = "/rest/scriptrunner/latest/custom"
+T = TypeVar("T")
 
 
 def health(**umig: Any) -> bytes:
@@ -66,13 +67,9 @@ def fetch(url: str) -> tuple[int, bytes]:
         return 0, b""
 
 
-async def until(check: Any, what: str, within: float = 45) -> Any:
-    for _ in range(int(within * 10)):
-        result = await asyncio.to_thread(check)
-        if result:
-            return result
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"never: {what}")
+async def in_threads(check: Callable[[], T], what: str) -> T:
+    """until() for a check that blocks (urllib): each try in a thread, with a loaded machine's margin."""
+    return await until(lambda: asyncio.to_thread(check), within=45, what=what)
 
 
 async def test_hostile_documents_are_classified_and_storage_goes_on(hostile: str, tmp_path: Path) -> None:
@@ -116,13 +113,13 @@ async def test_hostile_documents_are_classified_and_storage_goes_on(hostile: str
         return json.loads(body)["environments"] if status == 200 else {}
 
     try:
-        await until(lambda: fetch(base + "/readyz")[0] == 200, "ready")
+        await in_threads(lambda: fetch(base + "/readyz")[0] == 200, "ready")
 
         def all_polled() -> dict[str, Any]:
             seen = environments()
             return seen if seen and all(seen[n]["lastCheck"] for n in BODIES) else {}
 
-        first = await until(all_polled, "all polled")
+        first = await in_threads(all_polled, "all polled")
         assert first["deep"]["health"] == "invalid_response"
         assert "nested too deep" in first["deep"]["error"]
         assert first["shallowdeep"]["health"] == "invalid_response"
@@ -131,7 +128,7 @@ async def test_hostile_documents_are_classified_and_storage_goes_on(hostile: str
         assert len(first["huge"]["umigVersion"]) == MAX_TEXT
         assert first["good"]["health"] == "healthy"
         # Storage keeps writing every environment: the last check moves on, for all of them.
-        await until(
+        await in_threads(
             lambda: all(environments()[n]["lastCheck"] > first[n]["lastCheck"] for n in BODIES), "new samples"
         )
 
@@ -139,7 +136,7 @@ async def test_hostile_documents_are_classified_and_storage_goes_on(hostile: str
         def incidents() -> set[str]:
             return {e for e, v in environments().items() if v["status"] == "incident"}
 
-        await until(lambda: {"deep", "shallowdeep"} <= incidents(), "incidents for the invalid answers")
+        await in_threads(lambda: {"deep", "shallowdeep"} <= incidents(), "incidents for the invalid answers")
         status, body = fetch(base + "/api/v1/environments")
         assert len(body) < 64 * 1024
         status, metrics = fetch(base + "/metrics")

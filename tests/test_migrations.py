@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from tests.conftest import POSTGRES_URL, scratch_database
+from tests.support import POSTGRES_URL, scratch_database
 from umig_monitor.core.health import Outcome
 from umig_monitor.storage import LATEST_VERSION, StorageError, Store, migrations
 from umig_monitor.storage.engine import create_engine

@@ -24,8 +24,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.conftest import ConfigWriter
 from tests.pgserver import PgServer
+from tests.support import ConfigWriter, until
 from umig_monitor.simulator import RunningSimulator
 from umig_monitor.storage.engine import normalize_url
 
@@ -123,10 +123,12 @@ async def test_postgresql_stopped_and_restarted_under_the_daemon(
         )
     try:
         await wait_for_status(base + "/readyz", 200, 20, proc, log_path)
-        await asyncio.sleep(2 * POLL_INTERVAL + 1)  # a few polls written before the outage
-        before = await sample_times(pg_server.url)
-        for env in ENVIRONMENTS:
-            assert before[env], f"no samples for {env} before the outage"
+
+        async def written_twice() -> dict[str, list[datetime]]:
+            times = await sample_times(pg_server.url)
+            return times if all(len(times[env]) >= 2 for env in ENVIRONMENTS) else {}
+
+        before = await until(written_twice, what="two samples of each environment before the outage")
 
         # The database goes away while polls go on.
         await asyncio.to_thread(pg_server.stop)

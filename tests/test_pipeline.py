@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,13 +14,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.conftest import POSTGRES_URL, Receiver, free_port, scratch_database
+from tests.support import POSTGRES_URL, Receiver, scratch_database, serving, until
 from umig_monitor.config import Settings, parse_config
 from umig_monitor.core.alerts import AlertEvent, AlertState, alert_key
 from umig_monitor.metrics import AlertMetrics, SelfMetrics
 from umig_monitor.pipeline import AlertPipeline
 from umig_monitor.pipeline.dispatch import plan
 from umig_monitor.storage import Store
+from umig_monitor.storage.records import Delivery
 
 T0 = datetime(2026, 3, 3, 12, 0, tzinfo=UTC)
 
@@ -31,16 +32,10 @@ async def receivers() -> AsyncIterator[dict[str, Receiver]]:
     hooks = {name: Receiver() for name in ("crit", "dev", "esc", "default")}
     for name, hook in hooks.items():
         app.router.add_post(f"/{name}", hook.handle)
-    runner = web.AppRunner(app, shutdown_timeout=1)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    for name, hook in hooks.items():
-        hook.url = f"http://127.0.0.1:{port}/{name}"
-    try:
+    async with serving(app) as base:
+        for name, hook in hooks.items():
+            hook.url = f"{base}/{name}"
         yield hooks
-    finally:
-        await runner.cleanup()
 
 
 def settings_for(hooks: dict[str, Receiver], extra: str = "") -> Settings:
@@ -112,14 +107,6 @@ def event(
     )
 
 
-async def until(predicate: Callable[[], bool], within: float = 10) -> None:
-    for _ in range(int(within * 20)):
-        if predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("not reached")
-
-
 async def test_fire_repeat_resolve(
     running: tuple[AlertPipeline, Clock, Any], receivers: dict[str, Receiver]
 ) -> None:
@@ -181,7 +168,7 @@ async def test_routing_and_default(
     await pipeline.submit(event("development", "warning"))
     await pipeline.submit(event("uat", "warning"))
     await pipeline.evaluate()
-    await until(lambda: receivers["dev"].bodies and receivers["default"].bodies)  # type: ignore[arg-type]
+    await until(lambda: receivers["dev"].bodies and receivers["default"].bodies)
     assert receivers["crit"].bodies == []
 
 
@@ -209,8 +196,15 @@ async def test_a_pipeline_that_is_not_leading_records_but_neither_dispatches_nor
 
     clock = Clock()
     leading = False
+    asked: list[str] = []  # which task asked whether it leads: the dispatch loop asks once a tick
+
+    def active() -> bool:
+        task = asyncio.current_task()
+        asked.append(task.get_name() if task else "")
+        return leading
+
     async with aiohttp.ClientSession() as session:
-        follower = AlertPipeline(store, AlertMetrics(SelfMetrics().registry), clock, active=lambda: leading)
+        follower = AlertPipeline(store, AlertMetrics(SelfMetrics().registry), clock, active=active)
         follower.configure(settings_for(receivers), session)
         follower.start()
         try:
@@ -219,7 +213,9 @@ async def test_a_pipeline_that_is_not_leading_records_but_neither_dispatches_nor
             await store.add_silence(
                 Silence("s1", (parse_matcher("environment=uat"),), T0, T0 + timedelta(hours=1), "bob"), T0
             )
-            await asyncio.sleep(1.5)  # a dispatch tick and a delivery poll go by
+            # Two more ticks of the dispatch loop: a whole one went by with both alerts stored.
+            asked.clear()
+            await until(lambda: asked.count("alert-dispatch") >= 2, what="two dispatch ticks")
             assert len(await store.active_alerts()) == 2
             assert await store.list_deliveries() == []
             # It still knows what is silenced, for its API and status page.
@@ -239,12 +235,13 @@ async def test_retry_until_delivered(
     receivers["crit"].script = [500, 503]
     await pipeline.submit(event())
     await pipeline.evaluate()
-    for _ in range(100):
-        clock.now += timedelta(seconds=1)  # past each backoff
+
+    def past_each_backoff() -> bool:
+        clock.now += timedelta(seconds=1)
         pipeline._deliverer.wake()
-        if receivers["crit"].bodies:
-            break
-        await asyncio.sleep(0.05)
+        return bool(receivers["crit"].bodies)
+
+    await until(past_each_backoff, what="delivered after the retries")
     assert len(receivers["crit"].bodies) == 1
     [delivery] = await store.list_deliveries()
     assert (delivery.status, delivery.attempts) == ("sent", 3)
@@ -257,11 +254,12 @@ async def test_not_retried_on_4xx(
     receivers["crit"].script = [400]
     await pipeline.submit(event())
     await pipeline.evaluate()
-    for _ in range(100):
+
+    async def settled() -> list[Delivery]:
         deliveries = await store.list_deliveries()
-        if deliveries and deliveries[0].status != "pending":
-            break
-        await asyncio.sleep(0.05)
+        return deliveries if deliveries and deliveries[0].status != "pending" else []
+
+    deliveries = await until(settled)
     assert deliveries[0].status == "failed"
     assert deliveries[0].attempts == 1
     assert "400" in (deliveries[0].last_error or "")

@@ -6,13 +6,15 @@ import asyncio
 import base64
 import ssl
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.conftest import free_port
+from tests.support import free_port, serving, until
 from umig_monitor.config import Environment, parse_config
 from umig_monitor.core.assess import Thresholds, assess
 from umig_monitor.core.health import Outcome
@@ -173,33 +175,44 @@ def test_ssl_module_available() -> None:
     assert ssl.OPENSSL_VERSION
 
 
-async def slow_version_server(delay: float) -> tuple[web.AppRunner, int, list[str]]:
-    """Health and components answer at once; version after ``delay`` seconds."""
-    finished: list[str] = []
+@dataclass
+class SlowVersion:
+    """A UMIG whose health and components answer at once while version is held until released."""
+
+    base_url: str
+    started: list[str] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@asynccontextmanager
+async def slow_version_server() -> AsyncIterator[SlowVersion]:
+    """Version is held until the test ends: a held handler would otherwise keep the server's
+    shutdown waiting for it."""
+    server = SlowVersion("")
 
     async def handler(request: web.Request) -> web.Response:
         name = request.match_info["name"]
+        server.started.append(name)
         if name == "version":
-            await asyncio.sleep(delay)
-        finished.append(name)
+            await server.release.wait()
+        server.finished.append(name)
         return web.json_response({"umig": {"status": "healthy", "version": "1.1.2"}})
 
     app = web.Application()
     app.router.add_get("/p/admin/{name}", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner, port, finished
+    async with serving(app) as base:
+        server.base_url = base
+        try:
+            yield server
+        finally:
+            server.release.set()
 
 
 async def test_one_deadline_times_out_only_the_slow_request(session: aiohttp.ClientSession) -> None:
-    runner, port, _ = await slow_version_server(5.0)
-    try:
-        env = environment(f"http://127.0.0.1:{port}", api_prefix="/p", timeout="300ms")
+    async with slow_version_server() as server:
+        env = environment(server.base_url, api_prefix="/p", timeout="300ms")
         docs, (health, version, components) = await probe_environment(session, env)
-    finally:
-        await runner.cleanup()
     assert health.ok
     assert components.ok
     assert version.failure is Outcome.TIMEOUT
@@ -210,23 +223,21 @@ async def test_one_deadline_times_out_only_the_slow_request(session: aiohttp.Cli
 
 
 def requests_running() -> int:
-    return sum(1 for t in asyncio.all_tasks() if "fetch" in t.get_coro().__qualname__)
+    """The probe's requests still running: each is a task running fetch_json."""
+    return sum("fetch" in getattr(task.get_coro(), "__qualname__", "") for task in asyncio.all_tasks())
 
 
 async def test_cancelled_poll_cancels_its_requests(session: aiohttp.ClientSession) -> None:
-    runner, port, finished = await slow_version_server(0.5)
-    try:
-        env = environment(f"http://127.0.0.1:{port}", api_prefix="/p", timeout="5s")
+    async with slow_version_server() as server:
+        env = environment(server.base_url, api_prefix="/p", timeout="5s")
         task = asyncio.ensure_future(probe_environment(session, env))
-        await asyncio.sleep(0.2)
-        assert sorted(finished) == ["components", "health"]
-        assert requests_running() == 1
+        await until(lambda: sorted(server.finished) == ["components", "health"])
+        await until(lambda: "version" in server.started, what="the version request held by the server")
+        await until(lambda: requests_running() == 1, what="only the version request still running")
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         assert requests_running() == 0  # the cancellation reached it, and was waited for
-    finally:
-        await runner.cleanup()
 
 
 async def test_a_reloaded_environment_uses_its_new_settings(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ConfigWriter
+from tests.support import ConfigWriter, until
 from umig_monitor.simulator import RunningSimulator
 
 pytestmark = pytest.mark.slow
@@ -32,18 +32,14 @@ def http_json(url: str) -> tuple[int, dict[str, object]]:
 async def wait_http(url: str, want: int = 200, within: float = 15) -> dict[str, object]:
     import asyncio
 
-    deadline = time.monotonic() + within
-    last: object = None
-    while time.monotonic() < deadline:
+    async def answered() -> dict[str, object] | None:
         try:
             status, body = await asyncio.to_thread(http_json, url)
-            if status == want:
-                return body
-            last = body
-        except OSError as exc:
-            last = exc
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{url} never answered {want}: {last}")
+        except OSError:  # not listening yet
+            return None
+        return body if status == want else None
+
+    return await until(answered, within=within, what=f"{url} answering {want}")
 
 
 @pytest.fixture
@@ -86,26 +82,28 @@ async def test_lifecycle_with_systemd_notify(
     base = f"http://127.0.0.1:{port}"
     proc = start(config, NOTIFY_SOCKET=str(tmp_path / "notify.sock"), WATCHDOG_USEC="600000")
     try:
+        seen: list[str] = []
+
+        async def notified(message: str) -> bool:
+            seen.extend(await asyncio.to_thread(drain, notify_socket))
+            return message in seen
+
         await wait_http(base + "/readyz")
-        await asyncio.sleep(0.8)
-        messages = await asyncio.to_thread(drain, notify_socket)
-        assert "READY=1" in messages
-        assert "WATCHDOG=1" in messages
+        await until(lambda: notified("READY=1"))
+        await until(lambda: notified("WATCHDOG=1"))  # every 300 ms for WATCHDOG_USEC=600000
 
         # SIGHUP with an added environment: polled without a restart.
         simulator.simulator.add_environment("hotfix")
         write_config(simulator, ("production", "uat", "hotfix"), port=port)
         proc.send_signal(signal.SIGHUP)
-        for _ in range(100):
+
+        async def reloaded() -> bool:
             _, body = await asyncio.to_thread(http_json, base + "/api/v1/config")
-            if "hotfix" in body["config"]["environments"]:  # type: ignore[index]
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError("reload did not take the new environment")
+            return "hotfix" in body["config"]["environments"]  # type: ignore[index]
+
+        await until(reloaded, what="the reload took the new environment")
         await wait_http(base + "/readyz")  # the added environment has been polled
-        messages = await asyncio.to_thread(drain, notify_socket)
-        assert "RELOADING=1" in messages
+        await until(lambda: notified("RELOADING=1"))
 
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
@@ -135,7 +133,8 @@ async def test_sigterm_while_a_poll_is_stuck(simulator: RunningSimulator, write_
     proc = start(config)
     try:
         await wait_http(f"http://127.0.0.1:{port}/healthz")
-        await asyncio.sleep(1.0)  # the first poll is in flight, held by the simulator
+        # The first poll is in flight, held by the simulator.
+        await until(lambda: simulator.simulator.request_counts("production")["health"] >= 1)
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(proc.wait, 10) == 0

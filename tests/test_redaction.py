@@ -19,7 +19,7 @@ from typing import Any, get_args
 import pytest
 from pydantic import BaseModel
 
-from tests.conftest import POSTGRES_URL, free_port, scratch_database
+from tests.support import POSTGRES_URL, free_port, scratch_database, until
 from umig_monitor.config import Settings, load_config
 from umig_monitor.config.secrets import field_secret_markers
 from umig_monitor.simulator import RunningSimulator
@@ -144,12 +144,12 @@ def fetch(url: str, token: str | None = None, body: object = None) -> str:
 
 async def logged(log: Path, *needles: str, within: float = 30) -> None:
     """Wait until every needle is in the log (each fact separately, with a loaded machine's margin)."""
+
+    async def has(needle: str) -> bool:
+        return needle in await asyncio.to_thread(log.read_text)
+
     for needle in needles:
-        for _ in range(int(within * 10)):
-            if needle in await asyncio.to_thread(log.read_text):
-                break
-            await asyncio.sleep(0.1)
-        assert needle in await asyncio.to_thread(log.read_text), f"never logged {needle}"
+        await until(lambda n=needle: has(n), within=within, what=f"{needle} logged")
 
 
 GET_PATHS = [
@@ -208,13 +208,13 @@ async def test_no_planted_secret_is_ever_shown(simulator: RunningSimulator, tmp_
             )
         base = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(300):
-                if (
-                    '"ready": true' in await asyncio.to_thread(fetch, base + "/readyz")
-                    or proc.poll() is not None
-                ):
-                    break
-                await asyncio.sleep(0.1)
+
+            async def ready_or_exited() -> bool:
+                return proc.poll() is not None or '"ready": true' in await asyncio.to_thread(
+                    fetch, base + "/readyz"
+                )
+
+            await until(ready_or_exited, within=30, what="ready")
             assert proc.poll() is None, log.read_text()
             # Polls that fail (a broken body, a refused query URL) and deliveries that fail.
             control = simulator.control_url("/environments/uat/faults")

@@ -3,33 +3,35 @@
 timezone, rollups standing in for pruned samples, incidents clipped to the day, percentages.
 
 Golden files live in tests/golden/report/; ``UMIG_REGENERATE_GOLDEN=1 pytest tests/test_report.py``
-rewrites them (then review the diff)."""
+rewrites them (then review the diff); with CI=true it fails instead."""
 
 from __future__ import annotations
 
 import itertools
 import json
-import os
 import xml.etree.ElementTree as ET
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
-from umig_monitor.core.alerts import Alert, AlertState
-from umig_monitor.core.baselines import Baseline, LatencyStats
-from umig_monitor.core.deployments import DeploymentEvent, EventType
+from tests import support
+from tests.report_cases import (
+    DAY,
+    ENVIRONMENTS,
+    GENERATED_AT,
+    TZ,
+    local,
+    make_alert,
+    make_sample,
+    seeded_inputs,
+)
 from umig_monitor.core.health import HealthSample, Outcome
 from umig_monitor.core.report import (
     Counts,
-    DriftFinding,
     HourlyCounts,
     Period,
-    ReportEnvironment,
     ReportInputs,
     make_report,
     previous_day,
@@ -40,330 +42,10 @@ from umig_monitor.core.report import (
 from umig_monitor.core.report_html import duration_text, percent
 
 GOLDEN = Path(__file__).parent / "golden" / "report"
-REGENERATE = os.environ.get("UMIG_REGENERATE_GOLDEN") == "1"
-TZ = "Europe/Zurich"
-DAY = date(2024, 10, 25)
-
-
-def local(hour: int, minute: int = 0, day: int = 25) -> datetime:
-    """A wall-clock time in Zurich (UTC+2 in October 2024), as the UTC instant storage holds."""
-    return datetime(2024, 10, day, hour, minute, tzinfo=ZoneInfo(TZ)).astimezone(UTC)
-
-
-GENERATED_AT = local(7, day=26)
-ENVIRONMENTS = (
-    ReportEnvironment("development", "development"),
-    ReportEnvironment("uat", "uat"),
-    ReportEnvironment("production", "production"),
-)
-
-
-def _sample(env: str, ts: datetime, outcome: Outcome = Outcome.HEALTHY, **kwargs: Any) -> HealthSample:
-    answered = outcome.answered
-    return HealthSample(
-        environment=env,
-        ts=ts,
-        outcome=outcome,
-        umig_status=("healthy" if outcome is not Outcome.UNHEALTHY else "unhealthy") if answered else None,
-        response_ms=40.0 if answered else None,
-        **kwargs,
-    )
-
-
-def seeded_samples() -> list[HealthSample]:
-    """A poll every 30 minutes. uat's first six hours were pruned (see ``seeded_rollups``) and it has
-    no data from 13:00 to 14:00; production was unhealthy from 10:00 to 10:40."""
-    out = []
-    for half_hours in range(48):
-        ts = local(0) + timedelta(minutes=30 * half_hours)
-        hour = half_hours // 2
-        uptime = f"{hour}h {(half_hours % 2) * 30}m"
-        dev = Outcome.DEGRADED if hour == 9 else Outcome.HEALTHY
-        out.append(_sample("development", ts, dev, version="1.3.0-dev+ci.1245", uptime_text=uptime))
-        prod = {10: Outcome.UNHEALTHY, 11: Outcome.TIMEOUT if half_hours % 2 == 0 else Outcome.HEALTHY}.get(
-            hour, Outcome.HEALTHY
-        )
-        prod_version = "1.1.2" if prod.answered else None
-        out.append(_sample("production", ts, prod, version=prod_version, uptime_text="5d 7h 45m"))
-        if hour >= 6 and hour != 13:
-            uat_version = "1.2.0-rc.3" if ts >= local(14, 35) else "1.2.0-rc.2"
-            last = half_hours == 47
-            outcome = Outcome.UNREACHABLE if last else Outcome.HEALTHY
-            out.append(
-                _sample(
-                    "uat",
-                    ts,
-                    outcome,
-                    version=None if last else uat_version,
-                    uptime_text=None if last else "3h",
-                )
-            )
-    out += [
-        _sample("production", local(23, 59, day=24), Outcome.UNHEALTHY, version="1.1.1"),  # the day before
-        _sample("production", local(0, 0, day=26), Outcome.UNHEALTHY, version="1.1.9"),  # the day after
-        _sample("legacy", local(12), version="0.9.0", uptime_text="40d"),  # no longer configured
-    ]
-    return out
-
-
-def seeded_rollups() -> list[HourlyCounts]:
-    """uat 00:00-06:00 survives only as rollups; production's 10:00 rollup repeats its raw samples."""
-    uat = [HourlyCounts("uat", local(h), Counts(2, 2, 0, 0, 0)) for h in range(6)]
-    return [*uat, HourlyCounts("production", local(10), Counts(2, 0, 0, 2, 0))]
-
-
-def _event(
-    event_id: str, deployment: str, env: str, type: EventType, ts: datetime, **kw: Any
-) -> DeploymentEvent:
-    return DeploymentEvent(id=event_id, deployment_id=deployment, environment=env, type=type, ts=ts, **kw)
-
-
-def seeded_events() -> list[DeploymentEvent]:
-    return [
-        _event("d-old-start", "d-old", "uat", EventType.START, local(23, day=24), version="1.2.0-rc.2"),
-        _event(
-            "dev-obs",
-            "observed-dev-1",
-            "development",
-            EventType.OBSERVED,
-            local(9, 15),
-            version="1.3.0-dev+ci.1245",
-        ),
-        _event(
-            "uat-1-start",
-            "deploy-uat-1",
-            "uat",
-            EventType.START,
-            local(14, 30),
-            version="1.2.0-rc.3",
-            initiated_by="lucas.challamel",
-        ),
-        _event(
-            "uat-1-success",
-            "deploy-uat-1",
-            "uat",
-            EventType.SUCCESS,
-            local(14, 35),
-            version="1.2.0-rc.3",
-            duration_seconds=300.0,
-        ),
-        _event(
-            "prod-1-failure",
-            "deploy-production-1",
-            "production",
-            EventType.FAILURE,
-            local(16),
-            version="1.1.3",
-            error="migration 031 failed",
-        ),
-        _event(
-            "prod-rb",
-            "rollback-production-1",
-            "production",
-            EventType.ROLLBACK,
-            local(16, 5),
-            version="1.1.3",
-            from_version="1.1.3",
-            to_version="1.1.2",
-        ),
-    ]
-
-
-def _alert(
-    alert_id: int,
-    key: str,
-    type: str,
-    env: str | None,
-    severity: str,
-    start: datetime,
-    end: datetime | None,
-    summary: str,
-) -> Alert:
-    state = AlertState.RESOLVED if end is not None else AlertState.FIRING
-    return Alert(key, type, env, severity, state, summary, start, end, id=alert_id)  # type: ignore[arg-type]
-
-
-def seeded_alerts() -> list[Alert]:
-    return [
-        _alert(
-            3,
-            "environment_health/uat/",
-            "environment_unhealthy",
-            "uat",
-            "warning",
-            local(9, day=23),
-            local(10, day=23),
-            "uat is unhealthy",
-        ),
-        _alert(
-            5,
-            "version_drift/uat/outdated:uat",
-            "outdated_environment",
-            "uat",
-            "warning",
-            local(8, day=20),
-            None,
-            "uat 1.2.0-rc.2 is 3 releases behind production 1.5.0",
-        ),
-        _alert(
-            10,
-            "environment_health/uat/",
-            "environment_unreachable",
-            "uat",
-            "warning",
-            local(23, 50, day=24),
-            local(0, 20),
-            "uat is unreachable: connection refused",
-        ),
-        _alert(
-            15,
-            "component_unhealthy/development/database",
-            "component_unhealthy",
-            "development",
-            "info",
-            local(8),
-            local(8, 10),
-            "development: database unhealthy",
-        ),
-        _alert(
-            14,
-            "version_churn/development/",
-            "version_churn",
-            "development",
-            "info",
-            local(9, 20),
-            None,
-            "development: 6 versions in the last 100 checks",
-        ),
-        _alert(
-            11,
-            "environment_health/production/",
-            "environment_unhealthy",
-            "production",
-            "critical",
-            local(10),
-            local(10, 40),
-            'production is unhealthy: status <unhealthy> & "db" down',
-        ),
-        _alert(
-            13,
-            "high_error_rate/production/",
-            "high_error_rate",
-            "production",
-            "critical",
-            local(11),
-            local(11, 30),
-            "production: error rate 0.08 > 0.05",
-        ),
-        _alert(
-            12,
-            "performance_regression/production/teams:p95:previous_version",
-            "performance_regression",
-            "production",
-            "warning",
-            local(12),
-            local(13),
-            "production: teams p95 400 ms vs 250 ms (+60%) against 1.1.1",
-        ),
-        _alert(
-            16,
-            "environment_health/uat/",
-            "environment_unreachable",
-            "uat",
-            "warning",
-            local(23),
-            None,
-            "uat is unreachable: timeout",
-        ),
-        _alert(
-            17,
-            "environment_health/production/",
-            "environment_unhealthy",
-            "production",
-            "critical",
-            local(1, day=26),
-            None,
-            "production is unhealthy",
-        ),
-    ]
-
-
-def _baseline(env: str, ts: datetime, version: str | None, **endpoints: tuple[float, float]) -> Baseline:
-    stats = {name: LatencyStats(5, 0, p50, p95, p95 + 5) for name, (p50, p95) in endpoints.items()}
-    return Baseline(env, version, ts, stats, {"activeUsers": 12.0})
-
-
-def seeded_baselines() -> list[Baseline]:
-    return [
-        _baseline("production", local(10, day=24), "1.1.2", health=(20, 30), teams=(150, 250)),
-        _baseline("production", local(18, day=24), "1.1.2", health=(20, 34), teams=(170, 270)),
-        _baseline("production", local(1), "1.1.2", health=(20, 30), teams=(180, 250), users=(100, 140)),
-        _baseline("production", local(9), "1.1.2", health=(22, 35), teams=(190, 260)),
-        _baseline("production", local(17), "1.1.2", health=(30, 40), teams=(200, 400), users=(110, 150)),
-        _baseline("development", local(12), "1.3.0-dev+ci.1245", health=(8, 12)),
-        _baseline("uat", local(12, day=22), "1.2.0-rc.2", health=(30, 50)),  # too old to count
-    ]
-
-
-def seeded_findings() -> list[DriftFinding]:
-    return [
-        DriftFinding(
-            "stale",
-            "production",
-            "info",
-            "production: no deployment for 20 days",
-            local(8, day=1),
-            local(9, day=24),
-        ),
-        DriftFinding(
-            "outdated",
-            "uat",
-            "warning",
-            "uat 1.2.0-rc.2 is 3 releases behind production 1.5.0",
-            local(8, day=20),
-        ),
-        DriftFinding(
-            "component",
-            "development",
-            "warning",
-            "development: ui 1.3.0-dev differs from backend 1.2.9",
-            local(10),
-            local(12),
-        ),
-        DriftFinding(
-            "ahead",
-            "development",
-            "info",
-            "development 1.3.0-dev+ci.1245 is ahead of production",
-            local(3, day=26),
-        ),
-    ]
-
-
-def seeded_inputs(**changes: Any) -> ReportInputs:
-    inputs = ReportInputs(
-        day=DAY,
-        timezone=TZ,
-        generated_at=GENERATED_AT,
-        environments=ENVIRONMENTS,
-        samples=seeded_samples(),
-        rollups=seeded_rollups(),
-        events=seeded_events(),
-        alerts=seeded_alerts(),
-        baselines=seeded_baselines(),
-        findings=seeded_findings(),
-    )
-    return replace(inputs, **changes)
 
 
 def check_golden(name: str, actual: str) -> None:
-    path = GOLDEN / name
-    if REGENERATE:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(actual, encoding="utf-8")
-        return
-    assert path.exists(), f"missing golden file {path}: run with UMIG_REGENERATE_GOLDEN=1 and review it"
-    assert actual == path.read_text(encoding="utf-8"), f"{name} differs from its golden file"
+    support.check_golden(GOLDEN / name, actual)
 
 
 # -- golden files ---------------------------------------------------------------------------------
@@ -420,7 +102,7 @@ def test_drift_disabled_is_not_reported_as_no_drift() -> None:
 
 
 def test_partial_day_is_flagged_and_open_incidents_measured_until_generation() -> None:
-    open_incident = _alert(
+    open_incident = make_alert(
         1, "environment_health/uat/", "environment_unhealthy", "uat", "warning", local(10), None, "x"
     )
     report = make_report(seeded_inputs(generated_at=local(12), alerts=[open_incident]))
@@ -522,7 +204,7 @@ def test_html_timeline_one_rect_per_hour_coloured_by_outcome_with_tooltips() -> 
 )
 def test_a_sample_belongs_to_its_local_day(timezone: str, ts: str, day: date) -> None:
     when = datetime.fromisoformat(ts)
-    sample = _sample("production", when.astimezone(UTC))
+    sample = make_sample("production", when.astimezone(UTC))
     for candidate in (day - timedelta(days=1), day, day + timedelta(days=1)):
         report = make_report(ReportInputs(candidate, timezone, GENERATED_AT, ENVIRONMENTS, samples=[sample]))
         assert (report.total.checks == 1) is (candidate == day), candidate
@@ -569,7 +251,7 @@ def test_previous_day_is_local(now: str, timezone: str, day: date) -> None:
 
 
 def _hour(n: int) -> list[HealthSample]:
-    return [_sample("production", local(10, 1 + i)) for i in range(n)]
+    return [make_sample("production", local(10, 1 + i)) for i in range(n)]
 
 
 @pytest.mark.parametrize(
@@ -597,7 +279,7 @@ def test_rollup_of_an_hour_only_partly_in_the_day_is_not_used() -> None:
     # Kolkata's day starts at 18:30 UTC: the 18:00 UTC rollup is half the day before.
     day_start = datetime(2024, 10, 24, 18, 30, tzinfo=UTC)
     rollups = [HourlyCounts("production", datetime(2024, 10, 24, 18, tzinfo=UTC), Counts(4, 4, 0, 0, 0))]
-    samples = [_sample("production", day_start + timedelta(minutes=10))]
+    samples = [make_sample("production", day_start + timedelta(minutes=10))]
     report = make_report(
         ReportInputs(DAY, "Asia/Kolkata", GENERATED_AT, ENVIRONMENTS, samples=samples, rollups=rollups)
     )
@@ -606,10 +288,10 @@ def test_rollup_of_an_hour_only_partly_in_the_day_is_not_used() -> None:
 
 def test_availability_counts_degraded_as_available() -> None:
     samples = [
-        _sample("production", local(1), Outcome.HEALTHY),
-        _sample("production", local(2), Outcome.DEGRADED),
-        _sample("production", local(3), Outcome.UNHEALTHY),
-        _sample("production", local(4), Outcome.AUTH_ERROR),
+        make_sample("production", local(1), Outcome.HEALTHY),
+        make_sample("production", local(2), Outcome.DEGRADED),
+        make_sample("production", local(3), Outcome.UNHEALTHY),
+        make_sample("production", local(4), Outcome.AUTH_ERROR),
     ]
     counts = make_report(ReportInputs(DAY, TZ, GENERATED_AT, ENVIRONMENTS, samples=samples)).total
     assert counts == Counts(4, 1, 1, 1, 1)

@@ -18,9 +18,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from tests.conftest import POSTGRES_URL, ConfigWriter, Receiver, scratch_database
-from tests.test_health_job import until
-from tests.test_report import (
+from tests.report_cases import (
     DAY,
     GENERATED_AT,
     TZ,
@@ -32,6 +30,7 @@ from tests.test_report import (
     seeded_inputs,
     seeded_samples,
 )
+from tests.support import POSTGRES_URL, ConfigWriter, Receiver, cli, running_daemon, scratch_database, until
 from umig_monitor.app import Daemon
 from umig_monitor.commands.report import report as report_command
 from umig_monitor.config import Settings, load_config
@@ -250,16 +249,8 @@ def with_report_directory(settings: Settings, directory: Path) -> Settings:
 
 
 @pytest.fixture
-async def daemon(
-    simulator: RunningSimulator, write_config: ConfigWriter, hook: Receiver
-) -> AsyncIterator[Daemon]:
-    path = write_config(simulator, extra=REPORT_ROUTE.format(url=hook.url))
-    d = Daemon(load_config(path), path)
-    await d.start()
-    try:
-        yield d
-    finally:
-        await d.stop()
+def daemon_config(simulator: RunningSimulator, write_config: ConfigWriter, hook: Receiver) -> Path:
+    return write_config(simulator, extra=REPORT_ROUTE.format(url=hook.url))
 
 
 async def test_daily_job_writes_the_files_and_sends_once_per_date(
@@ -323,15 +314,11 @@ async def test_report_without_a_sink_is_logged_not_queued(
     simulator: RunningSimulator, write_config: ConfigWriter
 ) -> None:
     path = write_config(simulator)
-    d = Daemon(load_config(path), path)
-    await d.start()
-    try:
+    async with running_daemon(path) as d:
         with capture_logs() as logs:
             await daily_report(d)
         assert "report_not_routed" in [e["event"] for e in logs]
         assert await d.store.list_deliveries() == []
-    finally:
-        await d.stop()
 
 
 # -- the report command ---------------------------------------------------------------------------
@@ -431,8 +418,6 @@ def _wired() -> bool:
 async def test_report_command_through_the_cli(
     seeded: tuple[Store, Settings, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.test_alerts_api import cli
-
     _, _, path = seeded
     assert await cli("report", "--date", "2024-10-25", "--format", "json", "--config", str(path)) == 0
     assert json.loads(capsys.readouterr().out)["total"]["checks"] == 143

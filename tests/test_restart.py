@@ -12,10 +12,11 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.conftest import ConfigWriter, free_port
+from tests.support import ConfigWriter, free_port, serving, until
 from umig_monitor.simulator import RunningSimulator
 
 pytestmark = pytest.mark.slow
@@ -42,14 +43,8 @@ async def receiver() -> AsyncIterator[tuple[FlakyReceiver, str]]:
     flaky = FlakyReceiver()
     app = web.Application()
     app.router.add_post("/hook", flaky.handle)
-    runner = web.AppRunner(app, shutdown_timeout=1)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield flaky, f"http://127.0.0.1:{port}/hook"
-    finally:
-        await runner.cleanup()
+    async with serving(app) as base:
+        yield flaky, f"{base}/hook"
 
 
 def start(config: Path) -> subprocess.Popen[bytes]:
@@ -61,12 +56,16 @@ def start(config: Path) -> subprocess.Popen[bytes]:
     )
 
 
-async def wait(predicate, within: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(within * 10)):
-        if predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("not reached in time")
+async def drained(base: str) -> bool:
+    """The daemon answers and its outbox holds no pending delivery."""
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(base + "/api/v1/outbox?status=pending") as r,
+        ):
+            return r.status == 200 and (await r.json())["deliveries"] == []
+    except aiohttp.ClientError:
+        return False
 
 
 async def test_sigkill_with_pending_deliveries(
@@ -80,12 +79,13 @@ sinks:
   hook: {{type: webhook, url: '{url}', retry: {{initial_backoff: 200ms, max_backoff: 500ms}}}}
 default_route: {{sinks: [hook]}}
 """
-    config = write_config(simulator, poll_interval="200ms", extra=extra)
+    port = free_port()
+    config = write_config(simulator, poll_interval="200ms", extra=extra, port=port)
     simulator.simulator.update("production", status="unhealthy")
     simulator.simulator.update("uat", status="unhealthy")
     first = start(config)
     try:
-        await wait(lambda: len(flaky.attempts) >= 2 and min(flaky.attempts.values()) >= 2)
+        await until(lambda: len(flaky.attempts) >= 2 and min(flaky.attempts.values()) >= 2)
     finally:
         first.send_signal(signal.SIGKILL)
         await asyncio.to_thread(first.wait, 10)
@@ -93,8 +93,11 @@ default_route: {{sinks: [hook]}}
     flaky.up = True
     second = start(config)
     try:
-        await wait(lambda: len(flaky.delivered) >= 2)
-        await asyncio.sleep(1.5)  # any duplicate would arrive by now
+        await until(lambda: len(flaky.delivered) >= 2)
+        await until(lambda: drained(f"http://127.0.0.1:{port}"), what="nothing pending")
+        # A few dispatch ticks more (polls count the daemon's time): a duplicate would be sent by now.
+        served = simulator.simulator.request_counts("production")["health"]
+        await until(lambda: simulator.simulator.request_counts("production")["health"] >= served + 10)
     finally:
         second.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(second.wait, 10) == 0

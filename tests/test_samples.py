@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from tests.conftest import POSTGRES_URL, scratch_database
+from tests.support import POSTGRES_URL, scratch_database
 from umig_monitor.core.health import HealthSample, Outcome
 from umig_monitor.jobs.samples import SampleWriter
 from umig_monitor.storage import Store

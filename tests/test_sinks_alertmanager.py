@@ -15,8 +15,8 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from tests.conftest import free_port, require_tool
 from tests.sink_cases import CASES, notification
+from tests.support import free_port, require_tool
 from umig_monitor.config.models import WebhookSink
 from umig_monitor.core.alerts import AlertState, Notification, NotificationKind
 from umig_monitor.sinks import build_sink

@@ -20,8 +20,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from tests.conftest import free_port
 from tests.sink_cases import CASES, FIRING, check_golden, notification
+from tests.support import free_port
 from umig_monitor.config.models import MailSink
 from umig_monitor.core.alerts import NotificationKind
 from umig_monitor.sinks import MailSinkSender, build_sink
@@ -245,7 +245,11 @@ async def test_plain_delivery_to_several_recipients(session: aiohttp.ClientSessi
 
 async def test_starttls_with_auth(session: aiohttp.ClientSession, certs: Certs) -> None:
     inbox = Inbox()
-    server = {"tls_context": certs.server, "authenticator": accept_one_user, "auth_required": True}
+    server: dict[str, Any] = {
+        "tls_context": certs.server,
+        "authenticator": accept_one_user,
+        "auth_required": True,
+    }
     with smtp_server(inbox, **server) as port:
         good = mail(port, starttls=True, username="alerts", password="s3cret")
         result = await MailSinkSender("m", good, session, tls_context=certs.client).send(

@@ -14,7 +14,6 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from tests.conftest import free_port
 from tests.sink_cases import (
     CASES,
     EXTERNAL_URL,
@@ -26,6 +25,7 @@ from tests.sink_cases import (
     notification,
     serve,
 )
+from tests.support import free_port
 from umig_monitor.config.models import WebhookSink
 from umig_monitor.sinks import WebhookSinkSender, build_sink
 from umig_monitor.sinks.webhook import postable_alerts, webhook_body
@@ -155,7 +155,7 @@ async def test_receiver_hold_applies_to_later_sends(session: aiohttp.ClientSessi
 
 
 async def test_timeout_is_retryable(session: aiohttp.ClientSession) -> None:
-    async with serve(Receiver(Reply(200, delay=1.0))) as rx:
+    async with serve(Receiver(Reply(200, held=True))) as rx:
         sink = build_sink("hook", webhook(rx.url, timeout="200ms"), session)
         result = await sink.send(CASES["firing_critical"])
     assert (result.ok, result.retryable) == (False, True)

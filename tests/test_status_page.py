@@ -8,8 +8,6 @@ import asyncio
 import itertools
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -17,11 +15,9 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
-from aiohttp import web
 
-from tests.conftest import ConfigWriter, free_port
+from tests.support import ConfigWriter, all_stored, last_outcome_is, until
 from umig_monitor.app import Daemon
-from umig_monitor.config import load_config
 from umig_monitor.core.alerts import Alert, AlertState
 from umig_monitor.core.deployments import DeploymentEvent, EventType
 from umig_monitor.core.drift import Finding
@@ -38,7 +34,6 @@ from umig_monitor.core.timeline import NO_DATA, Span, Tally, build_timeline, hea
 from umig_monitor.simulator import RunningSimulator
 from umig_monitor.storage import Store
 from umig_monitor.web import page as status_page
-from umig_monitor.web.server import build_app
 
 NOW = datetime(2024, 10, 25, 12, 2, 30, tzinfo=UTC)
 START = NOW - timedelta(hours=24)
@@ -46,60 +41,9 @@ H = timedelta(hours=1)
 M = timedelta(minutes=1)
 
 
-# -- serving: the daemon's app with the page added (until build_app registers it itself) --------
-
-
-@asynccontextmanager
-async def serve_page(daemon: Daemon) -> AsyncIterator[str]:
-    """The daemon's routes plus GET / on a free port; the base URL, without a trailing slash."""
-    app = build_app(daemon)
-    if not any(r.method == "GET" and r.resource and r.resource.canonical == "/" for r in app.router.routes()):
-        status_page.register(app)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
-
-
-async def until(predicate: Callable[[], object], within: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
-
-
-async def all_stored(daemon: Daemon) -> bool:
-    """Polled is not yet stored: the sample writer batches; the page reads storage."""
-    await daemon.writer.flush()
-    return set(await daemon.store.latest_health_samples()) >= set(daemon.settings.environments)
-
-
-async def last_outcome_is(daemon: Daemon, env: str, outcome: Outcome) -> bool:
-    await daemon.writer.flush()
-    latest = await daemon.store.latest_health_samples()
-    return env in latest and latest[env].outcome is outcome
-
-
 @pytest.fixture
-async def daemon(simulator: RunningSimulator, write_config: ConfigWriter) -> AsyncIterator[Daemon]:
-    path = write_config(simulator, poll_interval="200ms")
-    d = Daemon(load_config(path), path)
-    await d.start()
-    try:
-        yield d
-    finally:
-        await d.stop()
+def daemon_config(simulator: RunningSimulator, write_config: ConfigWriter) -> Path:
+    return write_config(simulator, poll_interval="200ms")
 
 
 # -- the timeline -------------------------------------------------------------------------------
@@ -404,40 +348,36 @@ async def test_served_page_shows_environments_and_incident(
     daemon: Daemon, simulator: RunningSimulator
 ) -> None:
     await until(lambda: all_stored(daemon))
-    async with serve_page(daemon) as base:
-        status, headers, html = await fetch(base + "/")
-        assert status == 200
-        assert headers["Content-Type"] == "text/html; charset=utf-8"
-        assert headers["Cache-Control"] == "no-store"
-        csp = headers["Content-Security-Policy"]
-        assert "default-src 'none'" in csp
-        assert "script-src" not in csp
-        assert headers["X-Content-Type-Options"] == "nosniff"
-        for env, version in (
-            ("development", "1.3.0-dev+ci.1245"),
-            ("uat", "1.2.0-rc.2"),
-            ("production", "1.1.2"),
-        ):
-            assert re.search(
-                rf'<tr data-environment="{env}">.*?<td class="version">{re.escape(version)} ', html
-            )
-        assert "All 3 environments healthy" in html
-        outline(html)
+    base = daemon.listen_url
+    status, headers, html = await fetch(base + "/")
+    assert status == 200
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    assert headers["Cache-Control"] == "no-store"
+    csp = headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp
+    assert "script-src" not in csp
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    for env, version in (
+        ("development", "1.3.0-dev+ci.1245"),
+        ("uat", "1.2.0-rc.2"),
+        ("production", "1.1.2"),
+    ):
+        assert re.search(rf'<tr data-environment="{env}">.*?<td class="version">{re.escape(version)} ', html)
+    assert "All 3 environments healthy" in html
+    outline(html)
 
-        simulator.simulator.update("production", status="unhealthy")
-        await until(lambda: daemon.store.active_alerts("production"))
-        await until(lambda: last_outcome_is(daemon, "production", Outcome.UNHEALTHY))
-        _, _, html = await fetch(base + "/")
-        row = re.search(r'<tr data-environment="production">.*?</tr>', html)
-        assert row is not None
-        assert (
-            '<td class="health state-unhealthy"><span class="pill state-unhealthy">unhealthy</span>' in row[0]
-        )
-        assert '<span class="pill state-unhealthy">incident</span>' in row[0]
-        assert "Attention: production unhealthy" in html
-        assert "environment_unhealthy" in html  # in the alerts table
-        head_status, head_headers, _ = await fetch(base + "/", "HEAD")
-        assert (head_status, head_headers["Cache-Control"]) == (200, "no-store")
+    simulator.simulator.update("production", status="unhealthy")
+    await until(lambda: daemon.store.active_alerts("production"))
+    await until(lambda: last_outcome_is(daemon, "production", Outcome.UNHEALTHY))
+    _, _, html = await fetch(base + "/")
+    row = re.search(r'<tr data-environment="production">.*?</tr>', html)
+    assert row is not None
+    assert '<td class="health state-unhealthy"><span class="pill state-unhealthy">unhealthy</span>' in row[0]
+    assert '<span class="pill state-unhealthy">incident</span>' in row[0]
+    assert "Attention: production unhealthy" in html
+    assert "environment_unhealthy" in html  # in the alerts table
+    head_status, head_headers, _ = await fetch(base + "/", "HEAD")
+    assert (head_status, head_headers["Cache-Control"]) == (200, "no-store")
 
 
 async def test_storage_outage_is_an_html_503(daemon: Daemon, tmp_path: Path) -> None:
@@ -446,8 +386,7 @@ async def test_storage_outage_is_an_html_503(daemon: Daemon, tmp_path: Path) -> 
             conn.execute("ALTER TABLE drift_findings RENAME TO drift_findings_gone")
 
     await asyncio.to_thread(break_storage)
-    async with serve_page(daemon) as base:
-        status, headers, html = await fetch(base + "/")
+    status, headers, html = await fetch(daemon.listen_url + "/")
     assert status == 503
     assert headers["Content-Type"] == "text/html; charset=utf-8"
     assert headers["Cache-Control"] == "no-store"

@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from tests.conftest import ConfigWriter, require_tool
-from tests.test_status_page import all_stored, last_outcome_is, serve_page, until
+from tests.support import ConfigWriter, all_stored, last_outcome_is, require_tool, until
 from umig_monitor.app import Daemon
-from umig_monitor.config import load_config
 from umig_monitor.core.health import Outcome
 from umig_monitor.core.page_style import STATE_COLORS
 from umig_monitor.simulator import RunningSimulator
@@ -47,14 +44,8 @@ def require_playwright() -> ModuleType:
 
 
 @pytest.fixture
-async def daemon(simulator: RunningSimulator, write_config: ConfigWriter) -> AsyncIterator[Daemon]:
-    path = write_config(simulator, poll_interval="200ms")
-    d = Daemon(load_config(path), path)
-    await d.start()
-    try:
-        yield d
-    finally:
-        await d.stop()
+def daemon_config(simulator: RunningSimulator, write_config: ConfigWriter) -> Path:
+    return write_config(simulator, poll_interval="200ms")
 
 
 def rgb(hex_color: str) -> str:
@@ -69,7 +60,8 @@ async def test_status_page_in_chromium(daemon: Daemon, simulator: RunningSimulat
     await until(lambda: all_stored(daemon))
     problems: list[str] = []
     requests: list[str] = []
-    async with serve_page(daemon) as base, api.async_playwright() as pw:
+    base = daemon.listen_url
+    async with api.async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
         try:
             page = await browser.new_page(viewport={"width": 1280, "height": 900})

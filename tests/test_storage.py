@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import POSTGRES_URL, scratch_database
+from tests.support import POSTGRES_URL, scratch_database
 from umig_monitor.core.health import HealthSample, Outcome
 from umig_monitor.storage import LATEST_VERSION, HealthRollup, PruneResult, StorageError, Store
 from umig_monitor.storage.engine import normalize_url, redacted

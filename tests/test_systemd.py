@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.conftest import require_tool
+from tests.support import require_tool
 
 UNIT = Path(__file__).resolve().parent.parent / "deploy" / "systemd" / "umig-monitor.service"
 

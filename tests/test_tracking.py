@@ -153,7 +153,9 @@ def test_checks_are_not_judged_on_failed_polls() -> None:
 
 
 def test_development_version_churn() -> None:
-    samples = [(sample(i, env="development", version=f"1.3.0-dev+ci.{i // 2}"), []) for i in range(14)]
+    samples: list[tuple[HealthSample, list[Check]]] = [
+        (sample(i, env="development", version=f"1.3.0-dev+ci.{i // 2}"), []) for i in range(14)
+    ]
     _, seen = feed(samples, DEV)
     churn = [e for e in seen if e[1] == "version_churn"]
     # The 6th distinct version arrives at poll 10; three polls over the limit open the incident.
@@ -161,7 +163,7 @@ def test_development_version_churn() -> None:
 
 
 def test_churn_only_in_development() -> None:
-    samples = [(sample(i, version=f"1.{i}.0"), []) for i in range(20)]
+    samples: list[tuple[HealthSample, list[Check]]] = [(sample(i, version=f"1.{i}.0"), []) for i in range(20)]
     assert not [e for e in feed(samples)[1] if e[1] == "version_churn"]
 
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from email import message_from_bytes
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 from aiosmtpd.controller import Controller
 
-from tests.conftest import Receiver, external_process, free_port, require_tool, serving
+from tests.support import Receiver, external_process, free_port, require_tool, serving, until
 from umig_monitor.simulator import RunningSimulator
 
 pytestmark = pytest.mark.slow
@@ -60,18 +60,6 @@ class Slack:
 
     def titles(self) -> list[str]:
         return [p["attachments"][0]["title"] for p in self.payloads]
-
-
-async def until(predicate: Callable[[], Any], within: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{what} not reached within {within}s")
 
 
 def http_json(url: str) -> Any:
@@ -182,9 +170,22 @@ async def test_story(
     am_config.write_text("route: {receiver: 'null'}\nreceivers: [{name: 'null'}]\n")
     config = tmp_path / "umig-monitor.yaml"
     envs = ("development", "uat", "production")
-    write = lambda e: config.write_text(  # noqa: E731
-        config_text(simulator, tmp_path, listen, smtp_port, hook.url, slack_url, gateway, alertmanager, e)
-    )
+
+    def write(environments: tuple[str, ...]) -> None:
+        config.write_text(
+            config_text(
+                simulator,
+                tmp_path,
+                listen,
+                smtp_port,
+                hook.url,
+                slack_url,
+                gateway,
+                alertmanager,
+                environments,
+            )
+        )
+
     write(envs)
     async with (
         external_process(
@@ -217,7 +218,8 @@ async def test_story(
             await until(
                 lambda: len(mailbox.messages) >= 1 and len(slack.payloads) >= 1, what="critical alert"
             )
-            await asyncio.sleep(3)  # six more failing polls: no repeat
+            served = polls(simulator, "production")
+            await until(lambda: polls(simulator, "production") >= served + 6, what="six more failing polls")
             assert len(mailbox.messages) == 1
             assert len(slack.payloads) == 1
             assert "UMIG Health Alert" in mailbox.subjects()[0]
@@ -313,7 +315,9 @@ async def test_story(
             hook.script = []
             daemon = start(config)
             await until(lambda: any(b["status"] == "resolved" for b in hook.bodies), what="pending delivered")
-            await asyncio.sleep(1.5)
+            await until(lambda: _drained(base, "hook"), what="nothing pending for hook")
+            served = polls(simulator, "uat")  # and a few dispatch ticks more: no second copy of any
+            await until(lambda: polls(simulator, "uat") >= served + 4, what="four more polls")
             assert len(hook.keys) == len(set(hook.keys))
 
             # 9. The daily report is triggered: a mail with every section.
@@ -370,6 +374,19 @@ def _watch_progress(base: str, deployment_id: str) -> str:
     except OSError:
         return ""
     return str(watch.get("progress") or "")
+
+
+def _drained(base: str, sink: str) -> bool:
+    try:
+        rows = http_json(base + "/api/v1/outbox?status=pending")["deliveries"]
+    except OSError:
+        return False
+    return not any(r["sink"] == sink for r in rows)
+
+
+def polls(sim: RunningSimulator, env: str) -> int:
+    """How many health polls the simulator has served for the environment."""
+    return sim.simulator.request_counts(env).get("health", 0)
 
 
 def _pending(base: str, sink: str) -> bool:
