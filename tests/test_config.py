@@ -10,7 +10,8 @@ import pytest
 from umig_monitor.cli import main
 from umig_monitor.config import ConfigError, load_config, parse_config
 from umig_monitor.config.loader import resolve_config_path
-from umig_monitor.config.types import SecretFileError, format_duration, parse_duration, redact_url
+from umig_monitor.config.types import SecretFileError, parse_duration, redact_url
+from umig_monitor.core.timetext import format_duration
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 BASE = """
