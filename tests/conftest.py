@@ -33,10 +33,37 @@ GUIDE_ENVIRONMENTS = ("development", "uat", "production")
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
+    """A loopback TCP port for a server a test starts: one no other caller had this session, and
+    free when checked with a bind. It comes from below the kernel's ephemeral range, which the
+    kernel never hands out itself (to a bind to port 0, or as the local port of an outgoing
+    connection), so between this check and the server's own bind only an explicit bind elsewhere
+    could take it. Sessions side by side (other worktrees) start at a place set by their pid."""
+    state: dict[str, Any] = free_port.__dict__
+    if "handed" not in state:
+        try:
+            with open("/proc/sys/net/ipv4/ip_local_port_range") as ranges:
+                ephemeral = int(ranges.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            ephemeral = 49152  # the IANA dynamic range: the BSD and macOS default
+        low = max(1024, ephemeral - 16384)
+        state["range"] = (low, ephemeral)
+        state["next"] = low + (os.getpid() * 7919) % (ephemeral - low)
+        state["handed"] = set()
+    low, high = state["range"]
+    handed: set[int] = state["handed"]
+    for _ in range(high - low):
+        port: int = state["next"]
+        state["next"] = low if port + 1 >= high else port + 1
+        if port in handed:
+            continue
+        handed.add(port)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # someone has it (or it lingers in TIME_WAIT): never hand it out
         return port
+    raise RuntimeError(f"no free port left in {low}-{high - 1} below the ephemeral range")
 
 
 def require_tool(name: str) -> str:

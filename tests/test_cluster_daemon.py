@@ -1,9 +1,15 @@
 """Two daemons in one process sharing one database (SQLite file, and PostgreSQL when available):
-the split of environments, the leader's jobs, and every replica serving every environment."""
+the split of environments, the leader's jobs, and every replica serving every environment.
+
+The test drives the cluster: each heartbeat is a ``Coordinator.tick()`` it calls. The daemons' own
+loops would tick every half heartbeat interval, an hour here, so no tick happens that the test did
+not ask for, and no stall of the shared event loop can expire a member or the lease. The loop at
+real intervals, with real processes, is ``tests/test_cluster_process.py``."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,14 +22,15 @@ from tests.test_health_job import until
 from umig_monitor.app import Daemon
 from umig_monitor.cli import main
 from umig_monitor.config import load_config
+from umig_monitor.jobs.shared import follow_samples
 from umig_monitor.simulator import RunningSimulator, start_simulator
 
 ENVS = tuple(f"site{i:02d}" for i in range(12))
 LEADER_JOBS = {"retention", "watch_sync", "drift"}
 CLUSTER = """
   cluster:
-    heartbeat_interval: 400ms
-    lease_ttl: 1s
+    heartbeat_interval: 1h
+    lease_ttl: 2h
 """
 
 
@@ -51,6 +58,11 @@ def replica_config(write_config: ConfigWriter, sites: RunningSimulator, database
     return path
 
 
+def ids(daemon: Daemon) -> list[str]:
+    """The live members this replica saw at its last heartbeat."""
+    return [m.id for m in daemon.cluster.members]
+
+
 def job_kinds(daemon: Daemon) -> set[str]:
     return {job.id.split(":")[0] for job in daemon.scheduler.get_jobs()}
 
@@ -75,19 +87,31 @@ async def test_two_replicas_split_the_work_and_serve_everything(
 ) -> None:
     first = Daemon(load_config(p := replica_config(write_config, sites, database, "a.yaml")), p)
     second = Daemon(load_config(q := replica_config(write_config, sites, database, "b.yaml")), q)
-    await first.start()
-    await second.start()
     try:
+        # Alone, the first joins, takes the lease and polls everything.
+        await first.start()
+        assert first.is_leader
+        assert first.mine() == set(ENVS)
+        # The second joins behind that lease: it sees both and polls its share; the first does not
+        # know of it until its next heartbeat.
+        await second.start()
+        assert not second.is_leader
+        assert ids(second) == sorted([first.cluster.member_id, second.cluster.member_id])
+        assert ids(first) == [first.cluster.member_id]
+        await first.cluster.tick()
+
         # Both see both; their shares are disjoint and cover everything.
-        await until(lambda: len(first.cluster.members) == 2 == len(second.cluster.members))
-        await until(lambda: not (first.mine() & second.mine()) and first.mine() | second.mine() == set(ENVS))
+        assert ids(first) == ids(second)
         assert first.mine()
         assert second.mine()
+        assert not first.mine() & second.mine()
+        assert first.mine() | second.mine() == set(ENVS)
         assert polled_by_jobs(first) == first.mine()
         assert polled_by_jobs(second) == second.mine()
-        # Exactly one leader, and only it runs the cluster-wide jobs.
-        await until(lambda: first.is_leader != second.is_leader)
-        leader, follower = (first, second) if first.is_leader else (second, first)
+        # Exactly one leader, the first (it held the lease), and only it runs the cluster-wide jobs.
+        leader, follower = first, second
+        assert leader.is_leader
+        assert not follower.is_leader
         assert job_kinds(leader) >= LEADER_JOBS
         assert not LEADER_JOBS & job_kinds(follower)
         assert "follow_samples" in job_kinds(follower)
@@ -100,18 +124,21 @@ async def test_two_replicas_split_the_work_and_serve_everything(
             assert shown["polling"] == sorted(daemon.mine())  # type: ignore[index]
             assert shown["assignments"][daemon.cluster.member_id] == sorted(daemon.mine())  # type: ignore[index]
 
-        # Every replica's /metrics covers every environment, its own and the other's.
+        # Every replica's /metrics covers every environment, its own and the other's: its own from
+        # its polls, the other's from the samples the other stored (the follow_samples job's body,
+        # run here until the other's polls are in).
         await until(first.first_round_done)
         await until(second.first_round_done)
         for daemon in (first, second):
             await daemon.writer.flush()
 
         async def covers_all(daemon: Daemon) -> bool:
+            await follow_samples(daemon)
             text = await get_text(daemon.listen_url + "/metrics")
             return all(f'umig_health_status{{environment="{env}"}} 1.0' in text for env in ENVS)
 
         for daemon in (first, second):
-            await until(lambda d=daemon: covers_all(d), within=10)
+            await until(functools.partial(covers_all, daemon), within=10)
         text = await get_text(follower.listen_url + "/metrics")
         assert "umig_cluster_leader 0.0" in text
         assert "umig_cluster_members 2.0" in text
@@ -129,9 +156,15 @@ async def test_two_replicas_split_the_work_and_serve_everything(
         assert f"leader: {leader.cluster.member_id} since" in table
         assert all(f"{env}  " in table for env in ENVS)
 
-        # The leader stops cleanly: it gives the lease and its share up at once.
+        # The leader stops cleanly: it gives the lease and its share up at once. With a lease of
+        # two hours and members live for an hour and a half, the follower's next heartbeat finds
+        # itself alone and leading only if the leader deleted both.
         await leader.stop()
-        await until(lambda: follower.is_leader and follower.mine() == set(ENVS), within=5)
+        assert not follower.is_leader
+        await follower.cluster.tick()
+        assert ids(follower) == [follower.cluster.member_id]
+        assert follower.is_leader
+        assert follower.mine() == set(ENVS)
         assert job_kinds(follower) >= LEADER_JOBS
         assert polled_by_jobs(follower) == set(ENVS)
     finally:

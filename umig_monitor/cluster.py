@@ -115,11 +115,19 @@ class Coordinator:
         await self._tick(raise_errors=True)
         self._joined = True
 
+    async def tick(self) -> None:
+        """One step: write this replica's heartbeat, read the members, take or renew the lease,
+        and settle what this replica polls and whether it leads. A database that fails or does not
+        answer within a heartbeat interval is a failed heartbeat (logged, counted, and leadership
+        left to lapse), not an error. ``run`` calls it every half heartbeat interval, or when the
+        leader's lease runs out; a caller that wants the cluster stepped calls it directly."""
+        await self._tick(raise_errors=False)
+
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self._sleep_for())
             try:
-                await self._tick(raise_errors=False)
+                await self.tick()
             except Exception:  # a bug must not silently end this replica's membership
                 log.exception("cluster_tick_crashed", member=self.member_id)
 
