@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import POSTGRES_URL, ConfigWriter, scratch_database
-from tests.test_health_job import until
+from tests.support import until
 from umig_monitor.app import Daemon
 from umig_monitor.cli import main
 from umig_monitor.config import load_config

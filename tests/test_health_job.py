@@ -11,8 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.support import ConfigWriter, metrics_text, require_tool
-from tests.support import until as until  # re-exported: tests/test_cluster_daemon.py imports it from here
+from tests.support import ConfigWriter, metrics_text, require_tool, until
 from umig_monitor.app import Daemon
 from umig_monitor.cli import main
 from umig_monitor.config import load_config
