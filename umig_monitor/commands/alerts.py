@@ -17,7 +17,8 @@ from umig_monitor.metrics import AlertMetrics, SelfMetrics
 from umig_monitor.pipeline import AlertPipeline
 from umig_monitor.pipeline.actions import ActionError, add_silence, escalate
 from umig_monitor.sinks import build_sink
-from umig_monitor.web.alerts import parse_since, silence_document
+from umig_monitor.web.alerts import silence_document
+from umig_monitor.web.params import instant
 
 
 def _query(args: argparse.Namespace) -> str:
@@ -38,7 +39,7 @@ async def alerts(settings: Settings, args: argparse.Namespace) -> int:
                 state=AlertState.FIRING if args.active else None,
                 environment=args.environment,
                 type=args.type,
-                since=parse_since(args.since, datetime.now(UTC)),
+                since=instant(args.since, datetime.now(UTC), "--since"),
             )
         data = {"alerts": [alert_document(a) for a in found]}
     if args.json:

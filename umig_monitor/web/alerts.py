@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from umig_monitor.core import jsontext, timetext
 from umig_monitor.core.alerts import AlertState
 from umig_monitor.core.status import alert_document, iso
 from umig_monitor.pipeline.actions import ActionError, add_silence, escalate
+from umig_monitor.web import params
 from umig_monitor.web.auth import error
 
 if TYPE_CHECKING:
@@ -23,46 +23,24 @@ def _daemon(request: web.Request) -> Daemon:
     return request.app[DAEMON_KEY]
 
 
-def parse_since(value: object, now: datetime, name: str = "since") -> datetime | None:
-    """``24h``-style durations back from now, or an ISO timestamp (with an offset)."""
-    if value is None or value == "":
-        return None
-    try:
-        return timetext.parse_instant(value, now)
-    except ValueError as exc:
-        raise ActionError(f"{name}: {exc}") from None
-
-
-def parse_duration(value: object, name: str) -> timedelta:
-    try:
-        return timetext.parse_duration(value)
-    except ValueError as exc:
-        raise ActionError(f"{name}: {exc}") from None
-
-
-async def read_json(request: web.Request) -> dict[str, Any]:
-    try:
-        body = jsontext.loads(await request.read())
-    except ValueError as exc:
-        raise ActionError(f"body: {exc}") from None
-    if not isinstance(body, dict):
-        raise ActionError("body: must be a JSON object")
-    return body
-
-
 async def list_alerts(request: web.Request) -> web.Response:
     daemon = _daemon(request)
     q = request.query
     try:
-        state = AlertState(q["state"]) if q.get("state") else None
+        state_text = params.text(q, "state")
+        try:
+            state = AlertState(state_text) if state_text else None
+        except ValueError:
+            raise ActionError(f"state: one of {', '.join(s.value for s in AlertState)}") from None
         if q.get("active") in ("1", "true"):
             state = AlertState.FIRING
-        since = parse_since(q.get("since"), datetime.now(UTC))
-        limit = min(max(int(q.get("limit", "500")), 1), 5000)
-    except ValueError as exc:
-        return error(400, str(exc) if isinstance(exc, ActionError) else f"bad query: {exc}")
+        since = params.instant(q.get("since"), datetime.now(UTC), "since")
+        limit = params.integer(q, "limit", 500, 1, 5000)
+        environment, type_ = params.text(q, "environment"), params.text(q, "type")
+    except ActionError as exc:
+        return error(400, str(exc))
     alerts = await daemon.store.list_alerts(
-        state=state, environment=q.get("environment"), type=q.get("type"), since=since, limit=limit
+        state=state, environment=environment, type=type_, since=since, limit=limit
     )
     docs = []
     for alert in alerts:
@@ -77,7 +55,7 @@ async def list_alerts(request: web.Request) -> web.Response:
 async def create_alert(request: web.Request) -> web.Response:
     daemon = _daemon(request)
     try:
-        body = await read_json(request)
+        body = await params.json_object(request)
         alert, sent = await escalate(
             daemon.store,
             daemon.alerts,
@@ -96,10 +74,10 @@ async def create_alert(request: web.Request) -> web.Response:
 async def ack_alert(request: web.Request) -> web.Response:
     daemon = _daemon(request)
     try:
-        alert_id = int(request.match_info["id"])
-        if not 0 < alert_id < 2**63:
-            return error(404, f"no alert {alert_id}")
-        body = await read_json(request) if request.can_read_body else {}
+        alert_id = params.integer(request.match_info, "id", 0, 0, 2**63 - 1)
+        if alert_id == 0:
+            return error(404, f"no alert {request.match_info['id']}")
+        body = await params.json_object(request) if request.can_read_body else {}
     except (ValueError, ActionError) as exc:
         return error(400, str(exc))
     by = str(body.get("by") or "api")
@@ -156,15 +134,15 @@ async def create_silence(request: web.Request) -> web.Response:
     daemon = _daemon(request)
     now = datetime.now(UTC)
     try:
-        body = await read_json(request)
+        body = await params.json_object(request)
         matchers = body.get("matchers")
         if not isinstance(matchers, list) or not all(isinstance(m, str) for m in matchers):
             raise ActionError('matchers: a list of strings such as ["environment=uat"]')
         duration: timedelta | None = None
         if body.get("duration") is not None:
-            duration = parse_duration(body["duration"], "duration")
-        starts = parse_since(body.get("startsAt"), now, "startsAt")
-        ends = parse_since(body.get("endsAt"), now, "endsAt")
+            duration = params.duration(body["duration"], "duration")
+        starts = params.instant(body.get("startsAt"), now, "startsAt")
+        ends = params.instant(body.get("endsAt"), now, "endsAt")
         silence = await add_silence(
             daemon.store,
             matchers,
@@ -189,7 +167,10 @@ async def expire_silence(request: web.Request) -> web.Response:
 
 async def list_outbox(request: web.Request) -> web.Response:
     daemon = _daemon(request)
-    status = request.query.get("status")
+    try:
+        status = params.text(request.query, "status")
+    except ActionError as exc:
+        return error(400, str(exc))
     deliveries = await daemon.store.list_deliveries(status=status, limit=500)
     return web.json_response(
         {

@@ -12,7 +12,7 @@ from umig_monitor.core import timetext
 from umig_monitor.core.deployments import EventError, EventType, event_to_record
 from umig_monitor.core.status import iso
 from umig_monitor.pipeline.actions import ActionError
-from umig_monitor.web.alerts import parse_since, read_json
+from umig_monitor.web import params
 from umig_monitor.web.auth import error
 from umig_monitor.web.views import dora_figures
 
@@ -59,7 +59,7 @@ def _text(body: dict[str, Any], *keys: str) -> str | None:
 async def post_event(request: web.Request) -> web.Response:
     daemon = _daemon(request)
     try:
-        body = await read_json(request)
+        body = await params.json_object(request)
         metadata = body.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise EventError("metadata", "must be an object of strings")
@@ -91,14 +91,14 @@ async def list_deployments(request: web.Request) -> web.Response:
     q = request.query
     now = datetime.now(UTC)
     try:
-        since = parse_since(q.get("since"), now)
-        until = parse_since(q.get("until"), now, "until")
-        limit = min(max(int(q.get("limit", "100")), 1), 1000)
-        offset = max(int(q.get("offset", "0")), 0)
-        types = [parse_event_type(t).value for t in q.getall("type", [])] or None
+        since = params.instant(q.get("since"), now, "since")
+        until = params.instant(q.get("until"), now, "until")
+        limit = params.integer(q, "limit", 100, 1, 1000)
+        offset = params.integer(q, "offset", 0, 0, 10**9)
+        types = [parse_event_type(t[: params.MAX_VALUE]).value for t in q.getall("type", [])[:8]] or None
+        environment = params.text(q, "environment")
     except (ValueError, ActionError) as exc:
         return error(400, str(exc))
-    environment = q.get("environment")
     filters: dict[str, Any] = {"environment": environment, "since": since, "until": until, "types": types}
     # The page, the count and the summary are independent reads: run them side by side.
     events, total, s = await asyncio.gather(
@@ -149,7 +149,7 @@ async def post_watch(request: web.Request) -> web.Response:
     daemon = _daemon(request)
     deployment_id = request.match_info["id"]
     try:
-        body = await read_json(request)
+        body = await params.json_object(request)
         environment = str(body.get("environment") or "")
         if environment not in daemon.settings.environments:
             raise EventError("environment", f"unknown environment '{environment}'")
@@ -173,14 +173,11 @@ async def post_watch(request: web.Request) -> web.Response:
 async def get_dora(request: web.Request) -> web.Response:
     daemon = _daemon(request)
     try:
-        days = float(request.query.get("days", "90"))
-        if not 0 < days <= 3650:
-            raise ValueError
-    except ValueError:
-        return error(400, "days: a number of days between 0 and 3650")
-    return web.json_response(
-        await dora_figures(daemon.store, daemon.settings, days, request.query.get("environment"))
-    )
+        days = params.number(request.query, "days", 90, 0, 3650)
+        environment = params.text(request.query, "environment")
+    except ActionError as exc:
+        return error(400, str(exc))
+    return web.json_response(await dora_figures(daemon.store, daemon.settings, days, environment))
 
 
 def add_routes(app: web.Application, guarded: Any) -> None:

@@ -9,6 +9,8 @@ from aiohttp import web
 
 from umig_monitor.core.status import iso
 from umig_monitor.jobs.drift import drift_report, finding_document
+from umig_monitor.pipeline.actions import ActionError
+from umig_monitor.web import params
 from umig_monitor.web.auth import error
 
 if TYPE_CHECKING:
@@ -50,12 +52,11 @@ async def get_baselines(request: web.Request) -> web.Response:
     daemon = _daemon(request)
     q = request.query
     try:
-        limit = min(max(int(q.get("limit", "50")), 1), 1000)
-    except ValueError:
-        return error(400, "limit must be an integer")
-    found = await daemon.store.baselines(
-        environment=q.get("environment"), version=q.get("version"), limit=limit
-    )
+        limit = params.integer(q, "limit", 50, 1, 1000)
+        environment, version = params.text(q, "environment"), params.text(q, "version")
+    except ActionError as exc:
+        return error(400, str(exc))
+    found = await daemon.store.baselines(environment=environment, version=version, limit=limit)
     return web.json_response({"baselines": [baseline_document(b) for b in found]})
 
 

@@ -9,11 +9,13 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from umig_monitor.pipeline.actions import ActionError
 from umig_monitor.storage import StorageError
 from umig_monitor.web import alerts as alerts_api
 from umig_monitor.web import deployments as deployments_api
 from umig_monitor.web import insights as insights_api
 from umig_monitor.web import page as status_page
+from umig_monitor.web import params
 from umig_monitor.web.auth import Handler, error, require_token
 from umig_monitor.web.guard import ConnectionGuard
 from umig_monitor.web.views import environment_detail, environments_view
@@ -115,9 +117,9 @@ async def environment(request: web.Request) -> web.Response:
     if name not in daemon.settings.environments:
         return error(404, f"unknown environment '{name}'")
     try:
-        limit = min(max(int(request.query.get("limit", "50")), 1), 1000)
-    except ValueError:
-        return error(400, "limit must be an integer")
+        limit = params.integer(request.query, "limit", 50, 1, 1000)
+    except ActionError as exc:
+        return error(400, str(exc))
     return web.json_response(await environment_detail(daemon.store, daemon.settings, name, limit))
 
 
