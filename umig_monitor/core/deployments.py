@@ -169,11 +169,24 @@ def format_timestamp(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+MAX_EVENT_TEXT = 4096  # characters of an error, a name or a metadata value
+MAX_METADATA = 32  # metadata entries
+MAX_METADATA_KEY = 64
+
+
+def shown(value: object) -> str:
+    """``value`` for an error message: its repr, cut to 80 characters."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:80] + "…"
+
+
 def _text(value: object, name: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise EventError(name, f"must be a string, got {value!r}")
+        raise EventError(name, f"must be a string, got {shown(value)}")
+    if len(value) > MAX_EVENT_TEXT:
+        raise EventError(name, f"longer than {MAX_EVENT_TEXT} characters")
     return value.strip() or None
 
 
@@ -194,7 +207,7 @@ def _version(value: object, name: str, required_for: EventType | None) -> str | 
 def _identifier(value: object, name: str) -> str:
     text = _text(value, name)
     if text is None or not _ID.fullmatch(text):
-        raise EventError(name, f"must be 1-200 characters without spaces or '/', got {value!r}")
+        raise EventError(name, f"must be 1-200 characters without spaces or '/', got {shown(value)}")
     return text
 
 
@@ -203,10 +216,17 @@ def _metadata(metadata: object) -> dict[str, str]:
         return {}
     if not isinstance(metadata, Mapping):
         raise EventError("metadata", "must be a mapping of strings to strings")
+    if len(metadata) > MAX_METADATA:
+        raise EventError("metadata", f"more than {MAX_METADATA} entries")
     out: dict[str, str] = {}
     for key, value in metadata.items():
         if not isinstance(key, str) or not isinstance(value, str):
-            raise EventError("metadata", f"{key!r}: keys and values must be strings, got {value!r}")
+            raise EventError("metadata", f"{shown(key)}: keys and values must be strings, got {shown(value)}")
+        if not 0 < len(key) <= MAX_METADATA_KEY or len(value) > MAX_EVENT_TEXT:
+            raise EventError(
+                "metadata",
+                f"{shown(key)}: keys are 1-{MAX_METADATA_KEY} characters, values at most {MAX_EVENT_TEXT}",
+            )
         out[key] = value
     if "commit_time" in out:
         try:
@@ -214,7 +234,7 @@ def _metadata(metadata: object) -> dict[str, str]:
         except ValueError:
             raise EventError(
                 "metadata.commit_time",
-                f"'{out['commit_time']}' is not ISO-8601 with a UTC offset, e.g. 2024-10-24T12:30:00Z",
+                f"{shown(out['commit_time'])} is not ISO-8601 with a UTC offset, e.g. 2024-10-24T12:30:00Z",
             ) from None
     return out
 

@@ -34,6 +34,7 @@ from umig_monitor.core.deployments import (
     build_event,
     format_timestamp,
     parse_timestamp,
+    shown,
 )
 from umig_monitor.core.versions import try_parse
 
@@ -89,6 +90,8 @@ class _Incomplete(Exception):
 def _load(text: str) -> Any:
     try:
         return json.loads(text)
+    except RecursionError:  # brackets nested thousands deep: not a record
+        raise json.JSONDecodeError("nested too deep", text[:80], 0) from None
     except json.JSONDecodeError as exc:
         if exc.pos >= len(text.rstrip()) and text.lstrip().startswith("{"):
             raise _Incomplete from None
@@ -134,13 +137,13 @@ def _check_shape(record: Any) -> dict[str, Any]:
         raise EventError("record", "not a JSON object")
     for key in _STRINGS:
         if record.get(key) is not None and not isinstance(record[key], str):
-            raise EventError(key, f"must be a string, got {record[key]!r}")
+            raise EventError(key, f"must be a string, got {shown(record[key])}")
     for key in ("id", "type", "timestamp", "environment"):
         if not record.get(key):
             raise EventError(key, "missing")
     duration = record.get("duration")
     if isinstance(duration, bool) or not isinstance(duration, str | int | float | None):
-        raise EventError("duration", f"must be seconds or text like 4m30s, got {duration!r}")
+        raise EventError("duration", f"must be seconds or text like 4m30s, got {shown(duration)}")
     if not isinstance(record.get("metadata"), dict | None):
         raise EventError("metadata", "must be an object of strings")
     flags = record.get("flags")

@@ -53,6 +53,9 @@ _EXPECTED = "expected MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD], e.g. 1.2.0-rc.2"
 _IdentKey = tuple[int, int, str]
 
 
+MAX_VERSION = 256  # characters; longer is not a version (and would be a huge label)
+
+
 class InvalidVersion(ValueError):
     """Text that is not a UMIG (SemVer) or database component version."""
 
@@ -162,6 +165,8 @@ def parse_version(text: str) -> Version:
     raw = text.strip()
     if not raw:
         raise InvalidVersion(f"empty version ({_EXPECTED})")
+    if len(raw) > MAX_VERSION:
+        raise InvalidVersion(f"'{raw[:40]}…' is not a UMIG version: longer than {MAX_VERSION} characters")
     rest = raw[1:] if raw[0] == "v" else raw
     rest, plus, build_text = rest.partition("+")
     if plus and not build_text:
