@@ -189,3 +189,9 @@ async def test_postgresql_stopped_and_restarted_under_the_daemon(
     # Failing writes are reported, not repeated on every poll: the log stays readable.
     errors = [e for e in events if e.get("level") in ("error", "critical")]
     assert len(errors) <= 10, [e["event"] for e in errors]
+    # job_failed once per job kind per outage, and its recovery once, however many polls failed
+    failed = [e["kind"] for e in events if e["event"] == "job_failed"]
+    assert len(failed) == len(set(failed)), failed
+    recovered = [e["kind"] for e in events if e["event"] == "job_failed_recovered"]
+    assert sorted(recovered) == sorted(set(failed)), (failed, recovered)
+    assert names.count("storage_unhealthy") <= 1, names

@@ -32,6 +32,7 @@ from umig_monitor.jobs.retention import enforce_retention
 from umig_monitor.jobs.samples import SampleWriter
 from umig_monitor.jobs.shared import SharedSamples, follow_samples
 from umig_monitor.jobs.watch import look
+from umig_monitor.logs import FailureStreak
 from umig_monitor.metrics import AlertMetrics, DeploymentMetrics, InsightMetrics, SelfMetrics, UmigMetrics
 from umig_monitor.pipeline import AlertPipeline
 from umig_monitor.probes.client import make_session
@@ -120,6 +121,10 @@ class Daemon:
         self._fingerprints: dict[str, str] = {}
         self._inflight: set[asyncio.Task[Any]] = set()
         self._background: set[asyncio.Task[Any]] = set()
+        # Storage and push failures: one job_failed line per job kind when it starts failing and
+        # one job_failed_recovered when it works again, not a line per poll of every environment.
+        self._job_failures: dict[str, FailureStreak] = {}
+        self._storage_check = FailureStreak(log, "storage_unhealthy")
         self._reload_lock = asyncio.Lock()
         self._stop_requested = asyncio.Event()
         self._accepting = False
@@ -245,6 +250,7 @@ class Daemon:
         self._scheduler.start()
         self._accepting = True
         self._spawn(self._cluster.run())
+        self._spawn(self._storage_check_loop())
         if self.notifier.watchdog_interval:
             self._spawn(self._watchdog_loop(self.notifier.watchdog_interval))
         # Everything built so far (modules, config, pools) lives as long as the process: keep it
@@ -466,7 +472,7 @@ class Daemon:
             # not re-raised, so the scheduler does not log it as a crash.
         except (StorageError, PushFailed) as exc:
             result = "failure"
-            log.error("job_failed", job=spec.id, error=str(exc))
+            self._job_streak(spec.kind).failed(str(exc), job=spec.id)
         except Exception:
             result = "failure"
             log.exception("job_failed", job=spec.id)
@@ -476,6 +482,26 @@ class Daemon:
             self.metrics.job_duration.labels(spec.kind).observe(time.perf_counter() - started)
             if result == "success":
                 self.metrics.job_last_success.labels(spec.kind).set(time.time())
+                self._job_streak(spec.kind).succeeded()
+
+    def _job_streak(self, kind: str) -> FailureStreak:
+        streak = self._job_failures.get(kind)
+        if streak is None:
+            streak = self._job_failures[kind] = FailureStreak(log, "job_failed", kind=kind)
+        return streak
+
+    async def _storage_check_loop(self) -> None:
+        """Storage is checked on its own, not only when something asks /readyz: an outage, or a
+        SQLite file deleted or replaced under the daemon, is one clear line when it starts."""
+        while True:
+            await asyncio.sleep(self.settings.daemon.storage_check_interval.total_seconds())
+            try:
+                async with asyncio.timeout(10):
+                    await self.store.ping()
+            except (StorageError, TimeoutError) as exc:
+                self._storage_check.failed(str(exc) or "no answer within 10 s")
+            else:
+                self._storage_check.succeeded()
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)

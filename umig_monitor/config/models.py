@@ -108,6 +108,8 @@ class Daemon(Strict):
     external_url: CredentialHttpUrl | None = None
     shutdown_timeout: PositiveDuration = timedelta(seconds=8)
     max_concurrent_polls: int = Field(default=50, ge=1, le=10000)
+    # How often the daemon checks its own storage (reachable; a SQLite file not deleted or replaced).
+    storage_check_interval: PositiveDuration = timedelta(seconds=15)
     retention: Retention = Retention()
     cluster: Cluster = Cluster()
     http: Http = Http()

@@ -8,9 +8,11 @@ from the helpers in ``dialects.py``.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -23,7 +25,7 @@ from umig_monitor.storage import dialects, migrations
 from umig_monitor.storage.alerts import AlertQueries
 from umig_monitor.storage.cluster import ClusterQueries
 from umig_monitor.storage.deployments import DeploymentQueries
-from umig_monitor.storage.engine import WRITE_TRANSACTION, create_engine, redacted
+from umig_monitor.storage.engine import WRITE_TRANSACTION, create_engine, is_sqlite_memory, redacted
 from umig_monitor.storage.errors import StorageError, translate_errors
 from umig_monitor.storage.insights import InsightQueries
 from umig_monitor.storage.outbox import OutboxQueries
@@ -59,6 +61,22 @@ _ANSWERED: Final = tuple(outcome.value for outcome in Outcome if outcome.answere
 FOLLOW_OVERLAP: Final = 200  # rows re-read by latest_samples_since
 
 
+def sqlite_file(engine: AsyncEngine) -> Path | None:
+    """The file of a SQLite engine (absolute), or None for PostgreSQL and in-memory SQLite."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or is_sqlite_memory(url) or not url.database:
+        return None
+    return Path(url.database).resolve()
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 class Store(AlertQueries, OutboxQueries, DeploymentQueries, InsightQueries, ClusterQueries):
     """Async access to umig-monitor's database. Create it with ``await Store.open(url)``."""
 
@@ -68,6 +86,10 @@ class Store(AlertQueries, OutboxQueries, DeploymentQueries, InsightQueries, Clus
         self._writer = engine.execution_options(**WRITE_TRANSACTION)
         self._dialect = engine.dialect.name
         self._closed = False
+        # A SQLite file's identity at open: a file deleted or replaced under a running daemon
+        # would take every later write with it (into an unlinked inode), so ping() checks it.
+        self._file = sqlite_file(engine)
+        self._identity = _identity(self._file) if self._file is not None else None
 
     @classmethod
     async def open(cls, url: str, *, pool_size: int = 5) -> Store:
@@ -125,7 +147,17 @@ class Store(AlertQueries, OutboxQueries, DeploymentQueries, InsightQueries, Clus
         return self._dialect
 
     async def ping(self) -> None:
-        """Round-trip to the database, for readiness checks; ``StorageError`` when it fails."""
+        """Round-trip to the database, for readiness checks; ``StorageError`` when it fails, and
+        when the SQLite file was deleted or replaced since the store opened it."""
+        if self._file is not None:
+            now = await asyncio.to_thread(_identity, self._file)
+            if now != self._identity:
+                was = f"device {self._identity[0]} inode {self._identity[1]}" if self._identity else "?"
+                found = f"device {now[0]} inode {now[1]}" if now else "no file"
+                raise StorageError(
+                    f"the database file {self._file} was deleted or replaced while the daemon runs "
+                    f"(opened {was}, now {found}); writes go nowhere until a restart reopens it"
+                )
         async with self._connect("ping", write=False) as conn:
             await conn.execute(sa.select(1))
 
