@@ -93,3 +93,13 @@ def test_check_config_and_run_exit_2_without_a_traceback(tmp_path: Path, command
     assert "Traceback" not in result.stdout + result.stderr
     assert "s3cret" not in result.stdout + result.stderr
     assert str(path) in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("value", ["99999999999d", "9999999999999w", "1e999", "1e400s"])
+def test_an_overflowing_duration_is_an_error_naming_the_key(tmp_path: Path, value: str) -> None:
+    text = GOOD.format(db=tmp_path / "x.db") + f"    timeout: {value}\n"
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text.encode()))
+    assert "environments.production.timeout" in str(info.value)
+    assert "(line 8)" in str(info.value)
+    assert "century" in str(info.value) or "invalid duration" in str(info.value)
