@@ -98,6 +98,29 @@ async def test_silence_input_is_validated(daemon: Daemon) -> None:
     assert "matchers" in data["error"]
     status, data = await api(daemon, "POST", "/api/v1/silences", {"matchers": ["env=x"], "author": "a"})
     assert (status, "duration" in data["error"]) == (400, True)
+    for matchers in (["environment="], ['type=~".*"'], ['environment="uat'], ['environment=uat"']):
+        status, data = await api(
+            daemon, "POST", "/api/v1/silences", {"matchers": matchers, "duration": "1h", "author": "a"}
+        )
+        assert status == 400, (matchers, data)
+        assert data["error"].startswith("matchers:"), data
+    assert await cli("silence", "add", "-m", "environment=uat", "--config", str(daemon.config_path)) == 2
+
+
+async def test_a_second_acknowledgement_says_who_was_first(
+    daemon: Daemon, simulator: RunningSimulator, hook: Receiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    simulator.simulator.update("uat", status="unhealthy")
+    await until(lambda: hook.bodies)
+    [alert] = (await api(daemon, "GET", "/api/v1/alerts?active=true"))[1]["alerts"]
+    status, data = await api(daemon, "POST", f"/api/v1/alerts/{alert['id']}/ack", {"by": "alice"})
+    assert (status, data["acknowledged"], data["alert"]["ackedBy"]) == (200, True, "alice")
+    status, data = await api(daemon, "POST", f"/api/v1/alerts/{alert['id']}/ack", {"by": "bob"})
+    assert (status, data["acknowledged"], data["alert"]["ackedBy"]) == (200, False, "alice")
+    config = str(daemon.config_path)
+    capsys.readouterr()
+    assert await cli("ack", str(alert["id"]), "--by", "carol", "--config", config) == 1
+    assert "already acknowledged by alice" in capsys.readouterr().out
 
 
 async def test_escalate_through_the_daemon(

@@ -149,7 +149,8 @@ async def test_escalation_after_delay_unless_acked(
     await pipeline.evaluate()
     [alert] = [a for a in await store.active_alerts() if a.environment == "hotfix"]
     assert alert.id is not None
-    await store.ack_alert(alert.id, "alice", T0 + timedelta(minutes=5))
+    _, acked = await store.ack_alert(alert.id, "alice", T0 + timedelta(minutes=5))
+    assert acked
     clock.now = T0 + timedelta(minutes=14)
     assert await pipeline.evaluate() == 0
     clock.now = T0 + timedelta(minutes=15)

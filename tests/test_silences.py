@@ -24,13 +24,17 @@ SAT_23 = datetime(2026, 11, 28, 23, 0, tzinfo=UTC)  # a Saturday
         ("type!~environment_.*", {"type": "version_drift"}, True),
         ("team=umig", {}, False),
         ("team=", {}, True),  # an absent label is the empty string, as in Alertmanager
+        ('summary="say \\"hi\\""', {"summary": 'say "hi"'}, True),
     ],
 )
 def test_matchers(matcher: str, labels: dict[str, str], expected: bool) -> None:
     assert parse_matcher(matcher).matches(labels) is expected
 
 
-@pytest.mark.parametrize("bad", ["environment", "=uat", "env~uat", "type=~(("])
+@pytest.mark.parametrize(
+    "bad",
+    ["environment", "=uat", "env~uat", "type=~((", 'environment="uat', 'environment=uat"', "x=" + "a" * 300],
+)
 def test_bad_matchers(bad: str) -> None:
     with pytest.raises(ValueError, match="matcher"):
         parse_matcher(bad)

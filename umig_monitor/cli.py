@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--matcher", "-m", action="append", default=[], help='e.g. environment=uat, type=~"drift.*"'
     )
-    p.add_argument("--duration", default="1h")
+    p.add_argument("--duration", help="how long (add): e.g. 2h, 30m; required")
     p.add_argument("--author", default=os.environ.get("USER") or "cli")
     p.add_argument("--comment", default="")
     p.add_argument("--json", action="store_true")

@@ -15,7 +15,7 @@ from umig_monitor.core.status import alert_document
 from umig_monitor.core.timetext import parse_duration
 from umig_monitor.metrics import AlertMetrics, SelfMetrics
 from umig_monitor.pipeline import AlertPipeline
-from umig_monitor.pipeline.actions import ActionError, add_silence, escalate
+from umig_monitor.pipeline.actions import ActionError, acknowledge, add_silence, escalate
 from umig_monitor.sinks import build_sink
 from umig_monitor.web.alerts import silence_document
 from umig_monitor.web.params import instant
@@ -73,17 +73,21 @@ async def ack(settings: Settings, args: argparse.Namespace) -> int:
     )
     if data is None:
         async with open_store(settings) as store:
-            alert = await store.ack_alert(args.id, args.by, datetime.now(UTC))
-        if alert is None:
-            raise ActionError(f"no alert {args.id}")
-        data = {"alert": alert_document(alert)}
-    print(f"alert {args.id} acknowledged by {data['alert']['ackedBy']}")
-    return 0
+            alert, acked = await acknowledge(store, args.id, args.by, datetime.now(UTC))
+        data = {"alert": alert_document(alert), "acknowledged": acked}
+    first = data["alert"]
+    if data.get("acknowledged", True):
+        print(f"alert {args.id} acknowledged by {first['ackedBy']}")
+        return 0
+    print(f"alert {args.id} was already acknowledged by {first['ackedBy']} at {first['ackedAt']}")
+    return 1
 
 
 async def silence(settings: Settings, args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     if args.action == "add":
+        if not args.duration:
+            raise ActionError("--duration: required, e.g. --duration 2h (a silence must end)")
         body = {
             "matchers": args.matcher,
             "duration": args.duration,

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-_MATCHER = re.compile(r'^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"?(.*?)"?\s*$')
+# name, operator, then a value either fully quoted ("...", \" inside) or bare (no quotes at all)
+_MATCHER = re.compile(r'^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(?:"((?:[^"\\]|\\.)*)"|([^"]*?))\s*$')
+MAX_MATCHER = 256  # characters of one matcher
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -34,18 +36,28 @@ class Matcher:
 
 
 def parse_matcher(text: str) -> Matcher:
+    if len(text) > MAX_MATCHER:
+        raise ValueError(f"matcher longer than {MAX_MATCHER} characters")
     m = _MATCHER.match(text)
     if not m:
         raise ValueError(
-            f"invalid matcher '{text}' (use name=value, name!=value, name=~regex or name!~regex)"
+            f"invalid matcher '{text}' (use name=value, name!=value, name=~regex or name!~regex; "
+            'quote a value in full, e.g. environment="uat", or not at all)'
         )
-    name, op, value = m.groups()
+    name, op, quoted, bare = m.groups()
+    value = quoted.replace('\\"', '"') if quoted is not None else bare
     if op in ("=~", "!~"):
         try:
             re.compile(value)
         except re.error as exc:
             raise ValueError(f"invalid regex in matcher '{text}': {exc}") from None
     return Matcher(name, op, value)
+
+
+def matches_nothing_specific(matchers: Sequence[Matcher]) -> bool:
+    """Alertmanager's rule for silences: when every matcher also matches a missing label, the
+    silence would match every alert (``environment=`` or ``type=~".*"``): refused."""
+    return all(m.matches({}) for m in matchers)
 
 
 def matches_all(matchers: Iterable[Matcher], labels: Mapping[str, str]) -> bool:

@@ -7,11 +7,12 @@ import uuid
 from datetime import datetime, timedelta
 
 from umig_monitor.core.alerts import Alert, AlertEvent, NotificationKind, Severity, alert_key
-from umig_monitor.core.silences import Silence, parse_matcher
+from umig_monitor.core.silences import Silence, matches_nothing_specific, parse_matcher
 from umig_monitor.pipeline import AlertPipeline
 from umig_monitor.storage import Store
 
 SEVERITIES = ("critical", "warning", "info")
+MAX_MATCHERS = 16
 
 
 class ActionError(ValueError):
@@ -31,22 +32,38 @@ async def add_silence(
 ) -> Silence:
     if not matchers:
         raise ActionError("matchers: at least one matcher is required (e.g. environment=uat)")
+    if len(matchers) > MAX_MATCHERS:
+        raise ActionError(f"matchers: at most {MAX_MATCHERS}")
     try:
         parsed = tuple(parse_matcher(m) for m in matchers)
     except ValueError as exc:
         raise ActionError(f"matchers: {exc}") from None
+    if matches_nothing_specific(parsed):
+        raise ActionError(
+            "matchers: at least one must not match an empty label (these would silence every alert)"
+        )
     if not author.strip():
         raise ActionError("author: required")
     start = starts_at or now
     if ends_at is None:
         if duration is None or duration <= timedelta(0):
-            raise ActionError("duration: a positive duration (or ends_at) is required")
+            raise ActionError("duration: a positive duration (or endsAt) is required")
         ends_at = start + duration
     if ends_at <= start:
-        raise ActionError("ends_at: must be after starts_at")
+        raise ActionError("endsAt: must be after startsAt")
     silence = Silence(uuid.uuid4().hex[:12], parsed, start, ends_at, author.strip(), comment)
     await store.add_silence(silence, now)
     return silence
+
+
+async def acknowledge(store: Store, alert_id: int, by: str, now: datetime) -> tuple[Alert, bool]:
+    """Acknowledge an alert: (the alert, True) when this call acknowledged it; (the alert, False)
+    when someone had already, whose name and time the alert carries. No alert: ActionError."""
+    by = by.strip()[:100] or "unknown"
+    alert, acked = await store.ack_alert(alert_id, by, now)
+    if alert is None:
+        raise ActionError(f"id: no alert {alert_id}")
+    return alert, acked
 
 
 async def escalate(

@@ -96,16 +96,18 @@ class AlertQueries:
             )
             return _alert(row) if row is not None else None
 
-    async def ack_alert(self, alert_id: int, by: str, at: datetime) -> Alert | None:
+    async def ack_alert(self, alert_id: int, by: str, at: datetime) -> tuple[Alert | None, bool]:
+        """The alert (None: no such alert) and whether this call acknowledged it; an alert keeps
+        its first acknowledgement."""
         t = alert_table
         async with self._connect("acknowledging an alert", write=True) as conn:
-            await conn.execute(
+            result = await conn.execute(
                 t.update()
                 .where(t.c.id == alert_id, t.c.acked_at.is_(None))
                 .values(acked_at=at, acked_by=by, updated_at=at)
             )
             row = (await conn.execute(sa.select(t).where(t.c.id == alert_id))).mappings().first()
-            return _alert(row) if row is not None else None
+            return (_alert(row) if row is not None else None), result.rowcount == 1
 
     async def mark_alerts_notified(self, alert_ids: Sequence[int], at: datetime) -> None:
         if not alert_ids:

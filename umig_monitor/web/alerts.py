@@ -9,7 +9,7 @@ from aiohttp import web
 
 from umig_monitor.core.alerts import AlertState
 from umig_monitor.core.status import alert_document, iso
-from umig_monitor.pipeline.actions import ActionError, add_silence, escalate
+from umig_monitor.pipeline.actions import ActionError, acknowledge, add_silence, escalate
 from umig_monitor.web import params
 from umig_monitor.web.auth import error
 
@@ -80,11 +80,13 @@ async def ack_alert(request: web.Request) -> web.Response:
         body = await params.json_object(request) if request.can_read_body else {}
     except (ValueError, ActionError) as exc:
         return error(400, str(exc))
-    by = str(body.get("by") or "api")
-    alert = await daemon.store.ack_alert(alert_id, by, datetime.now(UTC))
-    if alert is None:
+    try:
+        alert, acked = await acknowledge(
+            daemon.store, alert_id, str(body.get("by") or "api"), datetime.now(UTC)
+        )
+    except ActionError:
         return error(404, f"no alert {alert_id}")
-    return web.json_response({"alert": alert_document(alert)})
+    return web.json_response({"alert": alert_document(alert), "acknowledged": acked})
 
 
 def silence_document(s: Any, now: datetime) -> dict[str, Any]:
