@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from aiohttp import web
-from sqlalchemy.ext.asyncio import create_async_engine
 
+from tests import pgtemplate
 from umig_monitor.app import Daemon
 from umig_monitor.config import load_config
 from umig_monitor.simulator import RunningSimulator, start_simulator
@@ -129,9 +128,11 @@ def write_config(tmp_path: Path) -> ConfigWriter:
 
 
 @asynccontextmanager
-async def scratch_database(backend: str, sqlite_path: Path) -> AsyncIterator[str]:
-    """The URL of an empty database of ``backend`` (sqlite_memory, sqlite_file, postgresql),
-    removed afterwards."""
+async def scratch_database(backend: str, sqlite_path: Path, *, empty: bool = False) -> AsyncIterator[str]:
+    """The URL of a fresh database of ``backend`` (sqlite_memory, sqlite_file, postgresql), removed
+    afterwards. A PostgreSQL one is a copy of this session's template, already at the latest
+    schema (see tests/pgtemplate.py); SQLite ones start empty, their migrations being quick.
+    ``empty=True``: no tables on any backend, for the tests of the migrations themselves."""
     if backend == "sqlite_memory":
         yield "sqlite:///:memory:"
         return
@@ -141,15 +142,19 @@ async def scratch_database(backend: str, sqlite_path: Path) -> AsyncIterator[str
     assert POSTGRES_URL is not None
     server = normalize_url(POSTGRES_URL)
     name = f"umig_test_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    admin = pgtemplate.admin_engine(server)
     try:
+        source = "" if empty else f' TEMPLATE "{await pgtemplate.template(server, admin)}"'
         async with admin.connect() as conn:
-            await conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+            await conn.exec_driver_sql(f'CREATE DATABASE "{name}"{source}')
         yield server.set(database=name).render_as_string(hide_password=False)
     finally:
-        async with admin.connect() as conn:
-            await conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await pgtemplate.drop_database(admin, name)
         await admin.dispose()
+
+
+def pytest_sessionfinish() -> None:
+    pgtemplate.drop_template()
 
 
 @asynccontextmanager

@@ -1,5 +1,5 @@
-"""Schema migrations: the upgrade path keeps data, a newer database is refused, and the migrated
-schema is exactly the live one in ``schema.py``.
+"""Schema migrations: the upgrade path keeps data, replicas migrating together apply each step once,
+a newer database is refused, and the migrated schema is exactly the live one in ``schema.py``.
 
 Runs on a SQLite file, and on PostgreSQL when ``UMIG_TEST_POSTGRES_URL`` is set (see
 test_storage.py). Rows for an old schema version are written through lightweight ``sa.table``
@@ -9,6 +9,7 @@ evolves.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,14 +40,14 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def store_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
-    async with scratch_database(backend, tmp_path / "umig-monitor.db") as url:
+    async with scratch_database(backend, tmp_path / "umig-monitor.db", empty=True) as url:
         yield url
 
 
 @pytest.fixture
 async def reference_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
-    """A second database, built straight from the live schema."""
-    async with scratch_database(backend, tmp_path / "reference.db") as url:
+    """A second empty database, for building straight from the live schema."""
+    async with scratch_database(backend, tmp_path / "reference.db", empty=True) as url:
         yield url
 
 
@@ -145,6 +146,21 @@ async def test_migrated_schema_matches_live_schema(store_url: str, reference_url
     live = await run_sync(reference_url, schema_of)
     assert set(migrated) == set(live_metadata.tables)
     assert migrated == live
+
+
+async def test_replicas_migrating_together_apply_each_step_once(store_url: str) -> None:
+    # Replicas that start together all migrate the same empty database; the step lock lets one
+    # apply each step and the others find it done, with no error.
+    engines = [create_engine(store_url) for _ in range(4)]
+    try:
+        applied = await asyncio.gather(*(migrations.migrate(engine) for engine in engines))
+    finally:
+        for engine in engines:
+            await engine.dispose()
+    assert sorted(version for versions in applied for version in versions) == list(
+        range(1, LATEST_VERSION + 1)
+    )
+    assert await migrated_to(store_url, LATEST_VERSION) == ()
 
 
 # -- upgrading --------------------------------------------------------------------------------
