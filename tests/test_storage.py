@@ -95,6 +95,40 @@ async def test_sqlite_file_creates_missing_directories_and_uses_wal(tmp_path: Pa
     raw.close()
 
 
+async def test_sqlite_call_cancelled_twice_leaves_no_task_behind(tmp_path: Path) -> None:
+    # A cluster tick's timeout cancels a write that waits for the lock, and a shutdown cancels the
+    # tick again while the pool throws that connection away. Once the lock is free, the call ends
+    # cancelled and nothing is left waiting: no task for the garbage collector to find pending.
+    path = tmp_path / "state.db"
+    async with await Store.open(f"sqlite:///{path}") as store:
+        engine = store._engine.sync_engine
+        executing, thrown_away = asyncio.Event(), asyncio.Event()
+        sa.event.listen(engine, "before_cursor_execute", lambda *_: executing.set())
+        sa.event.listen(engine.pool, "invalidate", lambda *_: thrown_away.set())
+        holder = sqlite3.connect(path, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            call = asyncio.create_task(store.kv_set("k", 1, T0))
+            await executing.wait()  # its BEGIN IMMEDIATE waits for the holder's lock
+            call.cancel()
+            await thrown_away.wait()  # the cancelled statement's connection is being closed
+            call.cancel()
+        finally:
+            holder.rollback()
+            holder.close()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+    left = asyncio.all_tasks() - {asyncio.current_task()}
+    shown = [repr(task) for task in left]
+    for _ in range(3):  # a failure here must not hang the event loop's close, which cancels once
+        if not left:
+            break
+        for task in left:
+            task.cancel()
+        _, left = await asyncio.wait(left, timeout=1)
+    assert not shown, shown
+
+
 async def test_sqlite_path_under_a_file_is_a_storage_error(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("x")
