@@ -1,13 +1,16 @@
-"""Shared fixtures: the simulator on a free loopback port, config files, and external tools."""
+"""Shared fixtures: the simulator on a free loopback port, config files, and external tools; and a
+guard on garbage collection around reports and after each test."""
 
 from __future__ import annotations
 
+import gc
+import logging
 import os
 import shutil
 import socket
 import textwrap
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,6 +212,81 @@ def _reset_logging() -> Iterator[None]:
     configure_logging("info", "console", sys.stderr)
     yield
     structlog.reset_defaults()
+
+
+# -- the cyclic garbage collector and asyncio tasks ------------------------------------------
+# A pending task that becomes garbage is reported by its finalizer ("Task was destroyed but it is
+# pending!"). When the collector runs that finalizer inside ast.parse, as pytest formats a failure,
+# CPython 3.11 raises "SystemError: AST constructor recursion depth mismatch": an INTERNALERROR
+# where the failure should be. So the collector runs at a safe point before a failure's report is
+# built and is off while it is; and it runs after every test, so a task the test leaked fails it.
+
+_DESTROYED_PENDING = "Task was destroyed but it is pending"
+
+
+class _TaskGuard(logging.Filter):
+    """Notes asyncio's report of every pending task destroyed (and passes the record on)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.destroyed: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith(_DESTROYED_PENDING):
+            self.destroyed.append(message)
+        return True
+
+    def take(self) -> list[str]:
+        taken, self.destroyed = self.destroyed, []
+        return taken
+
+
+_task_guard = _TaskGuard()
+
+
+def pytest_configure() -> None:
+    logging.getLogger("asyncio").addFilter(_task_guard)
+
+
+def pytest_collection_finish() -> None:
+    # Modules, fixtures and collected tests live as long as the session: frozen, out of the
+    # collector's way, the collection after each test takes milliseconds, not tens of them. (An
+    # in-process Daemon freezes what exists when it starts, too; frozen garbage is never
+    # finalized, so it cannot crash a report either.)
+    gc.collect()
+    gc.freeze()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    call: pytest.CallInfo[None],
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    if call.excinfo is None:  # nothing to format
+        return (yield)
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return (yield)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown() -> Generator[None, None, None]:
+    try:
+        yield  # every fixture finalized, the event loop closed
+    finally:
+        gc.collect()
+        destroyed = _task_guard.take()
+    if destroyed:
+        pytest.fail(
+            f"{len(destroyed)} asyncio task(s) destroyed while still pending: something this test "
+            "ran left a task waiting on what never happens\n" + "\n".join(destroyed),
+            pytrace=False,
+        )
 
 
 @dataclass
