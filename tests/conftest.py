@@ -147,7 +147,9 @@ async def scratch_database(backend: str, sqlite_path: Path, *, empty: bool = Fal
     name = f"umig_test_{uuid.uuid4().hex[:12]}"
     admin = pgtemplate.admin_engine(server)
     try:
-        source = "" if empty else f' TEMPLATE "{await pgtemplate.template(server, admin)}"'
+        # FILE_COPY: the template's files copied whole, not page by page through the WAL; about
+        # twice as fast on a server without durability (.ci/run), no slower on a default one.
+        source = "" if empty else f' TEMPLATE "{await pgtemplate.template(server, admin)}" STRATEGY FILE_COPY'
         async with admin.connect() as conn:
             await conn.exec_driver_sql(f'CREATE DATABASE "{name}"{source}')
         yield server.set(database=name).render_as_string(hide_password=False)
