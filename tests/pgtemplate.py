@@ -1,9 +1,11 @@
 """The migrated template every PostgreSQL test database is copied from, built once per pytest process.
 
-``CREATE DATABASE ... TEMPLATE`` copies the template's files: about 0.06 s, against 0.8 s for an
-empty database and every migration. Each pytest process builds its own template from the
-migrations in its tree and drops it when the session ends, so a template never lags behind a
-changed migration, and runs from different trees on one server never share one.
+``CREATE DATABASE ... TEMPLATE`` copies the template's files, so a test's database is ready without
+running the migrations: about 0.35 s a database against 0.5-0.7 s (measured on this 2-core machine
+under load; CREATE DATABASE itself, copying the catalogs, is most of what is left). Each pytest
+process builds its own template from the migrations in its tree and drops it when the session
+ends, so a template never lags behind a changed migration, and runs from different trees on one
+server never share one.
 
 Its own module, not conftest.py: pytest imports conftest.py as ``conftest`` and the test modules
 import it again as ``tests.conftest``, so state kept there would exist twice.
