@@ -38,6 +38,7 @@ from tests.support import (
 from umig_monitor.app import Daemon
 from umig_monitor.cli import main
 from umig_monitor.config import load_config
+from umig_monitor.config.models import PUSHED_METRICS
 from umig_monitor.core.deployments import EventType
 from umig_monitor.jobs import implied_tasks
 from umig_monitor.simulator import Fault, FaultKind, RunningSimulator, start_simulator
@@ -257,6 +258,11 @@ def rules_metric_names(rules: dict[str, Any]) -> set[str]:
             if "record" in rule:
                 recorded.add(rule["record"])
     return names - recorded
+
+
+def test_the_pushgateway_pushes_by_default_what_the_dashboard_and_rules_read() -> None:
+    used = dashboard_metric_names(load_dashboard()) | (rules_metric_names(load_rules()) - {"up"})
+    assert {re.sub(r"_bucket$", "", name) for name in used} <= set(PUSHED_METRICS)
 
 
 def test_rules_pass_promtool() -> None:
