@@ -5,10 +5,14 @@ configured grouping labels); PUT replaces the group; the group goes when the dae
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
 
 from tests.support import (
     ConfigWriter,
@@ -19,9 +23,10 @@ from tests.support import (
     running_daemon,
     until,
 )
-from umig_monitor.config.models import PUSHED_METRICS
+from umig_monitor.config.models import PUSHED_METRICS, Pushgateway
 from umig_monitor.core.deployments import EventType
 from umig_monitor.jobs.baseline import baseline_environment
+from umig_monitor.jobs.pushgateway import group_url
 from umig_monitor.simulator import RunningSimulator
 
 
@@ -121,3 +126,38 @@ async def test_push_reads_back(
             assert 'version="1.1.3"' in prod[0]
         # Stopped: its group is gone, so nothing of it lingers as if it were still current.
         assert member not in await asyncio.to_thread(fetch, gateway + "/metrics")
+
+
+def test_group_url_encodes_every_label() -> None:
+    config = Pushgateway.model_validate({"url": "http://gw.example:9091/", "job": "umig deploy"})
+    url = group_url(config, "host-a:9464")
+    assert url == (
+        f"http://gw.example:9091/metrics/job@base64/{b64('umig deploy')}/instance@base64/{b64('host-a:9464')}"
+    )
+    pinned = Pushgateway.model_validate(
+        {"url": "http://gw.example:9091", "grouping_key": {"instance": "umig-prod", "site": "dc/1"}}
+    )
+    assert group_url(pinned, "host-a:9464").endswith(
+        f"/instance@base64/{b64('umig-prod')}/site@base64/{b64('dc/1')}"
+    )
+
+
+def b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"grouping_key": {"job": "x"}}, "'job' is pushgateway.job"),
+        ({"grouping_key": {"bad-name": "x"}}, "not a Prometheus label name"),
+        ({"grouping_key": {"__name__": "x"}}, "not a Prometheus label name"),
+        ({"grouping_key": {"site": ""}}, "needs a value"),
+        ({"metrics": []}, "at least one metric"),
+        ({"metrics": ["umig_health_status", "not a name"]}, "not metric names: not a name"),
+        ({"job": ""}, "must not be empty"),
+    ],
+)
+def test_pushgateway_config_is_checked(fields: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        Pushgateway.model_validate({"url": "http://gw.example:9091", **fields})
