@@ -16,7 +16,7 @@ What happens, in order:
    every environment at ``--interval``, JSON logs to a file as off a terminal). After the first
    round and a warm-up, process CPU (all threads, ``time.process_time``) over ``--duration``
    seconds is divided by the polls the daemon completed in that window (the delta of its
-   ``umig_monitor_job_runs_total{job="health"}`` counter); stored samples are counted as a check.
+   ``umig_monitor_job_runs_total{task="health"}`` counter); stored samples are counted as a check.
 3. The same targets are then checked the other ways, one after another so nothing competes for
    the CPU: bare aiohttp, blackbox_exporter's ``http_2xx`` probe, and the guide's curl + jq check.
 
@@ -334,7 +334,7 @@ class Snapshot:
         registry = daemon.metrics.registry
 
         def sample(name: str, **labels: str) -> float:
-            return registry.get_sample_value(name, {"job": "health", **labels}) or 0.0
+            return registry.get_sample_value(name, {"task": "health", **labels}) or 0.0
 
         return cls(
             wall=time.time(),
@@ -416,7 +416,7 @@ async def bench_daemon(
         "umig-monitor daemon (in this process)",
         f"{len(envs)} environments every {args.interval:g}s; process CPU (all threads) over a "
         f"{args.duration:g}s window after the first round and a warm-up, divided by the health polls "
-        "completed in it (delta of umig_monitor_job_runs_total{job=health}); JSON logs to a file.",
+        "completed in it (delta of umig_monitor_job_runs_total{task=health}); JSON logs to a file.",
     )
     lag = LagProbe()
     before, after, gc_timer, peak_rss = await run_daemon(envs, sim_pid, sim_port, args, tmp, lag)

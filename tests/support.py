@@ -144,10 +144,10 @@ async def last_outcome_is(daemon: Daemon, env: str, outcome: Outcome) -> bool:
 
 
 def metrics_text(daemon: Daemon) -> str:
-    """Both of the daemon's registries in the Prometheus text format."""
+    """The daemon's registry in the Prometheus text format, as /metrics serves it."""
     from prometheus_client import generate_latest
 
-    return (generate_latest(daemon.metrics.registry) + generate_latest(daemon.umig_metrics.registry)).decode()
+    return generate_latest(daemon.metrics.registry).decode()
 
 
 # -- golden files ---------------------------------------------------------------------------------

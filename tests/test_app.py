@@ -60,7 +60,7 @@ async def test_metrics_pass_promtool(daemon: Daemon) -> None:
     await until(daemon.first_round_done)
     status, text = await get(daemon.listen_url + "/metrics")
     assert status == 200
-    assert 'umig_monitor_job_runs_total{job="health",result="success"}' in text
+    assert 'umig_monitor_job_runs_total{result="success",task="health"}' in text
     assert "umig_monitor_build_info{" in text
     check = await asyncio.to_thread(
         subprocess.run, [promtool, "check", "metrics"], input=text, capture_output=True, text=True

@@ -74,9 +74,8 @@ async def test_baseline_job_in_the_daemon_raises_and_resolves(
         active = [a for a in await daemon.store.active_alerts("uat") if a.type == "performance_regression"]
         assert active
         assert "users" in active[0].summary
-        assert (
-            'umig_baseline_latency_seconds{endpoint="users",environment="uat",quantile="0.5"}'
-            in metrics_text(daemon)
+        assert 'umig_baseline_latency_seconds{endpoint="users",environment="uat",stat="p50"}' in metrics_text(
+            daemon
         )
         simulator.simulator.clear_faults("uat")
         assert await baseline_environment(daemon, "uat") == []

@@ -16,7 +16,6 @@ from umig_monitor.config import ConfigError
 from umig_monitor.config.loader import parse_config
 from umig_monitor.core.alerts import AlertEvent
 from umig_monitor.core.cluster import Lease, Member, assign, live, owned_by, owner, view
-from umig_monitor.core.health import HealthSample, Outcome
 from umig_monitor.storage import Store
 from umig_monitor.storage.records import OutboxEntry
 
@@ -268,28 +267,6 @@ async def test_two_replicas_firing_the_same_alert_make_one_alert(url: str) -> No
     finally:
         for s in stores:
             await s.close()
-
-
-async def test_following_the_samples_other_replicas_store(store: Store) -> None:
-    def at(env: str, seconds: int, version: str) -> HealthSample:
-        return HealthSample(
-            environment=env, ts=T0 + timedelta(seconds=seconds), outcome=Outcome.HEALTHY, version=version
-        )
-
-    first = [at("a", -600, "0.9"), at("a", 0, "1.0"), at("b", 1, "2.0"), at("a", 2, "1.1")]
-    await store.add_health_samples(first)
-    # Without a position: from ``since`` on, the newest per environment.
-    last, latest = await store.latest_samples_since(None, T0 - timedelta(seconds=60))
-    assert {env: s.version for env, s in latest.items()} == {"a": "1.1", "b": "2.0"}
-    # Then only what was stored after that row, whatever its timestamp (a buffered late write).
-    await store.add_health_samples([at("b", -30, "1.9"), at("c", 3, "3.0")])
-    last, latest = await store.latest_samples_since(last, T0)
-    # The late "b" row is newer by id but older by time than the "b" row re-read in the overlap.
-    assert {env: s.version for env, s in latest.items()} == {"a": "1.1", "b": "2.0", "c": "3.0"}
-    # Nothing new: the position stays, the overlap is read again (idempotent for gauges).
-    again, latest = await store.latest_samples_since(last, T0)
-    assert again == last
-    assert {env: s.version for env, s in latest.items()} == {"a": "1.1", "b": "2.0", "c": "3.0"}
 
 
 async def test_a_lapsed_claim_cannot_overwrite_the_new_holders_record(store: Store) -> None:

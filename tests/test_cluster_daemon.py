@@ -1,5 +1,5 @@
 """Two daemons in one process sharing one database (SQLite file, and PostgreSQL when available):
-the split of environments, the leader's jobs, and every replica serving every environment.
+the split of environments, the leader's jobs, and each fact exported by one replica.
 
 The test drives the cluster: each heartbeat is a ``Coordinator.tick()`` it calls. The daemons' own
 loops would tick every half heartbeat interval, an hour here, so no tick happens that the test did
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,7 +23,6 @@ from tests.support import until
 from umig_monitor.app import Daemon
 from umig_monitor.cli import main
 from umig_monitor.config import load_config
-from umig_monitor.jobs.shared import follow_samples
 from umig_monitor.simulator import RunningSimulator, start_simulator
 
 ENVS = tuple(f"site{i:02d}" for i in range(12))
@@ -114,7 +114,7 @@ async def test_two_replicas_split_the_work_and_serve_everything(
         assert not follower.is_leader
         assert job_kinds(leader) >= LEADER_JOBS
         assert not LEADER_JOBS & job_kinds(follower)
-        assert "follow_samples" in job_kinds(follower)
+        assert "exposition" in job_kinds(follower)
 
         # Both answer with the same picture.
         views = [await get_json(d.listen_url + "/api/v1/cluster") for d in (first, second)]
@@ -124,25 +124,27 @@ async def test_two_replicas_split_the_work_and_serve_everything(
             assert shown["polling"] == sorted(daemon.mine())  # type: ignore[index]
             assert shown["assignments"][daemon.cluster.member_id] == sorted(daemon.mine())  # type: ignore[index]
 
-        # Every replica's /metrics covers every environment, its own and the other's: its own from
-        # its polls, the other's from the samples the other stored (the follow_samples job's body,
-        # run here until the other's polls are in).
+        # Each environment's series come from the replica that polls it, and only from it; the
+        # cluster-wide ones (alerts, outbox, notifications) from the leader only (no sinks here).
         await until(first.first_round_done)
         await until(second.first_round_done)
-        for daemon in (first, second):
-            await daemon.writer.flush()
 
-        async def covers_all(daemon: Daemon) -> bool:
-            await follow_samples(daemon)
+        async def exports_its_own(daemon: Daemon) -> bool:
             text = await get_text(daemon.listen_url + "/metrics")
-            return all(f'umig_health_status{{environment="{env}"}} 1.0' in text for env in ENVS)
+            health = set(re.findall(r'^umig_health_status\{environment="([^"]+)"\} 1\.0$', text, re.M))
+            return health == daemon.mine()
 
         for daemon in (first, second):
-            await until(functools.partial(covers_all, daemon), within=10)
+            await until(functools.partial(exports_its_own, daemon), within=10)
+        for daemon in (first, second):
+            text = await get_text(daemon.listen_url + "/metrics")
+            others = set(ENVS) - daemon.mine()
+            assert not [line for line in text.splitlines() if any(f'"{env}"' in line for env in others)]
+            assert ("umig_alerts_firing{" in text) is daemon.is_leader
         text = await get_text(follower.listen_url + "/metrics")
-        assert "umig_cluster_leader 0.0" in text
-        assert "umig_cluster_members 2.0" in text
-        assert "umig_cluster_leader 1.0" in await get_text(leader.listen_url + "/metrics")
+        assert "umig_monitor_cluster_leader 0.0" in text
+        assert "umig_monitor_cluster_members 2.0" in text
+        assert "umig_monitor_cluster_leader 1.0" in await get_text(leader.listen_url + "/metrics")
 
         # The CLI shows the same, from the daemon it reaches at daemon.listen.
         capsys.readouterr()
@@ -167,6 +169,12 @@ async def test_two_replicas_split_the_work_and_serve_everything(
         assert follower.mine() == set(ENVS)
         assert job_kinds(follower) >= LEADER_JOBS
         assert polled_by_jobs(follower) == set(ENVS)
+        # It exports what it took over at once: every environment's counters at 0, the leader's gauges.
+        text = await get_text(follower.listen_url + "/metrics")
+        for env in ENVS:
+            assert f'umig_deployment_total{{environment="{env}",result="success"}} 0.0' in text
+            assert f'umig_probe_failures_total{{environment="{env}",reason="timeout"}} 0.0' in text
+        assert "umig_alerts_firing{" in text
     finally:
         for daemon in (first, second):
             if daemon.accepting:

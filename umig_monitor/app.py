@@ -17,23 +17,30 @@ import aiohttp
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from umig_monitor.cluster import ClusterMetrics, Coordinator, default_member_id
+from umig_monitor.cluster import Coordinator, default_member_id
 from umig_monitor.config import ConfigError, Settings, load_config, secret_file_warnings
 from umig_monitor.core.health import Outcome
 from umig_monitor.core.tracking import Tracker
-from umig_monitor.jobs import LEADER_KINDS, JobSpec, desired_jobs
+from umig_monitor.jobs import LEADER_KINDS, JobSpec, desired_jobs, implied_tasks
 from umig_monitor.jobs.baseline import baseline_all, baseline_environment
 from umig_monitor.jobs.deployments import DeploymentRecorder, canonical
 from umig_monitor.jobs.drift import detect_drift
+from umig_monitor.jobs.exposition import Following, refresh_exposition
 from umig_monitor.jobs.health import poll_environment
-from umig_monitor.jobs.pushgateway import PushFailed, push_metrics
+from umig_monitor.jobs.pushgateway import PushFailed, delete_group, push_metrics
 from umig_monitor.jobs.report import daily_report
 from umig_monitor.jobs.retention import enforce_retention
 from umig_monitor.jobs.samples import SampleWriter
-from umig_monitor.jobs.shared import SharedSamples, follow_samples
 from umig_monitor.jobs.watch import look
 from umig_monitor.logs import FailureStreak
-from umig_monitor.metrics import AlertMetrics, DeploymentMetrics, InsightMetrics, SelfMetrics, UmigMetrics
+from umig_monitor.metrics import (
+    AlertMetrics,
+    ClusterMetrics,
+    DeploymentMetrics,
+    InsightMetrics,
+    SelfMetrics,
+    UmigMetrics,
+)
 from umig_monitor.pipeline import AlertPipeline
 from umig_monitor.probes.client import make_session
 from umig_monitor.sdnotify import SystemdNotifier
@@ -76,7 +83,7 @@ JOB_BODIES: dict[str, JobBody] = {
     "baseline": baseline_all,
     "baseline_env": baseline_one,
     "watch_sync": sync_watches,
-    "follow_samples": follow_samples,
+    "exposition": refresh_exposition,
     "daily_report": daily_report,
 }
 
@@ -99,12 +106,13 @@ class Daemon:
         self.polled: set[str] = set()
         self.trackers: dict[str, Tracker] = {}
         self.last_outcome: dict[str, Outcome] = {}
-        self.umig_metrics = UmigMetrics()
-        self.alert_metrics = AlertMetrics(self.metrics.registry)
-        self.deployment_metrics = DeploymentMetrics(self.metrics.registry)
-        self.insight_metrics = InsightMetrics(self.metrics.registry)
-        self.cluster_metrics = ClusterMetrics(self.metrics.registry)
-        self.shared_samples = SharedSamples()
+        registry = self.metrics.registry
+        self.umig_metrics = UmigMetrics(registry)
+        self.alert_metrics = AlertMetrics(registry, leading=lambda: self.is_leader)
+        self.deployment_metrics = DeploymentMetrics(registry)
+        self.insight_metrics = InsightMetrics(registry, leading=lambda: self.is_leader)
+        self.cluster_metrics = ClusterMetrics(registry)
+        self.following = Following()
         self._cluster: Coordinator | None = None
         self._cluster_store: Store | None = None
         self._deployments: DeploymentRecorder | None = None
@@ -247,6 +255,10 @@ class Daemon:
         )
         await self._cluster.join()
         self._sync_jobs()
+        try:
+            await refresh_exposition(self)  # baselines restored before the first scrape
+        except StorageError as exc:
+            log.warning("job_failed", job="exposition", error=str(exc))
         self._scheduler.start()
         self._accepting = True
         self._spawn(self._cluster.run())
@@ -287,6 +299,9 @@ class Daemon:
                 task.cancel()
             if self._background:
                 await asyncio.wait(set(self._background), timeout=1)
+            if self._session is not None and self._cluster is not None:
+                # This replica's group must not outlive it there (another replica pushes its share).
+                await delete_group(self, self._cluster.member_id)
         finally:
             if self._web is not None:
                 await self._web.stop()
@@ -344,7 +359,6 @@ class Daemon:
         self.deployments.settings = new
         for gone in set(old.environments) - set(new.environments):
             self.trackers.pop(gone, None)
-            self.umig_metrics.forget(gone)
         if old.daemon.max_concurrent_polls != new.daemon.max_concurrent_polls:
             self.poll_slots = asyncio.Semaphore(new.daemon.max_concurrent_polls)
         self.cluster.environments_changed()
@@ -365,6 +379,7 @@ class Daemon:
             for job in self.scheduler.get_jobs():
                 if job.id.startswith("watch:"):
                     job.remove()
+            self.insight_metrics.set_drift([])  # not stale should it lead again
         self._sync_jobs()
 
     def _sync_jobs(self) -> None:
@@ -380,6 +395,7 @@ class Daemon:
                 leader=self.is_leader,
             )
         }
+        self._sync_exposition()
         for job_id in set(self._fingerprints) - set(specs):
             scheduler.remove_job(job_id)
             del self._fingerprints[job_id]
@@ -393,6 +409,17 @@ class Daemon:
                 scheduler.reschedule_job(spec.id, trigger=spec.trigger)
             self._fingerprints[spec.id] = spec.fingerprint
         self.metrics.scheduled_jobs.set(len(self._fingerprints))
+        kinds = {spec.kind for spec in specs.values()}
+        self.metrics.running(kinds | ({"watch", "baseline_env"} if self.is_leader else set()))
+
+    def _sync_exposition(self) -> None:
+        """The series this replica exports: its environments' (added at 0, or removed when they
+        moved away or left the config), and every task the config implies at 0."""
+        mine = self.mine()
+        self.umig_metrics.track(mine)
+        self.deployment_metrics.track(mine, datetime.now(UTC))
+        self.insight_metrics.track(mine)
+        self.metrics.tasks(implied_tasks(self.settings))
 
     def add_watch_job(self, deployment_id: str) -> None:
         every = self.settings.deployments.watch_interval.total_seconds()
@@ -478,10 +505,8 @@ class Daemon:
             log.exception("job_failed", job=spec.id)
         finally:
             self._inflight.discard(task)
-            self.metrics.job_runs.labels(spec.kind, result).inc()
-            self.metrics.job_duration.labels(spec.kind).observe(time.perf_counter() - started)
+            self.metrics.job_finished(spec.kind, result, time.perf_counter() - started, time.time())
             if result == "success":
-                self.metrics.job_last_success.labels(spec.kind).set(time.time())
                 self._job_streak(spec.kind).succeeded()
 
     def _job_streak(self, kind: str) -> FailureStreak:

@@ -19,34 +19,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from umig_monitor.config.models import Cluster
 from umig_monitor.core.cluster import Lease, Member, assign, live, view
 from umig_monitor.logs import FailureStreak
+from umig_monitor.metrics import ClusterMetrics
 from umig_monitor.storage import StorageError, Store
 
 log = structlog.get_logger("umig_monitor.cluster")
 LEADER_LEASE = "leader"
 FORGET_DEAD_AFTER = timedelta(hours=1)
 JOIN_TIMEOUT = 30.0  # seconds
-
-
-class ClusterMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.leader = Gauge("umig_cluster_leader", "1 while this replica is the leader", registry=registry)
-        self.members = Gauge("umig_cluster_members", "Live replicas in the cluster", registry=registry)
-        self.assigned = Gauge(
-            "umig_cluster_assigned_environments", "Environments this replica polls", registry=registry
-        )
-        self.heartbeat_failures = Gauge(
-            "umig_cluster_heartbeat_failing", "1 while heartbeats cannot be written", registry=registry
-        )
-        self.leader_changes = Counter(
-            "umig_cluster_leader_changes",
-            "Times this replica became or stopped being leader",
-            registry=registry,
-        )
 
 
 class Coordinator:

@@ -178,7 +178,7 @@ async def import_history(settings: Settings, args: argparse.Namespace) -> int:
     text = await asyncio.to_thread(Path(args.file).read_text, encoding="utf-8")
     events, errors = parse_history(text.splitlines(), list(settings.environments))
     async with open_store(settings) as store:
-        new = await store.add_deployment_events(events, datetime.now(UTC))
+        new = await store.add_deployment_events(events, datetime.now(UTC), history=True)
     for line, message in errors:
         print(f"{args.file}:{line}: skipped: {message}", file=sys.stderr)
     print(

@@ -231,12 +231,67 @@ class Environment(Strict):
         return f"{str(self.base_url).rstrip('/')}{self.api_prefix}{path}"
 
 
+# What the shipped dashboard and rules read, and the guide's uptime: pushed unless configured.
+PUSHED_METRICS = (
+    "umig_version_info",
+    "umig_health_status",
+    "umig_uptime_seconds",
+    "umig_environment_status",
+    "umig_probe_duration_seconds",
+    "umig_probe_failures_total",
+    "umig_deployment_total",
+    "umig_alerts_firing",
+    "umig_outbox_pending",
+    "umig_notifications_total",
+    "umig_version_drift",
+    "umig_baseline_latency_seconds",
+    "umig_monitor_job_runs_total",
+    "umig_monitor_job_last_success_timestamp_seconds",
+    "umig_monitor_config_last_reload_successful",
+)
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
 class Pushgateway(Strict):
-    """Push the umig_* metrics to a Prometheus Pushgateway (the guide's export script)."""
+    """Push metrics to a Prometheus Pushgateway (the guide's export script). Each replica pushes
+    its own share to its own group: ``job``, ``instance`` (its member id unless set here) and the
+    other ``grouping_key`` labels."""
 
     url: CredentialHttpUrl
     job: str = "umig-deployment-tracking"
     interval: PositiveDuration = timedelta(seconds=30)
+    grouping_key: dict[str, str] = Field(default_factory=dict)
+    metrics: tuple[str, ...] = PUSHED_METRICS
+
+    @field_validator("job")
+    @classmethod
+    def _job(cls, value: str) -> str:
+        if not value:
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("grouping_key")
+    @classmethod
+    def _grouping_key(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, label in value.items():
+            if not _LABEL_NAME.fullmatch(name) or name.startswith("__"):
+                raise ValueError(f"'{name}' is not a Prometheus label name")
+            if name == "job":
+                raise ValueError("'job' is pushgateway.job, not a grouping_key label")
+            if not label:
+                raise ValueError(f"{name}: a grouping label needs a value")
+        return value
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [name for name in value if not _METRIC_NAME.fullmatch(name)]
+        if bad:
+            raise ValueError(f"not metric names: {', '.join(bad)}")
+        if not value:
+            raise ValueError("push at least one metric (or remove the pushgateway section)")
+        return value
 
 
 # --- jobs -------------------------------------------------------------------------------------

@@ -20,6 +20,14 @@ CHURN_LIMIT = 5  # ... more than 5 is worth an info alert
 _UNREACHABLE = (Outcome.UNREACHABLE, Outcome.TIMEOUT)
 # Alert kinds this module raises and resolves (other jobs own drift, baselines, deployments).
 OWNED_KINDS = frozenset({HEALTH, "version_churn", "component_unhealthy", *_CHECK_NAMES})
+# The alert types those kinds fire as (the health incident is unhealthy or unreachable).
+RAISED_TYPES = (
+    "environment_unhealthy",
+    "environment_unreachable",
+    "component_unhealthy",
+    "version_churn",
+    *_CHECK_NAMES,
+)
 # The guide's own severities for its checks; None means the environment's severity.
 _CHECK_SEVERITY: Mapping[str, Severity | None] = {
     "high_error_rate": None,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
@@ -21,7 +21,7 @@ FIRST_RUN_SPREAD = timedelta(seconds=10)
 SLOTS = 10
 # Job kinds only the cluster's leader runs.
 LEADER_KINDS = frozenset(
-    {"retention", "watch", "watch_sync", "drift", "baseline", "baseline_env", "daily_report", "pushgateway"}
+    {"retention", "watch", "watch_sync", "drift", "baseline", "baseline_env", "daily_report"}
 )
 
 
@@ -66,9 +66,10 @@ def desired_jobs(
         for name, env in settings.environments.items()
         if name in mine
     ]
-    # Every replica: the gauges of environments the others poll, from the shared store.
+    # Every replica: its exported series in step with the shared store (deployments recorded
+    # elsewhere, stored baselines; the leader's drift findings).
     follow = settings.daemon.cluster.heartbeat_interval
-    specs.append(_every("follow_samples", follow, now, min(follow, FIRST_RUN_SPREAD), tz))
+    specs.append(_every("exposition", follow, now, min(follow, FIRST_RUN_SPREAD), tz))
     specs.append(_every("retention", settings.daemon.retention.interval, now, timedelta(seconds=60), tz))
     watch_every = settings.deployments.watch_interval
     specs.append(_every("watch_sync", watch_every, now, timedelta(0), tz))
@@ -81,10 +82,20 @@ def desired_jobs(
         specs.append(_cron("baseline", jobs.baseline.cron, tz))
     if jobs.daily_report.enabled:
         specs.append(_cron("daily_report", jobs.daily_report.cron, tz))
-    if settings.pushgateway is not None:
+    if settings.pushgateway is not None:  # every replica pushes its own share
         every = settings.pushgateway.interval
         specs.append(_every("pushgateway", every, now, min(every, FIRST_RUN_SPREAD), tz))
     return [spec for spec in specs if leader or spec.kind not in LEADER_KINDS]
+
+
+def implied_tasks(settings: Settings) -> frozenset[str]:
+    """Every task kind the config can make a replica run (leading, and polling something)."""
+    everything = desired_jobs(settings, datetime.now(UTC), UTC, mine=settings.environments, leader=True)
+    kinds = {spec.kind for spec in everything}
+    kinds.add("watch")
+    if settings.jobs.baseline.enabled:
+        kinds.add("baseline_env")
+    return frozenset(kinds)
 
 
 def cron_trigger(expression: str, tz: Any) -> CronTrigger:

@@ -166,7 +166,7 @@ class DeploymentRecorder:
             flags=list(event.flags) or None,
         )
         if self.metrics is not None:
-            self.metrics.observe(event)
+            self.metrics.count(event, now)  # others' events: counted as the poller follows storage
         await self._notify_and_forward(event, now)
 
     async def _notify_and_forward(self, event: DeploymentEvent, now: datetime) -> None:

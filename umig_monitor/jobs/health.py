@@ -19,6 +19,7 @@ from umig_monitor.config.types import redact_url
 from umig_monitor.core.assess import Thresholds, assess
 from umig_monitor.core.health import HealthSample, Outcome
 from umig_monitor.core.tracking import CHURN_WINDOW, Policy, Tracker, observe, seed
+from umig_monitor.metrics import PROBE_ENDPOINTS
 from umig_monitor.probes.client import Fetch, fetch_json
 from umig_monitor.probes.umig import probe_environment
 from umig_monitor.storage import StorageError
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("umig_monitor.jobs.health")
 ALL_OUTCOMES = tuple(o.value for o in Outcome)
-ENDPOINTS = ("health", "version", "components")
+ENDPOINTS = PROBE_ENDPOINTS  # in the order probe_environment returns its fetches
 
 
 def version_key(environment: str) -> str:
@@ -169,7 +170,7 @@ def record_metrics(daemon: Daemon, sample: HealthSample, fetches: list[Fetch]) -
     for endpoint, fetch in zip(ENDPOINTS, fetches, strict=False):
         m.observe_duration(env, endpoint, fetch.elapsed_ms / 1000)
     if not sample.outcome.answered:
-        m.probe_failures.labels(env, sample.outcome.value).inc()
+        m.failed(env, sample.outcome.value)
 
 
 def health_log_line(sample: HealthSample) -> str:

@@ -1,17 +1,25 @@
-"""Push the umig_* metrics to a Prometheus Pushgateway, replacing the guide's export script.
+"""Push metrics to a Prometheus Pushgateway, replacing the guide's export script.
 
-PUT replaces the whole group, so series of removed environments or old versions disappear there too."""
+Each replica pushes what it exports itself (its environments; the cluster-wide series when it
+leads) to its own group, ``job``/``instance`` = its member id plus the configured grouping labels,
+so that across the groups each fact is there once. PUT replaces the whole group: series of
+environments that moved away, removed environments or old versions disappear there too. A replica
+deletes its group when it stops, and the leader deletes the groups of replicas that died."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+from collections.abc import Collection, Iterator
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
 import aiohttp
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
+from umig_monitor.config.models import Pushgateway
 from umig_monitor.config.types import redact_url
 
 if TYPE_CHECKING:
@@ -24,12 +32,48 @@ class PushFailed(Exception):
     pass
 
 
+def group_url(config: Pushgateway, member_id: str) -> str:
+    """The group's URL. Every value base64url-encoded (``label@base64``), so that values with a
+    ``/`` (or a member id's ``:``) need no other escaping."""
+    labels = {"job": config.job, "instance": member_id, **config.grouping_key}
+    path = "".join(f"/{name}@base64/{_b64(value)}" for name, value in labels.items())
+    return f"{str(config.url).rstrip('/')}/metrics{path}"
+
+
+def _b64(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).decode()
+
+
+def exposed_name(family: Metric) -> str:
+    """The name a family has in the text exposition (and in PromQL): a counter's ``_total`` one."""
+    return f"{family.name}_total" if family.type == "counter" else family.name
+
+
+class Families(Collector):
+    """The registry's families with these exposed names."""
+
+    def __init__(self, registry: CollectorRegistry, names: Collection[str]) -> None:
+        self._registry = registry
+        self._names = frozenset(names)
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._registry.collect():
+            if exposed_name(family) in self._names:
+                yield family
+
+
+def render(registry: CollectorRegistry, names: Collection[str]) -> bytes:
+    selected = CollectorRegistry(auto_describe=False)
+    selected.register(Families(registry, names))
+    return generate_latest(selected)
+
+
 async def push_metrics(daemon: Daemon) -> None:
     config = daemon.settings.pushgateway
     if config is None:
         return
-    url = f"{str(config.url).rstrip('/')}/metrics/job/{quote(config.job, safe='')}"
-    body = await asyncio.to_thread(generate_latest, daemon.umig_metrics.registry)
+    url = group_url(config, daemon.cluster.member_id)
+    body = await asyncio.to_thread(render, daemon.metrics.registry, config.metrics)
     try:
         async with daemon.session.put(
             url,
@@ -43,3 +87,25 @@ async def push_metrics(daemon: Daemon) -> None:
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise PushFailed(f"cannot reach pushgateway {redact_url(url)}: {exc}") from exc
     log.debug("metrics_pushed", url=redact_url(url), bytes=len(body))
+    if daemon.is_leader and "instance" not in config.grouping_key:
+        live = {m.id for m in daemon.cluster.members}
+        for member in daemon.cluster.known:
+            if member.id not in live:
+                await delete_group(daemon, member.id)
+
+
+async def delete_group(daemon: Daemon, member_id: str) -> None:
+    """Remove a replica's group; a failure is logged, and the next leader's push tries again."""
+    config = daemon.settings.pushgateway
+    if config is None:
+        return
+    url = group_url(config, member_id)
+    try:
+        async with daemon.session.delete(url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
+            if resp.status >= 300:
+                log.warning("pushgateway_delete_failed", url=redact_url(url), status=resp.status)
+                return
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        log.warning("pushgateway_delete_failed", url=redact_url(url), error=str(exc) or "timeout")
+        return
+    log.debug("pushgateway_group_deleted", url=redact_url(url), member=member_id)

@@ -74,7 +74,6 @@ class AlertPipeline:
         )
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._sink_names: list[str] = []
 
     def configure(self, settings: Settings, session: aiohttp.ClientSession) -> None:
         self._dispatcher.policy = policy_from(settings)
@@ -86,7 +85,7 @@ class AlertPipeline:
             sinks[FORWARD_SINK] = ForwardSink(settings.deployments, session)
             retry[FORWARD_SINK] = settings.deployments.forward_retry
         self._deliverer.configure(sinks, retry)
-        self._sink_names = list(settings.sinks)
+        self._metrics.set_sinks(sinks)
         self._wake.set()
 
     def start(self) -> None:
@@ -172,11 +171,11 @@ class AlertPipeline:
         firing = await self._store.active_alerts()
         self._metrics.set_firing(dict(Counter((a.severity, a.type) for a in firing)))
         counts = await self._store.outbox_counts()
-        pending = {sink: n for (sink, status), n in counts.items() if status == "pending"}
-        self._metrics.set_pending(pending, sorted(set(self._sink_names) | set(pending)))
+        self._metrics.set_pending({sink: n for (sink, status), n in counts.items() if status == "pending"})
 
     async def _loop(self) -> None:
         last_metrics = 0.0
+        was_active = False
         loop = asyncio.get_running_loop()
         failures = FailureStreak(log, "dispatch_failed")
         while True:
@@ -187,12 +186,15 @@ class AlertPipeline:
                 active = self._active()
                 if active:
                     await self.evaluate()
-                # Every replica serves the alert gauges and silences, from the shared store.
-                if loop.time() - last_metrics >= 5:
-                    await self.refresh_metrics()
-                    if not active:
+                # The alert and outbox gauges are the leader's to export (from the shared store),
+                # fresh from the moment it leads; every replica keeps the silences for its API.
+                if (active and not was_active) or loop.time() - last_metrics >= 5:
+                    if active:
+                        await self.refresh_metrics()
+                    else:
                         await self._dispatcher.refresh_suppressed(self._clock())
                     last_metrics = loop.time()
+                was_active = active
                 failures.succeeded()
             except StorageError as exc:
                 failures.failed(str(exc))

@@ -172,7 +172,7 @@ class Deliverer:
                 if not await self._store.delivery_sent(delivery.id, now, owner=owner):
                     self._claim_lost(sink, delivery)
                     return True
-                self._metrics.notifications.labels(sink.name, "sent").inc()
+                self._metrics.delivered(sink.name, "sent")
                 self._metrics.latency.observe(max((now - delivery.created_at).total_seconds(), 0))
                 if delivery.attempts:
                     # It answers again after failures: everything it owes is due now, rather than
@@ -205,7 +205,7 @@ class Deliverer:
                 if not await self._store.delivery_retry(delivery.id, when, result.detail, owner=owner):
                     self._claim_lost(sink, delivery)
                     return True
-                self._metrics.notifications.labels(sink.name, "retry").inc()
+                self._metrics.delivered(sink.name, "retry")
                 log.warning(
                     "sink_send_failed",
                     sink=sink.name,
@@ -223,7 +223,7 @@ class Deliverer:
             if not await self._store.delivery_failed(delivery.id, reason, owner=owner):
                 self._claim_lost(sink, delivery)
                 return True
-            self._metrics.notifications.labels(sink.name, "failed").inc()
+            self._metrics.delivered(sink.name, "failed")
             log.error(
                 "notification_failed",
                 sink=sink.name,

@@ -42,13 +42,18 @@ class DeploymentQueries:
     def _connect(self, action: str, *, write: bool) -> AbstractAsyncContextManager[AsyncConnection]:
         raise NotImplementedError
 
-    async def add_deployment_events(self, batch: Sequence[DeploymentEvent], now: datetime) -> int:
-        """Insert events; an id already stored is skipped (re-sending is idempotent). Returns new rows."""
+    async def add_deployment_events(
+        self, batch: Sequence[DeploymentEvent], now: datetime, *, history: bool = False
+    ) -> int:
+        """Insert events; an id already stored is skipped (re-sending is idempotent). Returns new rows.
+        ``history``: imported past events, recorded as of their own time (at the latest ``now``), so
+        that replicas following what is recorded do not count an import as deployments made now."""
         if not batch:
             return 0
         statement = dialects.insert_ignore(self._dialect, events, key=["id"])
+        rows = [_row(e, min(e.ts, now) if history else now) for e in batch]
         async with self._connect("recording deployment events", write=True) as conn:
-            result = await conn.execute(statement, [_row(e, now) for e in batch])
+            result = await conn.execute(statement, rows)
             await self._refresh_rollups(conn, {e.deployment_id for e in batch})
             return int(result.rowcount or 0) if result.rowcount not in (None, -1) else len(batch)
 
@@ -110,6 +115,12 @@ class DeploymentQueries:
             query = query.limit(limit).offset(offset)
         async with self._connect("reading deployment history", write=False) as conn:
             return [_event(r) for r in (await conn.execute(query)).mappings()]
+
+    async def deployments_recorded_since(self, since: datetime) -> list[tuple[DeploymentEvent, datetime]]:
+        """Events recorded (stored) at or after ``since``, with when, oldest first."""
+        query = sa.select(events).where(events.c.created_at >= since).order_by(events.c.created_at)
+        async with self._connect("following deployment events", write=False) as conn:
+            return [(_event(r), r["created_at"]) for r in (await conn.execute(query)).mappings()]
 
     async def count_deployment_events(
         self,

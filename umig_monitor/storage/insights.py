@@ -125,6 +125,27 @@ class InsightQueries:
         async with self._connect("reading baselines", write=False) as conn:
             return [_baseline(r) for r in (await conn.execute(query)).mappings()]
 
+    async def latest_baselines(
+        self, after_id: int | None, *, overlap: int = 200
+    ) -> tuple[int | None, dict[str, StoredBaseline]]:
+        """The newest baseline per environment: of all (``after_id`` None), or among those stored
+        after row ``after_id`` (re-reading ``overlap`` rows: on PostgreSQL a lower id can commit
+        after a higher one); and the highest row id read, to follow on from."""
+        t = baselines
+        if after_id is None:
+            newest = sa.select(sa.func.max(t.c.id).label("id")).group_by(t.c.environment).subquery()
+            query = sa.select(t).join(newest, t.c.id == newest.c.id)
+        else:
+            query = sa.select(t).where(t.c.id > after_id - overlap)
+        latest: dict[str, StoredBaseline] = {}
+        last_id = after_id
+        async with self._connect("reading the latest baselines", write=False) as conn:
+            for row in (await conn.execute(query.order_by(t.c.id))).mappings():
+                b = _baseline(row)
+                latest[b.environment] = b
+                last_id = b.id if last_id is None else max(last_id, b.id)
+        return last_id, latest
+
     async def previous_version_baseline(self, environment: str, version: str | None) -> StoredBaseline | None:
         """The latest baseline of this environment taken on another version."""
         t = baselines

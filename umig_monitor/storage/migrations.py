@@ -350,6 +350,13 @@ def _0007_cluster(conn: Connection) -> None:
         conn.execute(sa.text(f"ALTER TABLE outbox ADD COLUMN {name} {rendered}"))
 
 
+def _0008_deployment_events_created_at(conn: Connection) -> None:
+    md = sa.MetaData(naming_convention=_NAMING_CONVENTION)
+    events = sa.Table("deployment_events", md, sa.Column("created_at", UTCDateTime))
+    # Replicas follow the events recorded lately (by any replica or the CLI) to count them.
+    sa.Index("ix_deployment_events_created_at", events.c.created_at).create(conn)
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "initial tables", _0001_initial_tables),
     Migration(2, "hourly health rollups; health_samples time indexes", _0002_hourly_rollups),
@@ -358,6 +365,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(5, "covering index for deployment summaries", _0005_deployment_summary_index),
     Migration(6, "per-deployment rollups for history summaries", _0006_deployment_rollups),
     Migration(7, "cluster membership, leases and outbox claims", _0007_cluster),
+    Migration(8, "index of deployment events by recording time", _0008_deployment_events_created_at),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1].version
 MIGRATION_LOCK_ID: Final = 0x756D6967  # "umig": the advisory lock migrations take on PostgreSQL

@@ -78,6 +78,7 @@ deployment_events = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Index("ix_deployment_events_summary", "environment", "ts", "type", "deployment_id"),
     sa.Index("ix_deployment_events_deployment_id", "deployment_id"),
+    sa.Index("ix_deployment_events_created_at", "created_at"),
 )
 
 alerts = sa.Table(

@@ -58,7 +58,6 @@ _BRIEF_COLUMNS: Final = tuple(
 )
 _ROLLUP_KEY: Final = ("environment", "hour")
 _ANSWERED: Final = tuple(outcome.value for outcome in Outcome if outcome.answered)
-FOLLOW_OVERLAP: Final = 200  # rows re-read by latest_samples_since
 
 
 def sqlite_file(engine: AsyncEngine) -> Path | None:
@@ -228,29 +227,6 @@ class Store(AlertQueries, OutboxQueries, DeploymentQueries, InsightQueries, Clus
             if brief:
                 return [_brief_sample(row) for row in result.mappings()]
             return [_sample_from_row(row) for row in result.mappings()]
-
-    async def latest_samples_since(
-        self, after_id: int | None, since: datetime, *, limit: int = 50_000
-    ) -> tuple[int | None, dict[str, HealthSample]]:
-        """The newest scalar sample per environment among those stored after row ``after_id``
-        (or, without one, taken since ``since``), and the last row id read: a replica follows the
-        samples the others write, a few hundred rows at a time, without scanning the table."""
-        statement = sa.select(health_samples.c.id, *_BRIEF_COLUMNS).order_by(health_samples.c.id).limit(limit)
-        if after_id is None:
-            statement = statement.where(health_samples.c.ts >= since)
-        else:
-            # A little way back: on PostgreSQL a row with a lower id can commit after a higher one.
-            statement = statement.where(health_samples.c.id > after_id - FOLLOW_OVERLAP)
-        latest: dict[str, HealthSample] = {}
-        last_id = after_id
-        async with self._connect("following health samples", write=False) as conn:
-            for row in (await conn.execute(statement)).mappings():
-                last_id = row["id"] if last_id is None else max(last_id, row["id"])
-                sample = _brief_sample(row)
-                known = latest.get(sample.environment)
-                if known is None or sample.ts >= known.ts:
-                    latest[sample.environment] = sample
-        return last_id, latest
 
     # -- hourly rollups -------------------------------------------------------------------------
 

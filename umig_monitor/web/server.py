@@ -88,9 +88,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     daemon = request.app[DAEMON_KEY]
-    body = await asyncio.to_thread(
-        lambda: generate_latest(daemon.metrics.registry) + generate_latest(daemon.umig_metrics.registry)
-    )
+    body = await asyncio.to_thread(generate_latest, daemon.metrics.registry)
     resp = web.Response(body=body)
     resp.content_type = CONTENT_TYPE_LATEST.split(";")[0]
     resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
