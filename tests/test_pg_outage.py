@@ -193,5 +193,10 @@ async def test_postgresql_stopped_and_restarted_under_the_daemon(
     failed = [e["kind"] for e in events if e["event"] == "job_failed"]
     assert len(failed) == len(set(failed)), failed
     recovered = [e["kind"] for e in events if e["event"] == "job_failed_recovered"]
-    assert sorted(recovered) == sorted(set(failed)), (failed, recovered)
+    # a recovery is said once, for a kind that failed; the polls ran again before shutdown (a
+    # slower job, e.g. a heartbeat-interval one, may not have run again yet)
+    assert len(recovered) == len(set(recovered)), recovered
+    assert set(recovered) <= set(failed), (failed, recovered)
+    if "health" in failed:
+        assert "health" in recovered, (failed, recovered)
     assert names.count("storage_unhealthy") <= 1, names
