@@ -239,3 +239,47 @@ def test_check_config_cli_bad_duration(tmp_path: Path, capsys: pytest.CaptureFix
 def test_check_config_cli_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-config", "--config", str(tmp_path / "absent.yaml")]) == 2
     assert "cannot read config file" in capsys.readouterr().err
+
+
+AM_SINKS = """
+sinks:
+  am: {type: webhook, url: http://127.0.0.1:9093, format: alertmanager}
+  hook: {type: webhook, url: http://127.0.0.1:1/hook}
+  pager: {type: webhook, url: http://127.0.0.1:9094, format: alertmanager}
+"""
+
+
+@pytest.mark.parametrize(
+    ("routes", "expected"),
+    [
+        ("default_route: {sinks: [am, hook]}", []),
+        # a plain webhook without resolved notices is the receiver's business, not a stale alert
+        ("default_route: {sinks: [hook], send_resolved: false}", []),
+        (
+            "default_route: {sinks: [am, hook], send_resolved: false}",
+            ["default_route: send_resolved is false, so Alertmanager sink 'am' keeps cleared alerts"],
+        ),
+        (
+            "routes: [{match: {severity: critical}, sinks: [hook], escalate: {after: 15m, sinks: [pager]}}]",
+            ["routes[0].escalate: Alertmanager sink 'pager' gets the escalation but no reminder"],
+        ),
+        # an escalation sink that is also a route sink hears the reminders and the resolve
+        ("routes: [{match: {severity: critical}, sinks: [am], escalate: {after: 15m, sinks: [am]}}]", []),
+    ],
+)
+def test_alertmanager_warnings(routes: str, expected: list[str]) -> None:
+    warnings = parse_config(BASE + AM_SINKS + routes + "\n").alertmanager_warnings()
+    assert len(warnings) == len(expected)
+    for warning, start in zip(warnings, expected, strict=True):
+        assert warning.startswith(start)
+
+
+def test_check_config_prints_alertmanager_warnings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "am.yaml"
+    path.write_text(BASE + AM_SINKS + "default_route: {sinks: [am], send_resolved: false}\n")
+    assert main(["check-config", "--config", str(path)]) == 0  # a warning, not an error
+    captured = capsys.readouterr()
+    assert "OK (1 environments" in captured.out
+    assert "warning: default_route: send_resolved is false, so Alertmanager sink 'am'" in captured.err

@@ -318,7 +318,7 @@ def test_plan_groups_alerts_of_one_group() -> None:
     policy = policy_from(
         parse_config("""
 sinks: {w: {type: webhook, url: 'http://127.0.0.1:1/'}}
-routes: [{match: {type: version_drift}, sinks: [w], group_by: [type]}]
+routes: [{match: {type: version_drift}, sinks: [w], group_by: [type], repeat_interval: 12h}]
 """)
     )
     alerts = [
@@ -330,5 +330,7 @@ routes: [{match: {type: version_drift}, sinks: [w], group_by: [type]}]
     payload = result.entries[0].payload
     assert [a["environment"] for a in payload["alerts"]] == ["uat", "development"]
     assert payload["group_labels"] == {"type": "version_drift"}
+    # the route's reminder interval rides along, so Alertmanager keeps the alerts that long
+    assert (payload["repeat_interval"], payload["one_off"]) == (12 * 3600, False)
     assert len(result.log) == 2
     assert json.dumps(payload)

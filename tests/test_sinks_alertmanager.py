@@ -1,5 +1,7 @@
 """The webhook sink's ``format: alertmanager`` against a real Alertmanager (Debian's
-prometheus-alertmanager): alerts posted to API v2 show up active, and resolve when we say so."""
+prometheus-alertmanager): alerts posted to API v2 show up active, and resolve when we say so;
+incidents stay active past their reminders, one-off notices leave on their own; and the plain
+webhook's fingerprint is the one Alertmanager gives the same alert."""
 
 from __future__ import annotations
 
@@ -15,11 +17,13 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from tests.sink_cases import CASES, notification
-from tests.support import free_port, require_tool
+from tests.sink_cases import CASES, GROUP, notification
+from tests.support import ConfigWriter, api, cli, free_port, require_tool, running_daemon, until
 from umig_monitor.config.models import WebhookSink
 from umig_monitor.core.alerts import AlertState, Notification, NotificationKind
+from umig_monitor.simulator import RunningSimulator
 from umig_monitor.sinks import build_sink
+from umig_monitor.sinks.webhook import webhook_body
 
 pytestmark = pytest.mark.slow
 
@@ -140,3 +144,102 @@ async def test_rejected_alert_is_not_retryable(alertmanager: str) -> None:
         result = await build_sink("alertmanager", config, session).send(broken)
     assert (result.ok, result.retryable) == (False, False)
     assert "HTTP 400" in result.detail
+
+
+def ends_at(alert: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(alert["endsAt"])
+
+
+async def test_webhook_fingerprint_is_alertmanagers(alertmanager: str) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    labels = {"team": "Ops – Zürich ✓", "kind": "production", "version": "1.1.2"}
+    alerts = tuple(replace(a, starts_at=now - timedelta(minutes=5), labels=labels) for a in GROUP)
+    group = notification(alerts=alerts, created_at=now)
+    config = WebhookSink(type="webhook", url=SecretStr(alertmanager), format="alertmanager")
+    async with aiohttp.ClientSession() as session:
+        result = await build_sink("alertmanager", config, session).send(group)
+        assert result.ok, result.detail
+        posted = await active_alerts(session, alertmanager)
+    theirs = {a["labels"]["alert_key"]: a["fingerprint"] for a in posted}
+    ours = {a["labels"]["alert_key"]: a["fingerprint"] for a in webhook_body(group)["alerts"]}
+    assert len(ours) == 2
+    assert theirs == ours
+
+
+async def test_incident_outlasts_three_reminders(alertmanager: str) -> None:
+    config = WebhookSink(type="webhook", url=SecretStr(alertmanager), format="alertmanager")
+    now = datetime.now(UTC).replace(microsecond=0)
+    firing = replace(live_firing(now), repeat_interval=timedelta(hours=12))
+    async with aiohttp.ClientSession() as session:
+        assert (await build_sink("alertmanager", config, session).send(firing)).ok
+        (alert,) = await active_alerts(session, alertmanager)
+    assert ends_at(alert) == now + timedelta(hours=36)
+
+
+NOTICE_TTL = timedelta(minutes=10)
+
+
+def am_extra(url: str) -> str:
+    return f"""
+jobs:
+  health: {{failure_threshold: 1, success_threshold: 1}}
+sinks:
+  am: {{type: webhook, url: '{url}', format: alertmanager}}
+default_route: {{sinks: [am]}}
+"""
+
+
+async def test_notices_do_not_linger(
+    alertmanager: str, simulator: RunningSimulator, write_config: ConfigWriter
+) -> None:
+    """notify-test and a deployment's start and success reach Alertmanager as alerts that end
+    within notice_ttl; the start ends with the success; an incident stays active for 24 h."""
+    config = write_config(simulator, poll_interval="200ms", extra=am_extra(alertmanager))
+
+    async def alerts_named(session: aiohttp.ClientSession, *names: str) -> dict[str, dict[str, Any]]:
+        """Active alerts of these names, once the first name is among them."""
+        found = {
+            a["labels"]["alertname"]: a
+            for a in await active_alerts(session, alertmanager)
+            if a["labels"]["alertname"] in names
+        }
+        return found if names[0] in found else {}
+
+    async with running_daemon(config) as daemon, aiohttp.ClientSession() as session:
+        sent = datetime.now(UTC)
+        status, _ = await api(
+            daemon,
+            "POST",
+            "/api/v1/deployments/events",
+            {"type": "start", "environment": "uat", "version": "1.2.0-rc.3", "id": "uat-rc3"},
+        )
+        assert status == 201
+        start = (await until(lambda: alerts_named(session, "deployment_start")))["deployment_start"]
+        assert sent < ends_at(start) <= datetime.now(UTC) + NOTICE_TTL
+
+        status, _ = await api(
+            daemon,
+            "POST",
+            "/api/v1/deployments/events",
+            {"type": "success", "environment": "uat", "version": "1.2.0-rc.3", "id": "uat-rc3"},
+        )
+        assert status == 201
+        after = await until(lambda: alerts_named(session, "deployment_success", "deployment_start"))
+        assert list(after) == ["deployment_success"]  # the start ended with it, in the same post
+        assert ends_at(after["deployment_success"]) <= datetime.now(UTC) + NOTICE_TTL
+
+        assert await cli("notify-test", "am", "--config", str(config)) == 0
+        test = (await until(lambda: alerts_named(session, "notify_test")))["notify_test"]
+        assert ends_at(test) <= datetime.now(UTC) + NOTICE_TTL
+
+        simulator.simulator.update("production", status="unhealthy")
+        incident = await until(lambda: alerts_named(session, "environment_unhealthy"))
+        assert ends_at(incident["environment_unhealthy"]) >= datetime.now(UTC) + timedelta(hours=23)
+
+        horizon = datetime.now(UTC) + NOTICE_TTL
+        lingering = [
+            a["labels"]["alertname"]
+            for a in await active_alerts(session, alertmanager)
+            if ends_at(a) > horizon
+        ]
+        assert lingering == ["environment_unhealthy"]

@@ -27,7 +27,9 @@ from tests.sink_cases import (
 )
 from tests.support import free_port
 from umig_monitor.config.models import WebhookSink
+from umig_monitor.core.alerts import AlertState, NotificationKind, label_set_fingerprint
 from umig_monitor.sinks import WebhookSinkSender, build_sink
+from umig_monitor.sinks.content import rfc3339
 from umig_monitor.sinks.webhook import postable_alerts, webhook_body
 
 
@@ -77,13 +79,70 @@ def test_body_has_alertmanager_v4_shape() -> None:
     assert resolved["alerts"][0]["endsAt"] == "2024-10-25T10:27:30Z"
 
 
+NOTICE_TTL = timedelta(minutes=10)
+
+
 def test_alertmanager_alerts_always_expire() -> None:
-    firing = postable_alerts(CASES["firing_critical"])[0]
+    firing = postable_alerts(CASES["firing_critical"], NOTICE_TTL)[0]
     assert firing["endsAt"] == "2024-10-26T10:17:00Z"  # created_at + 24h: expires if we stop
     assert firing["generatorURL"] == EXTERNAL_URL
-    resolved = postable_alerts(CASES["resolved"])[0]
+    resolved = postable_alerts(CASES["resolved"], NOTICE_TTL)[0]
     assert resolved["endsAt"] == "2024-10-25T10:27:30Z"
-    assert postable_alerts(CASES["report"]) == []
+    assert postable_alerts(CASES["report"], NOTICE_TTL) == []
+
+
+CREATED = CASES["firing_critical"].created_at
+
+
+@pytest.mark.parametrize(
+    ("case", "changes", "active_for"),
+    [
+        # Incidents: renewed at every reminder, so they outlast three of them, and 24 h at least.
+        ("firing_critical", {}, timedelta(hours=24)),  # from an outbox row without repeat_interval
+        ("firing_critical", {"repeat_interval": timedelta(hours=4)}, timedelta(hours=24)),
+        ("repeat", {"repeat_interval": timedelta(hours=12)}, timedelta(hours=36)),
+        ("firing_critical", {"repeat_interval": timedelta(days=2)}, timedelta(days=6)),
+        # One-off notices: nothing follows them, so they leave on their own after notice_ttl.
+        ("deployment_start", {}, NOTICE_TTL),
+        ("deployment_failure", {}, NOTICE_TTL),
+        ("firing_critical", {"kind": NotificationKind.TEST}, NOTICE_TTL),
+        ("firing_critical", {"one_off": True}, NOTICE_TTL),  # a manual escalation
+        ("firing_critical", {"one_off": True, "repeat_interval": timedelta(hours=4)}, NOTICE_TTL),
+    ],
+)
+def test_alertmanager_ttl(case: str, changes: dict[str, Any], active_for: timedelta) -> None:
+    note = replace(CASES[case], **changes)
+    (posted,) = postable_alerts(note, NOTICE_TTL)
+    assert posted["endsAt"] == rfc3339(note.created_at + active_for)
+
+
+def test_alertmanager_notice_never_ends_before_it_starts() -> None:
+    # An event reported with a timestamp ahead of the enqueue: Alertmanager refuses endsAt < startsAt.
+    later = CREATED + timedelta(hours=1)
+    event = CASES["deployment_start"]
+    note = replace(event, alerts=(replace(event.alerts[0], starts_at=later),))
+    (posted,) = postable_alerts(note, NOTICE_TTL)
+    assert posted["startsAt"] == posted["endsAt"] == rfc3339(later)
+
+
+def test_alertmanager_outcome_resolves_the_start() -> None:
+    start = CASES["deployment_start"].alerts[0]
+    ended = replace(start, state=AlertState.RESOLVED, ends_at=CREATED)
+    note = replace(CASES["deployment_success"], supersedes=(ended,))
+    success, closed = postable_alerts(note, NOTICE_TTL)
+    assert success["labels"]["alertname"] == "deployment_success"
+    assert success["endsAt"] == rfc3339(CREATED + NOTICE_TTL)
+    assert closed["labels"] == postable_alerts(CASES["deployment_start"], NOTICE_TTL)[0]["labels"]
+    assert closed["endsAt"] == rfc3339(CREATED)
+    # the plain webhook says what happened, once: the success, not the start again
+    assert [a["labels"]["alertname"] for a in webhook_body(note)["alerts"]] == ["deployment_success"]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_webhook_fingerprint_is_alertmanagers(case: str) -> None:
+    body = webhook_body(CASES[case])
+    for alert, posted in zip(CASES[case].alerts, body["alerts"], strict=True):
+        assert posted["fingerprint"] == label_set_fingerprint(posted["labels"]) == alert.fingerprint
 
 
 async def test_delivers_with_headers_and_idempotency_key(session: aiohttp.ClientSession) -> None:

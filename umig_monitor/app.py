@@ -210,6 +210,8 @@ class Daemon:
     async def start(self) -> None:
         for warning in secret_file_warnings(self.settings):
             log.warning("secret_file_unreadable", detail=warning)
+        for warning in self.settings.alertmanager_warnings():
+            log.warning("config_warning", detail=warning)
         self._store = await Store.open(
             self.settings.daemon.storage, pool_size=self.settings.daemon.storage_pool_size
         )
@@ -349,6 +351,8 @@ class Daemon:
         self.settings = new
         for warning in secret_file_warnings(new):
             log.warning("secret_file_unreadable", detail=warning)
+        for warning in new.alertmanager_warnings():
+            log.warning("config_warning", detail=warning)
         if (
             old.daemon.storage != new.daemon.storage
             or old.daemon.listen != new.daemon.listen

@@ -38,6 +38,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     settings, path = _load(args)
     for warning in secret_file_warnings(settings):
         print(f"warning: {warning} (read at use time)", file=sys.stderr)
+    for warning in settings.alertmanager_warnings():
+        print(f"warning: {warning}", file=sys.stderr)
     print(
         f"{path}: OK ({len(settings.environments)} environments, {len(settings.sinks)} sinks, "
         f"{len(settings.routes)} routes)"

@@ -401,6 +401,10 @@ class WebhookSink(SinkBase):
     url_file: Path | None = None
     headers: dict[str, SecretText] = Field(default_factory=dict)
     format: Literal["webhook", "alertmanager"] = "webhook"
+    # format: alertmanager only: how long a one-off notice (deployment event, test) stays active
+    # there. Longer than that Alertmanager route's group_wait + group_interval, or it resolves
+    # before Alertmanager sends it.
+    notice_ttl: PositiveDuration = timedelta(minutes=10)
 
     @model_validator(mode="after")
     def _url_once(self) -> WebhookSink:

@@ -95,6 +95,39 @@ class Settings(BaseSettings):
             raise ValueError("; ".join(problems))
         return self
 
+    def alertmanager_warnings(self) -> list[str]:
+        """Routes that would leave alerts active in an Alertmanager (``format: alertmanager``)
+        after they cleared. Alertmanager keeps an alert until it is resolved or its endsAt passes
+        (24 h, or 3 x repeat_interval), and only reminders renew it: a route that sends no
+        resolved notice, or a sink that only hears the escalation, leaves it there until then."""
+        managers = {
+            name
+            for name, sink in self.sinks.items()
+            if sink.type == "webhook" and sink.format == "alertmanager"
+        }
+        out = []
+        routes: list[tuple[str, Route | DefaultRoute]] = [
+            *((f"routes[{i}]", r) for i, r in enumerate(self.routes)),
+            ("default_route", self.default_route),
+        ]
+        for where, route in routes:
+            if not route.send_resolved:
+                for sink in sorted(managers.intersection(route.sinks)):
+                    out.append(
+                        f"{where}: send_resolved is false, so Alertmanager sink '{sink}' keeps cleared "
+                        "alerts active until they expire; leave send_resolved on and set it in "
+                        "Alertmanager's receivers instead"
+                    )
+            escalate = route.escalate if isinstance(route, Route) else None
+            if escalate is not None:
+                for sink in sorted(managers.intersection(escalate.sinks) - set(route.sinks)):
+                    out.append(
+                        f"{where}.escalate: Alertmanager sink '{sink}' gets the escalation but no "
+                        "reminder or resolved notice, so the alert stays active there until it "
+                        "expires; add the sink to the route's sinks"
+                    )
+        return out
+
     def route_named(self, name: str) -> Route | None:
         return next((r for r in self.routes if r.name == name), None)
 

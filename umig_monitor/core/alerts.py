@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import enum
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from umig_monitor.core.timetext import parse_timestamp
@@ -23,6 +22,25 @@ class AlertState(enum.StrEnum):
 def alert_key(kind: str, environment: str | None, subject: str = "") -> str:
     """The stable identity of an alert: one incident of one kind, in one environment, about one subject."""
     return f"{kind}/{environment or '-'}/{subject}"
+
+
+_FNV64_OFFSET = 14695981039346656037
+_FNV64_PRIME = 1099511628211
+_MASK64 = (1 << 64) - 1
+_SEPARATOR = 0xFF  # cannot occur in UTF-8, so name/value boundaries are unambiguous
+
+
+def label_set_fingerprint(labels: Mapping[str, str]) -> str:
+    """Alertmanager's alert fingerprint (prometheus/common ``model.LabelSet.Fingerprint``): FNV-1a
+    64 over each label name and value in name order, each followed by the byte 0xff, as 16 hex
+    digits. A receiver can match our alerts with the ones Alertmanager shows for the same labels."""
+    h = _FNV64_OFFSET
+    for name in sorted(labels):  # code point order is UTF-8 byte order, Go's string order
+        for part in (name, labels[name]):
+            for byte in part.encode("utf-8"):
+                h = ((h ^ byte) * _FNV64_PRIME) & _MASK64
+            h = ((h ^ _SEPARATOR) * _FNV64_PRIME) & _MASK64
+    return f"{h:016x}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +80,8 @@ class Alert:
 
     @property
     def fingerprint(self) -> str:
-        return hashlib.sha256(self.key.encode()).hexdigest()[:16]
+        """Alertmanager's fingerprint of ``label_set()``."""
+        return label_set_fingerprint(self.label_set())
 
     def all_labels(self) -> dict[str, str]:
         """Labels routes match on: the alert's own plus alertname/type/severity/environment."""
@@ -71,6 +90,12 @@ class Alert:
         if self.environment:
             out["environment"] = self.environment
         return out
+
+    def label_set(self) -> dict[str, str]:
+        """What tells this alert apart for Alertmanager, which knows alerts by their labels alone:
+        the routing labels plus ``alert_key`` (two unhealthy components of one environment differ
+        only in the key). Sorted by name."""
+        return dict(sorted({**self.all_labels(), "alert_key": self.key}.items()))
 
 
 class NotificationKind(enum.StrEnum):
@@ -83,10 +108,21 @@ class NotificationKind(enum.StrEnum):
     TEST = "test"  # notify-test
 
 
+# Kinds that are one-off by nature: nothing follows them (no reminder, no resolved notice).
+ONE_OFF_KINDS = frozenset({NotificationKind.EVENT, NotificationKind.REPORT, NotificationKind.TEST})
+
+
 @dataclass(frozen=True, slots=True)
 class Notification:
     """One message to one sink. ``idempotency_key`` is stable across retries and restarts, so a
-    receiver can drop duplicates."""
+    receiver can drop duplicates.
+
+    Receivers that keep alerts active until told otherwise (Alertmanager) need to know what comes
+    next: nothing, for a one-off (``is_one_off``: an event, a report, a test, or a notice marked
+    ``one_off`` such as a manual escalation); else ``repeat_interval`` is how long until the
+    route's next reminder while the alerts still fire.
+    ``supersedes`` are earlier one-off notices this one ends (a deployment's start, once the
+    deployment succeeded or failed); sinks without such state ignore them."""
 
     idempotency_key: str
     kind: NotificationKind
@@ -98,6 +134,13 @@ class Notification:
     text: str | None = None
     html: str | None = None
     external_url: str | None = None
+    one_off: bool = False
+    repeat_interval: timedelta | None = None
+    supersedes: tuple[Alert, ...] = ()
+
+    @property
+    def is_one_off(self) -> bool:
+        return self.one_off or self.kind in ONE_OFF_KINDS
 
     @property
     def status(self) -> AlertState:
@@ -175,12 +218,16 @@ def notification_to_dict(n: Notification) -> dict[str, Any]:
         "text": n.text,
         "html": n.html,
         "external_url": n.external_url,
+        "one_off": n.one_off,
+        "repeat_interval": n.repeat_interval.total_seconds() if n.repeat_interval is not None else None,
+        "supersedes": [alert_to_dict(a) for a in n.supersedes],
     }
 
 
 def notification_from_dict(data: Mapping[str, Any]) -> Notification:
     created = _dt(data["created_at"])
     assert created is not None
+    repeat = data.get("repeat_interval")
     return Notification(
         idempotency_key=data["idempotency_key"],
         kind=NotificationKind(data["kind"]),
@@ -192,4 +239,8 @@ def notification_from_dict(data: Mapping[str, Any]) -> Notification:
         text=data.get("text"),
         html=data.get("html"),
         external_url=data.get("external_url"),
+        # Rows written before these fields existed have neither: repeat_interval is then unknown.
+        one_off=bool(data.get("one_off", False)),
+        repeat_interval=timedelta(seconds=repeat) if isinstance(repeat, int | float) else None,
+        supersedes=tuple(alert_from_dict(a) for a in data.get("supersedes") or ()),
     )

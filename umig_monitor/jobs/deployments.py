@@ -5,7 +5,8 @@ daemon runs), the health job (observed deployments) and deployment watches."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -60,6 +61,26 @@ def event_alert(event: DeploymentEvent, settings: Settings) -> Alert:
         starts_at=event.ts,
         details=details,
         labels=labels,
+    )
+
+
+# The events that end a deployment, and with it the notice that it started.
+_ENDS_START = (EventType.SUCCESS, EventType.FAILURE, EventType.ROLLBACK)
+
+
+def superseded_starts(
+    event: DeploymentEvent, same_deployment: Iterable[DeploymentEvent], settings: Settings, now: datetime
+) -> tuple[Alert, ...]:
+    """The start notices ``event`` ends: the deployment's start, resolved when the outcome came
+    (not later than now, not before the start), so a receiver that keeps notices active
+    (Alertmanager) does not show "deploying" after the deployment finished."""
+    if event.type not in _ENDS_START:
+        return ()
+    ended = min(event.ts, now)
+    return tuple(
+        replace(event_alert(start, settings), state=AlertState.RESOLVED, ends_at=max(ended, start.ts))
+        for start in same_deployment
+        if start.type is EventType.START and start.id != event.id
     )
 
 
@@ -170,7 +191,13 @@ class DeploymentRecorder:
         await self._notify_and_forward(event, now)
 
     async def _notify_and_forward(self, event: DeploymentEvent, now: datetime) -> None:
-        await self.pipeline.notify(event_alert(event, self.settings), NotificationKind.EVENT, event.id)
+        ended: tuple[Alert, ...] = ()
+        if event.type in _ENDS_START:
+            same = await self.store.events_of_deployment(event.deployment_id)
+            ended = superseded_starts(event, same, self.settings, now)
+        await self.pipeline.notify(
+            event_alert(event, self.settings), NotificationKind.EVENT, event.id, supersedes=ended
+        )
         if self.settings.deployments.forwarding:
             record = event_to_record(event)
             alert = Alert(

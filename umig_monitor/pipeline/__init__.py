@@ -128,9 +128,12 @@ class AlertPipeline:
         title: str | None = None,
         text: str | None = None,
         html: str | None = None,
+        supersedes: tuple[Alert, ...] = (),
     ) -> int:
         """A one-off notice, routed by the alert's labels (or through the named route) and enqueued
-        once per sink: ``event_id`` makes it idempotent. Returns how many deliveries were new."""
+        once per sink: ``event_id`` makes it idempotent. Nothing follows it (no reminder, no
+        resolved notice); ``supersedes`` are earlier notices it ends, for sinks that keep them
+        active (Alertmanager). Returns how many deliveries were new."""
         now = self._clock()
         policy = self._dispatcher.policy
         if route_name is not None:
@@ -151,6 +154,8 @@ class AlertPipeline:
                     text=text,
                     html=html,
                     external_url=policy.external_url,
+                    one_off=True,
+                    supersedes=supersedes,
                 )
                 entries.append(outbox_entry(notification, sink, policy, alert.id))
         inserted = await self._store.enqueue(entries, [])

@@ -113,6 +113,7 @@ def plan(
                 created_at=now,
                 group_labels=dict(group),
                 external_url=policy.external_url,
+                repeat_interval=route.repeat_interval,
             )
             out.entries.append(
                 outbox_entry(notification, sink, policy, members[0].id if len(members) == 1 else None)

@@ -6,32 +6,39 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from umig_monitor.config.models import WebhookSink
-from umig_monitor.core.alerts import Alert, AlertState, Notification, NotificationKind
+from umig_monitor.core.alerts import Alert, AlertState, Notification, label_set_fingerprint
 from umig_monitor.sinks.base import SendResult, SinkSender, classify_http
 from umig_monitor.sinks.content import details_text, event_sentence, rfc3339
 from umig_monitor.sinks.http import origin, post_json
 
 JSONPayload = dict[str, Any] | list[dict[str, Any]]
 
-# Alertmanager resolves an alert by itself once endsAt passes. A firing alert is re-sent at each
-# repeat (route repeat_interval, 4h by default), so this must outlast the longest repeat_interval
-# of a route that reaches an Alertmanager; if umig-monitor stops, the alert expires on its own.
+# Alertmanager resolves an alert by itself once its endsAt passes, so endsAt says how long an
+# alert stays active there without news from us (and bounds it if umig-monitor stops).
+# An incident is re-sent at each reminder (the route's repeat_interval) and resolved when it
+# clears, so it must outlast several reminders: at least FIRING_TTL, else REPEATS_COVERED times the
+# route's repeat_interval. A one-off notice (deployment event, test, manual escalation) is never
+# followed up, so it stays only the sink's notice_ttl: long enough to be grouped and sent.
 FIRING_TTL = timedelta(hours=24)
-# A deployment event is a one-off notice: long enough for Alertmanager to group and notify it.
-EVENT_TTL = timedelta(minutes=15)
+REPEATS_COVERED = 3
 ALERTS_API_PATH = "/api/v2/alerts"
 
 
+def firing_ttl(repeat_interval: timedelta | None) -> timedelta:
+    """How long a firing incident stays active in Alertmanager after each (re-)send."""
+    if repeat_interval is None:
+        return FIRING_TTL
+    return max(FIRING_TTL, REPEATS_COVERED * repeat_interval)
+
+
 def alert_labels(alert: Alert) -> dict[str, str]:
-    """The labels routes see, plus ``alert_key``: Alertmanager tells alerts apart by their label
-    set alone, and two alerts of one type in one environment (two unhealthy components, say)
-    differ only in the key."""
-    return dict(sorted({**alert.all_labels(), "alert_key": alert.key}.items()))
+    """The labels routes see, plus ``alert_key``: see Alert.label_set."""
+    return alert.label_set()
 
 
 _LABEL_NAME_ILLEGAL = re.compile(r"[^a-zA-Z0-9_]")
@@ -84,7 +91,9 @@ def webhook_body(notification: Notification) -> dict[str, Any]:
                 "startsAt": rfc3339(alert.starts_at),
                 "endsAt": rfc3339(alert.ends_at if alert.state is AlertState.RESOLVED else None),
                 "generatorURL": external,
-                "fingerprint": alert.fingerprint,
+                # Alertmanager's, over the labels above: the same alert has the same fingerprint
+                # here and in an Alertmanager's API and notifications.
+                "fingerprint": label_set_fingerprint(alert_label_set),
             }
         )
     body: dict[str, Any] = {
@@ -108,29 +117,43 @@ def webhook_body(notification: Notification) -> dict[str, Any]:
     return body
 
 
-def postable_alerts(notification: Notification) -> list[dict[str, Any]]:
-    """Alertmanager API v2 postable alerts. endsAt is always set (see FIRING_TTL): without it
-    Alertmanager would resolve a still-firing alert after its resolve_timeout (5m)."""
+def postable_alerts(notification: Notification, notice_ttl: timedelta) -> list[dict[str, Any]]:
+    """Alertmanager API v2 postable alerts. endsAt is always set: without it Alertmanager would
+    resolve a still-firing incident after its resolve_timeout (5m), and keep a one-off notice
+    active until then. A resolved alert ends when it cleared; a firing one at created_at plus
+    its TTL (see FIRING_TTL). The notices this one supersedes are posted as resolved."""
     n = notification
     out = []
     for alert in n.alerts:
         if alert.state is AlertState.RESOLVED:
             ends = alert.ends_at or n.created_at
-        elif n.kind is NotificationKind.EVENT:
-            ends = n.created_at + EVENT_TTL
+        elif n.is_one_off:
+            ends = _not_before(n.created_at + notice_ttl, alert.starts_at)
         else:
-            ends = n.created_at + FIRING_TTL
-        labels = {prometheus_label_name(k): v for k, v in alert_labels(alert).items()}
-        item: dict[str, Any] = {
-            "labels": dict(sorted(labels.items())),
-            "annotations": alert_annotations(alert),
-            "startsAt": rfc3339(alert.starts_at),
-            "endsAt": rfc3339(ends),
-        }
-        if n.external_url:
-            item["generatorURL"] = n.external_url
-        out.append(item)
+            ends = _not_before(n.created_at + firing_ttl(n.repeat_interval), alert.starts_at)
+        out.append(_postable(alert, ends, n.external_url))
+    for earlier in n.supersedes:
+        # It ends when this notice says, but not before it began (Alertmanager would refuse it).
+        ends = _not_before(earlier.ends_at or n.created_at, earlier.starts_at)
+        out.append(_postable(earlier, ends, n.external_url))
     return out
+
+
+def _not_before(ends: datetime, starts: datetime) -> datetime:
+    return max(ends, starts)
+
+
+def _postable(alert: Alert, ends: datetime, external_url: str | None) -> dict[str, Any]:
+    labels = {prometheus_label_name(k): v for k, v in alert_labels(alert).items()}
+    item: dict[str, Any] = {
+        "labels": dict(sorted(labels.items())),
+        "annotations": alert_annotations(alert),
+        "startsAt": rfc3339(alert.starts_at),
+        "endsAt": rfc3339(ends),
+    }
+    if external_url:
+        item["generatorURL"] = external_url
+    return item
 
 
 def alerts_api_url(base: str) -> str:
@@ -145,7 +168,7 @@ class WebhookSinkSender(SinkSender[WebhookSink, JSONPayload]):
 
     def build_payload(self, notification: Notification) -> JSONPayload:
         if self.config.format == "alertmanager":
-            return postable_alerts(notification)
+            return postable_alerts(notification, self.config.notice_ttl)
         return webhook_body(notification)
 
     def headers(self, notification: Notification) -> dict[str, str]:
