@@ -215,6 +215,7 @@ async def test_sample_round_trip_keeps_every_field(store: Store) -> None:
         metrics={"errorRate": 0.01, "activeUsers": 12, "nested": {"list": [1, "two", None]}},
         error="api slow",
         component_versions={"database": "031", "api": "2.3.1"},
+        tls_cert_expiry=datetime(2025, 1, 20, 23, 59, 59, tzinfo=UTC),
     )
     await store.add_health_samples([full])
     (stored,) = await store.recent_health_samples("uat", 10)

@@ -81,6 +81,7 @@ class Documents:
     components: Any = None
     health_failure: tuple[Outcome, str] | None = None
     response_ms: float | None = None
+    tls_cert_expiry: datetime | None = None  # the earliest expiry of the peer's certificates
 
 
 def _get(doc: Any, *path: str) -> Any:
@@ -114,7 +115,12 @@ def assess(
     if docs.health_failure is not None:
         outcome, detail = docs.health_failure
         sample = HealthSample(
-            environment, now, outcome, response_ms=docs.response_ms, error=bounded(detail, MAX_DETAIL)
+            environment,
+            now,
+            outcome,
+            response_ms=docs.response_ms,
+            error=bounded(detail, MAX_DETAIL),
+            tls_cert_expiry=docs.tls_cert_expiry,
         )
         return sample, []
     health = docs.health
@@ -128,6 +134,7 @@ def assess(
                 Outcome.INVALID_RESPONSE,
                 response_ms=docs.response_ms,
                 error="health document has no umig.status",
+                tls_cert_expiry=docs.tls_cert_expiry,
             ),
             [],
         )
@@ -202,5 +209,6 @@ def assess(
         metrics=metrics,
         error=error,
         component_versions=versions,
+        tls_cert_expiry=docs.tls_cert_expiry,
     )
     return sample, checks

@@ -48,3 +48,5 @@ class HealthSample:
     metrics: Mapping[str, Any] = field(default_factory=dict)
     error: str | None = None
     component_versions: Mapping[str, str] = field(default_factory=dict)
+    # https: the earliest notAfter of the certificates the environment presented on this poll
+    tls_cert_expiry: datetime | None = None

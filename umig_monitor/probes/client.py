@@ -9,6 +9,7 @@ import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,15 @@ from umig_monitor.config.models import BasicAuth, BearerAuth
 from umig_monitor.config.types import SecretFileError, read_secret
 from umig_monitor.core import jsontext
 from umig_monitor.core.health import Outcome
+from umig_monitor.probes.tls import PeerCertResponse
 
 USER_AGENT = "umig-monitor"
 
 
 @dataclass(frozen=True, slots=True)
 class Fetch:
-    """The result of one request. ``failure`` is None when ``body`` holds a parsed JSON document."""
+    """The result of one request. ``failure`` is None when ``body`` holds a parsed JSON document.
+    ``cert_expiry``: the earliest expiry of the TLS peer's certificates (https, once connected)."""
 
     url: str
     status: int | None
@@ -34,6 +37,7 @@ class Fetch:
     body: Any = None
     failure: Outcome | None = None
     detail: str | None = None
+    cert_expiry: datetime | None = None
 
     @property
     def ok(self) -> bool:
@@ -49,6 +53,7 @@ def make_session(settings: Settings) -> aiohttp.ClientSession:
         # Each request sets its own total timeout from the environment's config.
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=30),
         auto_decompress=True,
+        response_class=PeerCertResponse,
     )
 
 
@@ -81,6 +86,11 @@ def auth_headers(env: Environment) -> dict[str, str]:
     if isinstance(auth, BearerAuth):
         return {"Authorization": f"Bearer {read_secret(auth.token, auth.token_file) or ''}"}
     return {}
+
+
+def cert_expiry(fetches: Sequence[Fetch]) -> datetime | None:
+    """The earliest certificate expiry any of a poll's requests saw."""
+    return min((f.cert_expiry for f in fetches if f.cert_expiry is not None), default=None)
 
 
 def _failed(url: str, started: float, failure: Outcome, detail: str) -> Fetch:
@@ -145,14 +155,18 @@ async def _fetch(
 ) -> Fetch:
     """One request without a timeout of its own: the caller sets the deadline."""
 
+    expiry: datetime | None = None
+
     def done(status: int | None, failure: Outcome | None, detail: str | None, body: Any = None) -> Fetch:
-        return Fetch(url, status, (time.perf_counter() - started) * 1000, body, failure, detail)
+        elapsed = (time.perf_counter() - started) * 1000
+        return Fetch(url, status, elapsed, body, failure, detail, expiry)
 
     limit = env.max_body_bytes
     try:
         async with session.request(
             method, url, headers=request_headers, ssl=_tls(env), allow_redirects=False
         ) as resp:
+            expiry = resp.peer_cert_expiry if isinstance(resp, PeerCertResponse) else None
             status = resp.status
             if status in (401, 403):
                 return done(status, Outcome.AUTH_ERROR, f"HTTP {status}")

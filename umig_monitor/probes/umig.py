@@ -8,7 +8,7 @@ from umig_monitor.config import Environment
 from umig_monitor.config.types import SecretFileError
 from umig_monitor.core.assess import Documents
 from umig_monitor.core.health import Outcome
-from umig_monitor.probes.client import Fetch, auth_headers, fetch_all
+from umig_monitor.probes.client import Fetch, auth_headers, cert_expiry, fetch_all
 
 PATHS = ("/admin/health", "/admin/version", "/admin/components")
 
@@ -28,5 +28,6 @@ async def probe_environment(
         components=components.body if components.ok else None,
         health_failure=failure,
         response_ms=round(health.elapsed_ms, 3),
+        tls_cert_expiry=cert_expiry([health, version, components]),
     )
     return docs, [health, version, components]

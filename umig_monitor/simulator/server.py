@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Sequence
 from types import TracebackType
 
@@ -27,18 +28,24 @@ class RunningSimulator:
     """A simulator listening on a port; ``stop()`` (or leaving ``async with``) shuts it down."""
 
     def __init__(
-        self, simulator: Simulator, runner: web.AppRunner, host: str, port: int, prefix: str
+        self,
+        simulator: Simulator,
+        runner: web.AppRunner,
+        host: str,
+        port: int,
+        prefix: str,
+        scheme: str = "http",
     ) -> None:
         self.simulator = simulator
         self._runner = runner
-        self._url = URL.build(scheme="http", host=host, port=port)
+        self._url = URL.build(scheme=scheme, host=host, port=port)
         self.port = port
         self.api_prefix = prefix
         self._stopped = False
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:PORT``"""
+        """``http://127.0.0.1:PORT`` (``https://`` when serving TLS)"""
         return str(self._url)
 
     def base_url(self, environment: str) -> str:
@@ -78,11 +85,13 @@ async def start_simulator(
     prefix: str = DEFAULT_PREFIX,
     *,
     simulator: Simulator | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> RunningSimulator:
     """Serve ``envs`` on ``host:port`` (port 0 picks a free one) and return once it is listening.
 
     Pass ``simulator`` to drive one you built yourself (e.g. with a fake clock); ``envs`` are then
-    added to it if it does not serve them yet.
+    added to it if it does not serve them yet. With ``ssl_context`` it serves HTTPS with that
+    context's certificate: stop it and start another on the same port and simulator to renew.
     """
     if simulator is None:
         simulator = Simulator(envs)
@@ -99,12 +108,13 @@ async def start_simulator(
     )
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
     except BaseException:
         await runner.cleanup()
         raise
     bound_port: int = runner.addresses[0][1]
-    return RunningSimulator(simulator, runner, host, bound_port, api_prefix)
+    scheme = "https" if ssl_context is not None else "http"
+    return RunningSimulator(simulator, runner, host, bound_port, api_prefix, scheme)
 
 
 async def serve(

@@ -357,6 +357,11 @@ def _0008_deployment_events_created_at(conn: Connection) -> None:
     sa.Index("ix_deployment_events_created_at", events.c.created_at).create(conn)
 
 
+def _0009_certificate_expiry(conn: Connection) -> None:
+    rendered = UTCDateTime().compile(dialect=conn.dialect)
+    conn.execute(sa.text(f"ALTER TABLE health_samples ADD COLUMN tls_cert_expiry {rendered}"))
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "initial tables", _0001_initial_tables),
     Migration(2, "hourly health rollups; health_samples time indexes", _0002_hourly_rollups),
@@ -366,6 +371,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(6, "per-deployment rollups for history summaries", _0006_deployment_rollups),
     Migration(7, "cluster membership, leases and outbox claims", _0007_cluster),
     Migration(8, "index of deployment events by recording time", _0008_deployment_events_created_at),
+    Migration(9, "TLS certificate expiry with each health sample", _0009_certificate_expiry),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1].version
 MIGRATION_LOCK_ID: Final = 0x756D6967  # "umig": the advisory lock migrations take on PostgreSQL

@@ -383,6 +383,7 @@ def _sample_to_row(sample: HealthSample) -> dict[str, Any]:
         "metrics": dict(sample.metrics),
         "error": sample.error,
         "component_versions": dict(sample.component_versions),
+        "tls_cert_expiry": sample.tls_cert_expiry,
     }
 
 
@@ -401,6 +402,7 @@ def _sample_from_row(row: RowMapping) -> HealthSample:
         metrics=row["metrics"] or {},
         error=row["error"],
         component_versions=row["component_versions"] or {},
+        tls_cert_expiry=row["tls_cert_expiry"],
     )
 
 
