@@ -283,3 +283,19 @@ def test_check_config_prints_alertmanager_warnings(
     captured = capsys.readouterr()
     assert "OK (1 environments" in captured.out
     assert "warning: default_route: send_resolved is false, so Alertmanager sink 'am'" in captured.err
+
+
+def test_certificate_thresholds() -> None:
+    prod = parse_config(BASE).environments["production"]
+    assert (prod.thresholds.certificate_warning, prod.thresholds.certificate_critical) == (
+        timedelta(days=21),
+        timedelta(days=7),
+    )
+    custom = parse_config(BASE + "    thresholds: {certificate_warning: 30d, certificate_critical: 14d}\n")
+    assert custom.environments["production"].thresholds.certificate_critical == timedelta(days=14)
+
+
+def test_certificate_critical_beyond_warning_is_refused() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(BASE + "    thresholds: {certificate_warning: 7d, certificate_critical: 21d}\n")
+    assert "certificate_critical (21d) must not exceed certificate_warning (7d)" in str(info.value)

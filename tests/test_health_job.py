@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import ssl
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
+import trustme
 
-from tests.support import ConfigWriter, metrics_text, require_tool, until
+from tests.support import ConfigWriter, api, cli, metrics_text, require_tool, running_daemon, until
 from umig_monitor.app import Daemon
 from umig_monitor.cli import main
 from umig_monitor.config import load_config
-from umig_monitor.core.alerts import AlertState
-from umig_monitor.simulator import RunningSimulator
+from umig_monitor.core.alerts import Alert, AlertState
+from umig_monitor.core.status import iso
+from umig_monitor.simulator import RunningSimulator, start_simulator
 
 EXTRA = """
 jobs:
@@ -237,3 +242,94 @@ async def test_a_sample_is_kept_when_incident_memory_cannot_be_read(
     missing = [e for e in logs if e["event"] == "incident_memory_unavailable"]
     assert missing
     assert "alerts" in missing[0]["error"]
+
+
+def https_context(ca: trustme.CA, expires: datetime) -> ssl.SSLContext:
+    """A server context presenting a certificate from ``ca`` that expires at ``expires``."""
+    leaf = ca.issue_cert("127.0.0.1", not_before=expires - timedelta(days=365), not_after=expires)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    leaf.configure_cert(ctx)
+    return ctx
+
+
+def exported_expiry(daemon: Daemon) -> float | None:
+    """umig_tls_cert_expiry_timestamp_seconds{environment="production"}, as /metrics reads."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(metrics_text(daemon)):
+        if family.name == "umig_tls_cert_expiry_timestamp_seconds":
+            for series in family.samples:
+                if series.labels == {"environment": "production"}:
+                    return series.value
+    return None
+
+
+async def certificate_alerts(daemon: Daemon, state: AlertState) -> list[Alert]:
+    return [
+        a
+        for a in await daemon.store.list_alerts(environment="production")
+        if a.type == "certificate_expiring" and a.state is state
+    ]
+
+
+async def test_certificate_expiry_alert_resolves_on_renewal(
+    write_config: ConfigWriter, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An https environment whose certificate expires in 10 days: the expiry is exported, shown by
+    the API, the page and ``check``, and raises a warning; a renewed certificate resolves it."""
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    now = datetime.now(UTC).replace(microsecond=0)
+    expiring, renewed = now + timedelta(days=10), now + timedelta(days=90)
+    sim = await start_simulator(("production",), ssl_context=https_context(ca, expiring))
+    try:
+        path = write_config(sim, ("production",), poll_interval="200ms", extra=EXTRA)
+        path.write_text(
+            path.read_text().replace(
+                "    timeout: 2s\n", f"    timeout: 2s\n    tls: {{ca_file: {ca_file}}}\n"
+            )
+        )
+        async with running_daemon(path) as daemon:
+            (alert,) = await until(lambda: certificate_alerts(daemon, AlertState.FIRING))
+            assert (alert.severity, alert.key) == ("warning", "certificate_expiring/production/warning")
+            assert f"TLS certificate expires {expiring:%Y-%m-%d %H:%M} UTC (in " in alert.summary
+            assert exported_expiry(daemon) == expiring.timestamp()
+            lint = await asyncio.to_thread(
+                subprocess.run,
+                [require_tool("promtool"), "check", "metrics"],
+                input=metrics_text(daemon),
+                capture_output=True,
+                text=True,
+            )
+            assert lint.returncode == 0, lint.stdout + lint.stderr
+
+            status, doc = await api(daemon, "GET", "/api/v1/environments/production")
+            assert status == 200
+            assert (doc["tlsCertExpiry"], doc["tlsCertState"]) == (iso(expiring), "warning")
+            assert doc["recentSamples"][0]["tlsCertExpiry"] == iso(expiring)
+            async with aiohttp.ClientSession() as session, session.get(daemon.listen_url + "/") as resp:
+                page = await resp.text()
+            (cell,) = re.findall(r'<td class="certificate">(.*?)</td>', page)
+            assert cell.startswith('<span class="pill state-degraded">warning</span> <time')
+
+            capsys.readouterr()
+            assert await cli("check", "production", "--config", str(path)) == 0
+            out = capsys.readouterr().out
+            assert f"certificate expires {expiring:%Y-%m-%d %H:%M} UTC (in " in out
+            assert out.rstrip().splitlines()[1].endswith("[warning]")
+
+            # Renewal: the server reloads with a new certificate (closing its connections).
+            await sim.stop()
+            sim = await start_simulator(
+                ("production",),
+                port=sim.port,
+                simulator=sim.simulator,
+                ssl_context=https_context(ca, renewed),
+            )
+            (alert,) = await until(lambda: certificate_alerts(daemon, AlertState.RESOLVED))
+            assert alert.key == "certificate_expiring/production/warning"
+            assert await certificate_alerts(daemon, AlertState.FIRING) == []
+            await until(lambda: exported_expiry(daemon) == renewed.timestamp())
+    finally:
+        await sim.stop()

@@ -392,3 +392,30 @@ async def test_storage_outage_is_an_html_503(daemon: Daemon, tmp_path: Path) -> 
     assert headers["Cache-Control"] == "no-store"
     assert "Storage unavailable" in html
     assert "no such table: drift_findings" in html
+
+
+def test_certificate_column() -> None:
+    soon = (NOW + timedelta(days=5, hours=2)).isoformat()
+    later = (NOW + timedelta(days=80)).isoformat()
+    page = StatusPage(
+        NOW,
+        UTC,
+        START,
+        {
+            "production": env_doc("1.1.2", tlsCertExpiry=soon, tlsCertState="critical"),
+            "uat": env_doc("1.2.0-rc.2", tlsCertExpiry=later, tlsCertState="ok"),
+            "development": env_doc("1.3.0-dev", tlsCertExpiry=None, tlsCertState=None),  # plain HTTP
+        },
+        {},
+    )
+    html = render(page)
+    outline(html)
+    assert '<th scope="col">Certificate</th>' in html
+    cells = re.findall(r'<td class="certificate">(.*?)</td>', html)
+    assert len(cells) == 3
+    critical, ok, plain = cells
+    assert critical.startswith('<span class="pill state-unhealthy">critical</span> <time datetime=')
+    assert ">in 5d 2h</time>" in critical
+    assert "pill" not in ok
+    assert ">in 80d</time>" in ok
+    assert plain == "—"

@@ -228,3 +228,105 @@ def test_seed_ignores_alerts_owned_by_other_jobs() -> None:
     tracker = seed([active("version_drift/production/major", "version_drift")], ["1.1.2"], "1.1.2", T0)
     assert tracker.states == {}
     assert tracker.versions == ("1.1.2",)
+
+
+TLS = replace(PROD, tls=True, certificate_warning=timedelta(days=21), certificate_critical=timedelta(days=7))
+DAY = timedelta(days=1)
+
+
+def cert_polls(days_left: str) -> list[tuple[HealthSample, list[Check]]]:
+    """One poll per entry: days until the certificate expires, or '-' when no connection was made
+    (the poll failed before TLS)."""
+    out: list[tuple[HealthSample, list[Check]]] = []
+    for i, left in enumerate(days_left.split()):
+        if left == "-":
+            out.append((sample(i, Outcome.UNREACHABLE), []))
+        else:
+            expiry = T0 + timedelta(seconds=30 * i) + float(left) * DAY
+            out.append((sample(i, tls_cert_expiry=expiry), []))
+    return out
+
+
+def cert_events(days_left: str, policy: Policy = TLS) -> list[tuple[int, str, bool]]:
+    """(poll, severity, firing) of every certificate alert event the polls give."""
+    tracker = Tracker()
+    seen: list[tuple[int, str, bool]] = []
+    for i, (s, checks) in enumerate(cert_polls(days_left)):
+        tracker, out = observe(tracker, s, checks, policy)
+        seen += [(i, e.severity, e.firing) for e in out.events if e.type == "certificate_expiring"]
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("days_left", "expected"),
+    [
+        ("90 90 90 90", []),
+        # three polls within 21 days open the warning (failure_threshold 3), two clear it
+        ("20 20 20 20", [(2, "warning", True)]),
+        ("20 20 20 90 90", [(2, "warning", True), (4, "warning", False)]),  # renewed
+        ("20 20 90 20 20", []),  # one good poll between: no incident yet
+        # failed polls read no certificate and change nothing, either way
+        ("20 - 20 - 20", [(4, "warning", True)]),
+        ("20 20 20 - - - - 90 90", [(2, "warning", True), (8, "warning", False)]),
+        # a certificate that turns critical resolves its warning and opens the critical alert
+        ("20 20 20 6 6 6", [(2, "warning", True), (4, "warning", False), (5, "critical", True)]),
+        ("6 6 6 90 90", [(2, "critical", True), (4, "critical", False)]),
+        ("21 21 21", [(2, "warning", True)]),  # at the threshold counts
+        ("-1 -1 -1", [(2, "critical", True)]),  # expired (only readable without verification)
+    ],
+)
+def test_certificate_expiring(days_left: str, expected: list[tuple[int, str, bool]]) -> None:
+    assert cert_events(days_left) == expected
+
+
+def test_certificate_thresholds_are_the_environments() -> None:
+    short = replace(TLS, certificate_warning=timedelta(days=3), certificate_critical=timedelta(days=1))
+    assert cert_events("20 20 20 2 2 2", short) == [(5, "warning", True)]
+
+
+def test_certificate_alert_fields() -> None:
+    tracker, _ = feed(cert_polls("10 10"), TLS)
+    s, _ = cert_polls("10 10 10")[2]
+    _, out = observe(tracker, s, [], TLS)
+    (event,) = out.events
+    assert event.key == "certificate_expiring/production/warning"
+    assert (event.type, event.severity, event.environment) == (
+        "certificate_expiring",
+        "warning",
+        "production",
+    )
+    assert event.summary == "production: TLS certificate expires 2026-05-14 08:01 UTC (in 10d)"
+    assert s.tls_cert_expiry is not None
+    assert event.details["expires_at"] == s.tls_cert_expiry.isoformat()
+    assert event.labels == {"kind": "production"}
+
+
+def test_certificate_alert_resolves_when_no_longer_https() -> None:
+    tracker, _ = feed(cert_polls("6 6 6"), TLS)
+    plain = replace(TLS, tls=False)
+    _, seen = feed(outcomes("++"), plain, tracker)
+    assert seen == [(1, "certificate_expiring", False)]
+
+
+def test_certificate_is_not_a_guide_check() -> None:
+    """The guide's checks close when a poll shows them passing; a certificate alert is not one."""
+    tracker, _ = feed(cert_polls("6 6 6"), TLS)
+    _, seen = feed(outcomes("+++"), TLS, tracker)  # answered polls that read no certificate
+    assert seen == []
+
+
+def test_restart_keeps_an_open_certificate_alert() -> None:
+    firing = Alert(
+        "certificate_expiring/production/critical",
+        "certificate_expiring",
+        "production",
+        "critical",
+        AlertState.FIRING,
+        "expires soon",
+        T0,
+    )
+    tracker = seed([firing], [], "1.1.2", T0)
+    _, seen = feed(cert_polls("6 6 6"), TLS, tracker)
+    assert [e for e in seen if e[1] == "certificate_expiring"] == []  # not raised again
+    _, seen = feed(cert_polls("90 90"), TLS, tracker)
+    assert [e for e in seen if e[1] == "certificate_expiring"] == [(1, "certificate_expiring", False)]

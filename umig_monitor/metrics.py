@@ -208,6 +208,12 @@ class UmigMetrics:
         self.probe_failures = Counter(
             "umig_probe_failures", "Failed polls by reason (outcome).", ["environment", "reason"], registry=r
         )
+        self.tls_cert_expiry = Gauge(
+            "umig_tls_cert_expiry_timestamp_seconds",
+            "Unix time when the earliest certificate an https environment presented expires.",
+            ["environment"],
+            registry=r,
+        )
         self._tracked: frozenset[str] = frozenset()
         self._version_labels: dict[str, tuple[str, str]] = {}
         self._outcomes: dict[str, str] = {}
@@ -284,6 +290,16 @@ class UmigMetrics:
             child = self._duration_children[key] = self.probe_duration.labels(environment, endpoint)
         child.observe(seconds)
 
+    def certificate(self, environment: str, expires_at: float | None, https: bool) -> None:
+        """umig_tls_cert_expiry_timestamp_seconds{environment}: set from a poll that connected;
+        kept through polls that did not; removed when the environment is not https."""
+        if environment not in self._tracked:
+            return
+        if expires_at is not None:
+            self.tls_cert_expiry.labels(environment).set(expires_at)
+        elif not https:
+            _remove(self.tls_cert_expiry, environment)
+
     def failed(self, environment: str, reason: str) -> None:
         """umig_probe_failures_total{environment,reason}: a poll without a usable answer."""
         if environment in self._tracked:
@@ -298,6 +314,7 @@ class UmigMetrics:
             self.environment_status,
             self.probe_duration,
             self.probe_failures,
+            self.tls_cert_expiry,
         ):
             _remove_where(metric, lambda labels: labels[0] != environment)
         self._version_labels.pop(environment, None)

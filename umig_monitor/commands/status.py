@@ -8,7 +8,9 @@ from typing import Any
 
 from umig_monitor.commands.common import daemon_request, open_store, print_json, print_table
 from umig_monitor.config import Settings
+from umig_monitor.core import certificates
 from umig_monitor.core.assess import Thresholds, assess
+from umig_monitor.core.status import iso
 from umig_monitor.core.timetext import parse_timestamp
 from umig_monitor.probes.client import fetch_json, make_session
 from umig_monitor.probes.umig import probe_environment
@@ -68,6 +70,12 @@ async def check(settings: Settings, args: argparse.Namespace) -> int:
         docs,
         Thresholds(t.error_rate, t.response_time_ms, t.db_connections),
     )
+    expiry = sample.tls_cert_expiry
+    cert_level = (
+        certificates.level(expiry, sample.ts, t.certificate_warning, t.certificate_critical)
+        if expiry is not None
+        else None
+    )
     endpoints = [
         *zip(("health", "version", "components"), fetches, strict=False),
         *(("dev-status", f) for f in extra),
@@ -88,6 +96,8 @@ async def check(settings: Settings, args: argparse.Namespace) -> int:
                     for n, f in endpoints
                 },
                 "error": sample.error,
+                "tlsCertExpiry": iso(expiry),
+                "tlsCertState": (cert_level or "ok") if expiry is not None else None,
             }
         )
     else:
@@ -95,6 +105,9 @@ async def check(settings: Settings, args: argparse.Namespace) -> int:
             f"{args.environment}: {sample.outcome.value}  version {sample.version or '-'}  "
             f"build {sample.build or '-'}  uptime {sample.uptime_text or '-'}"
         )
+        if expiry is not None:
+            flag = f"  [{cert_level}]" if cert_level else ""
+            print(f"certificate expires {certificates.expiry_text(expiry, sample.ts)}{flag}")
         print_table(
             ("endpoint", "http", "time ms", "result"),
             [(n, f.status, f"{f.elapsed_ms:.1f}", f.detail or "ok") for n, f in endpoints],

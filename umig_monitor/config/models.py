@@ -186,11 +186,23 @@ class Tls(Strict):
 
 
 class Thresholds(Strict):
-    """The guide's production checks: errorRate, responseTime (ms), database connections."""
+    """The guide's production checks: errorRate, responseTime (ms), database connections; and
+    how long before its TLS certificate expires an https environment warns, then is critical."""
 
     error_rate: float = Field(default=0.05, ge=0)
     response_time_ms: float = Field(default=3000, gt=0)
     db_connections: int = Field(default=80, gt=0)
+    certificate_warning: PositiveDuration = timedelta(days=21)
+    certificate_critical: PositiveDuration = timedelta(days=7)
+
+    @model_validator(mode="after")
+    def _certificate_order(self) -> Thresholds:
+        if self.certificate_critical > self.certificate_warning:
+            raise ValueError(
+                f"certificate_critical ({format_duration(self.certificate_critical)}) must not exceed "
+                f"certificate_warning ({format_duration(self.certificate_warning)})"
+            )
+        return self
 
 
 class Actions(Strict):

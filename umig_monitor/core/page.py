@@ -11,6 +11,7 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
+from umig_monitor.core import certificates
 from umig_monitor.core.alerts import Alert, AlertState
 from umig_monitor.core.deployments import DeploymentEvent, EventType
 from umig_monitor.core.drift import Finding
@@ -99,6 +100,26 @@ def _time(value: object, page: StatusPage) -> str:
     )
 
 
+_CERT_STATES = {"ok": "healthy", "warning": "degraded", "critical": "unhealthy"}
+
+
+def _certificate(doc: Mapping[str, Any], page: StatusPage) -> str:
+    """When the environment's certificate expires: how long from now, the date as tooltip; a
+    pill once it is within a threshold. A dash for plain HTTP or before a TLS connection."""
+    expiry = _parse(doc.get("tlsCertExpiry")) if doc.get("tlsCertExpiry") else None
+    if expiry is None:
+        return DASH
+    text = certificates.remaining(expiry, page.now)
+    stamp = (
+        f'<time datetime="{escape(expiry.astimezone(UTC).isoformat())}" '
+        f'title="{escape(_clock(expiry, page.tz))}">{escape(text)}</time>'
+    )
+    state = str(doc.get("tlsCertState") or "ok")
+    if state in ("warning", "critical"):
+        return f"{_pill(state, _CERT_STATES[state])} {stamp}"
+    return stamp
+
+
 def _pill(text: str, state: str) -> str:
     return f'<span class="pill state-{state}">{escape(text)}</span>'
 
@@ -172,7 +193,8 @@ def _environment_row(name: str, doc: Mapping[str, Any], page: StatusPage) -> str
         f'<td class="health state-{state}">{_pill(health, state)}</td>'
         f"<td>{status_html}</td>"
         f'<td class="uptime">{escape(str(doc.get("uptime") or DASH))}</td>'
-        f"<td>{deployed}</td><td>{checked}</td></tr>\n"
+        f"<td>{deployed}</td><td>{checked}</td>"
+        f'<td class="certificate">{_certificate(doc, page)}</td></tr>\n'
     )
 
 
@@ -180,7 +202,7 @@ def _environments(page: StatusPage) -> str:
     rows = [_environment_row(name, doc, page) for name, doc in page.environments.items()]
     table = _table(
         "Last poll of every environment",
-        ("Environment", "Version", "Health", "Status", "Uptime", "Deployed", "Last check"),
+        ("Environment", "Version", "Health", "Status", "Uptime", "Deployed", "Last check", "Certificate"),
         rows,
         "No environments configured.",
     )

@@ -4,9 +4,10 @@ from plain stored data."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from umig_monitor.core import certificates
 from umig_monitor.core.alerts import Alert
 from umig_monitor.core.health import HealthSample
 
@@ -32,6 +33,7 @@ def sample_document(sample: HealthSample) -> dict[str, Any]:
         "componentVersions": dict(sample.component_versions),
         "metrics": dict(sample.metrics),
         "error": sample.error,
+        "tlsCertExpiry": iso(sample.tls_cert_expiry),
     }
 
 
@@ -60,10 +62,15 @@ def environment_status(
     version_seen: Mapping[str, Any] | None,
     incident: Alert | None,
     deployment: Mapping[str, Any] | None = None,
+    certificate_thresholds: tuple[timedelta, timedelta] | None = None,
 ) -> dict[str, Any]:
     """One environment's entry. ``deployedAt``/``deployedBy`` come from deployment tracking when it
-    knows the current version; otherwise ``deployedAt`` is the version's first sighting."""
+    knows the current version; otherwise ``deployedAt`` is the version's first sighting.
+    ``tlsCertExpiry`` is the earliest certificate expiry the last poll saw (https only) and
+    ``tlsCertState`` (ok, warning, critical) how close it was then, against the (warning,
+    critical) thresholds."""
     version = sample.version if sample else None
+    expiry = sample.tls_cert_expiry if sample else None
     deployed_at = deployed_by = None
     if deployment is not None and deployment.get("version") == version:
         deployed_at, deployed_by = deployment.get("deployedAt"), deployment.get("deployedBy")
@@ -84,4 +91,16 @@ def environment_status(
         "uptimeSeconds": sample.uptime_seconds if sample else None,
         "lastCheck": iso(sample.ts) if sample else None,
         "error": sample.error if sample else None,
+        "tlsCertExpiry": iso(expiry),
+        "tlsCertState": _certificate_state(expiry, sample, certificate_thresholds),
     }
+
+
+def _certificate_state(
+    expiry: datetime | None, sample: HealthSample | None, thresholds: tuple[timedelta, timedelta] | None
+) -> str | None:
+    if expiry is None or sample is None:
+        return None
+    if thresholds is None:
+        return "ok"
+    return certificates.level(expiry, sample.ts, *thresholds) or "ok"

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from umig_monitor.core import certificates
 from umig_monitor.core.alerts import Alert, AlertEvent, Severity, alert_key
 from umig_monitor.core.assess import Check
 from umig_monitor.core.health import HealthSample, Outcome
@@ -19,13 +20,17 @@ CHURN_WINDOW = 100  # the guide: distinct versions in the last 100 checks
 CHURN_LIMIT = 5  # ... more than 5 is worth an info alert
 _UNREACHABLE = (Outcome.UNREACHABLE, Outcome.TIMEOUT)
 # Alert kinds this module raises and resolves (other jobs own drift, baselines, deployments).
-OWNED_KINDS = frozenset({HEALTH, "version_churn", "component_unhealthy", *_CHECK_NAMES})
+OWNED_KINDS = frozenset(
+    {HEALTH, "version_churn", "component_unhealthy", certificates.CERTIFICATE_EXPIRING, *_CHECK_NAMES}
+)
+_CERT_PREFIX = f"{certificates.CERTIFICATE_EXPIRING}/"
 # The alert types those kinds fire as (the health incident is unhealthy or unreachable).
 RAISED_TYPES = (
     "environment_unhealthy",
     "environment_unreachable",
     "component_unhealthy",
     "version_churn",
+    certificates.CERTIFICATE_EXPIRING,
     *_CHECK_NAMES,
 )
 # The guide's own severities for its checks; None means the environment's severity.
@@ -46,6 +51,9 @@ class Policy:
     success_threshold: int
     regenerate_test_data: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
+    tls: bool = False  # an https environment: its certificate expiry is watched
+    certificate_warning: timedelta = timedelta(days=21)
+    certificate_critical: timedelta = timedelta(days=7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +150,7 @@ def observe(
     # The guide's checks, each its own incident with the same flap control.
     if sample.outcome.answered:
         failing = {_check_key(env, c): c for c in checks}
-        known = {k for k in states if k != health_key and not k.startswith("version_churn/")}
+        known = {k for k in states if k != health_key and not k.startswith(("version_churn/", _CERT_PREFIX))}
         for key in sorted(known | set(failing)):
             check = failing.get(key)
             change = advance(key, check is None, check.describe() if check else None)
@@ -178,6 +186,33 @@ def observe(
             else f"{env}: version churn back to normal",
             distinct_versions=distinct,
         )
+
+    # TLS: the earliest expiry of the certificates the environment presented, against two
+    # thresholds, one alert per level (a certificate that turns critical resolves its warning).
+    # A poll that read no certificate (no connection) changes nothing; an environment that is no
+    # longer https resolves what it had.
+    expiry = sample.tls_cert_expiry
+    if expiry is not None or not policy.tls:
+        current = (
+            certificates.level(expiry, now, policy.certificate_warning, policy.certificate_critical)
+            if expiry is not None and policy.tls
+            else None
+        )
+        for cert_level in certificates.LEVELS:
+            key = alert_key(certificates.CERTIFICATE_EXPIRING, env, cert_level)
+            if key not in states and current != cert_level:
+                continue  # nothing open, nothing to open
+            change = advance(key, current != cert_level, None)
+            when = certificates.expiry_text(expiry, now) if expiry is not None else None
+            summary = f"{env}: TLS certificate expires {when}" if when else f"{env}: no longer https"
+            emit(
+                key,
+                change,
+                certificates.CERTIFICATE_EXPIRING,
+                cert_level,
+                summary,
+                expires_at=expiry.isoformat() if expiry is not None else None,
+            )
 
     # Development: regenerate test data once per database incident.
     database = sample.components.get("database")

@@ -47,7 +47,14 @@ def policy_for(daemon: Daemon, name: str, env: Environment) -> Policy:
         success_threshold=health.success_threshold,
         regenerate_test_data=env.actions.regenerate_test_data,
         labels=env.labels,
+        tls=is_https(env),
+        certificate_warning=env.thresholds.certificate_warning,
+        certificate_critical=env.thresholds.certificate_critical,
     )
+
+
+def is_https(env: Environment) -> bool:
+    return str(env.base_url).lower().startswith("https:")
 
 
 async def load_tracker(daemon: Daemon, name: str, now: datetime) -> Tracker:
@@ -87,7 +94,7 @@ async def poll_environment(daemon: Daemon, name: str) -> None:
             # still kept; its alerts are decided from the next poll, once the memory is seeded.
             daemon.writer.add(sample)
             daemon.polled.add(name)
-            record_metrics(daemon, sample, fetches)
+            record_metrics(daemon, sample, fetches, is_https(env))
             log.warning("incident_memory_unavailable", env=name, status=sample.outcome.value, error=str(exc))
             return
     tracker, outcomes = observe(tracker, sample, checks, policy_for(daemon, name, env))
@@ -100,7 +107,7 @@ async def poll_environment(daemon: Daemon, name: str) -> None:
 
     daemon.writer.add(sample)
     daemon.polled.add(name)
-    record_metrics(daemon, sample, fetches)
+    record_metrics(daemon, sample, fetches, is_https(env))
     if outcomes.version_changed is not None:
         previous, current = outcomes.version_changed
         await daemon.store.kv_set(version_key(name), {"version": current, "first_seen": now.isoformat()}, now)
@@ -163,10 +170,12 @@ def observe_state(metrics: UmigMetrics, sample: HealthSample) -> None:
     )
 
 
-def record_metrics(daemon: Daemon, sample: HealthSample, fetches: list[Fetch]) -> None:
+def record_metrics(daemon: Daemon, sample: HealthSample, fetches: list[Fetch], https: bool) -> None:
     m = daemon.umig_metrics
     env = sample.environment
     observe_state(m, sample)
+    expiry = sample.tls_cert_expiry
+    m.certificate(env, expiry.timestamp() if expiry is not None else None, https)
     for endpoint, fetch in zip(ENDPOINTS, fetches, strict=False):
         m.observe_duration(env, endpoint, fetch.elapsed_ms / 1000)
     if not sample.outcome.answered:

@@ -31,6 +31,7 @@ async def environments_view(store: Store, settings: Settings) -> dict[str, Any]:
             seen if isinstance(seen, dict) else None,
             incidents.get(name),
             deployment,
+            (env.thresholds.certificate_warning, env.thresholds.certificate_critical),
         )
     return {"environments": out}
 
