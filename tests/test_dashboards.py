@@ -10,7 +10,7 @@ import subprocess
 import textwrap
 import urllib.request
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -560,6 +560,11 @@ async def scraped_at_zero(session: aiohttp.ClientSession, prometheus: str, selec
     return len(data["result"]) == count and all(float(r["value"][1]) >= 2 for r in data["result"])
 
 
+async def _same(found: Awaitable[dict[str, Any]], expected: dict[str, Any]) -> dict[str, Any] | None:
+    value = await found
+    return value if value == expected else None
+
+
 @pytest.mark.slow
 async def test_dashboard_and_rules_on_a_real_prometheus(
     daemon: Daemon, simulator: RunningSimulator, hook: Receiver, tmp_path: Path
@@ -591,29 +596,30 @@ async def test_dashboard_and_rules_on_a_real_prometheus(
             return all(results)
 
         await until(panels_with_data, within=30, what="every panel with data")
-        frequency = {
-            r["metric"]["environment"]: float(r["value"][1])
-            for r in (await prometheus_api(session, query, query=panels["Deployment Frequency"]))["result"]
-        }
+
+        async def frequency() -> dict[str, int]:
+            result = (await prometheus_api(session, query, query=panels["Deployment Frequency"]))["result"]
+            return {r["metric"]["environment"]: round(float(r["value"][1])) for r in result}
+
         # Shown with 0 decimals: exactly the deployments recorded (the guide's counter, born at its
-        # first event, showed 1.07 for 2 and 0 for 1).
-        assert {env: round(v) for env, v in frequency.items()} == {
-            "production": 1,
-            "uat": 2,
-            "development": 0,
-        }
+        # first event, showed 1.07 for 2 and 0 for 1). Waited for: the scrape after the last one.
+        counted = {"production": 1, "uat": 2, "development": 0}
+        assert await until(lambda: _same(frequency(), counted), within=30, what="deployment frequency")
 
         environments = await prometheus_api(
             session, prometheus + "/api/v1/label/environment/values", **{"match[]": "umig_health_status"}
         )
         assert environments == ["development", "production", "uat"]
-        outcomes = {
-            r["metric"]["environment"]: r["metric"]["status"]
-            for r in (await prometheus_api(session, query, query=panels["Environment Status Overview"]))[
+        expected = {"development": "unreachable", "uat": "healthy", "production": "unhealthy"}
+
+        async def overview() -> dict[str, str]:
+            result = (await prometheus_api(session, query, query=panels["Environment Status Overview"]))[
                 "result"
             ]
-        }
-        assert outcomes == {"development": "unreachable", "uat": "healthy", "production": "unhealthy"}
+            return {r["metric"]["environment"]: r["metric"]["status"] for r in result}
+
+        # Prometheus shows what its last scrape saw: wait for the scrape after the changes
+        assert await until(lambda: _same(overview(), expected), within=30, what="the status overview")
         failures = await prometheus_api(session, query, query=panels["Daemon Job Failures"])
         assert {"health", "drift", "baseline", "exposition"} <= {
             r["metric"]["task"] for r in failures["result"]

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 log = structlog.get_logger("umig_monitor.web")
 DAEMON_KEY: web.AppKey[Daemon] = web.AppKey("daemon")
 # Answered while starting up and shutting down too; everything else is a 503 then.
+# asyncio accepts up to this many connections per event-loop turn, before the guard sees any of
+# them: kept small so a flood cannot take more descriptors than the cap plus one turn's worth.
+ACCEPT_BACKLOG = 100
 ALWAYS_SERVED = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
@@ -151,7 +154,7 @@ class WebServer:
         assert handler is not None
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            self.guard.factory(handler), host, port, reuse_address=True, backlog=1024
+            self.guard.factory(handler), host, port, reuse_address=True, backlog=ACCEPT_BACKLOG
         )
         bound = self._server.sockets[0].getsockname()
         shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
