@@ -154,19 +154,31 @@ async def watch_state(daemon: Daemon, deployment_id: str, state: str) -> bool:
     return watch is not None and watch.state == state
 
 
+async def start(daemon: Daemon, deployment_id: str, version: str) -> None:
+    status, _ = await api(
+        daemon,
+        "POST",
+        "/api/v1/deployments/events",
+        {"type": "start", "environment": "production", "version": version, "id": deployment_id},
+    )
+    assert status == 201
+
+
 async def test_watch_names_the_failed_check(daemon: Daemon, simulator: RunningSimulator) -> None:
+    await start(daemon, "d-1", "1.1.3")
     simulator.simulator.update("production", version="1.1.3", orchestrator_status="stopped")
     status, _ = await api(
         daemon, "POST", "/api/v1/deployments/d-1/watch", {"environment": "production", "version": "1.1.3"}
     )
     assert status == 202
     await until(lambda: watch_state(daemon, "d-1", "failed"))
-    [event] = await daemon.store.events_of_deployment("d-1")
+    _, event = await daemon.store.events_of_deployment("d-1")
     assert event.type.value == "deployment_failure"
     assert event.error == "component orchestrator not active: stopped"
 
 
-async def test_watch_times_out(daemon: Daemon) -> None:
+async def test_watch_timeout_is_the_started_deployments_failure(daemon: Daemon) -> None:
+    await start(daemon, "d-2", "9.9.9")
     await api(
         daemon,
         "POST",
@@ -174,8 +186,25 @@ async def test_watch_times_out(daemon: Daemon) -> None:
         {"environment": "production", "version": "9.9.9", "timeout": "1s"},
     )
     await until(lambda: watch_state(daemon, "d-2", "timeout"))
-    [event] = await daemon.store.events_of_deployment("d-2")
-    assert "timeout" in (event.error or "")
+    _, event = await daemon.store.events_of_deployment("d-2")
+    assert event.type.value == "deployment_failure"
+    assert "timeout after 1s" in (event.error or "")
+
+
+async def test_a_watch_records_no_deployment_that_never_happened(daemon: Daemon) -> None:
+    """A watch verifies: of a version that was already running, or one that never appeared, it
+    records nothing (no deployment, no success or failure notice)."""
+    body = {"environment": "production", "version": "9.9.9", "timeout": "1s"}
+    await api(daemon, "POST", "/api/v1/deployments/w-1/watch", body)
+    await until(lambda: watch_state(daemon, "w-1", "timeout"))
+    running = {"environment": "production", "version": "1.1.2"}  # what the simulator runs
+    await api(daemon, "POST", "/api/v1/deployments/w-2/watch", running)
+    await until(lambda: watch_state(daemon, "w-2", "verified"))
+    status, doc = await api(daemon, "GET", "/api/v1/deployments/w-2")
+    assert status == 200
+    assert doc["watch"]["recordedDeployment"] is None, doc
+    assert "already running" in doc["watch"]["progress"]
+    assert await daemon.store.deployment_events(environment="production") == []
 
 
 async def test_watch_resumes_after_restart(

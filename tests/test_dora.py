@@ -41,8 +41,9 @@ def ev(
         ([ev(B, "a", 0), ev(S, "a", 5)], Summary(1, 1, 0, 0, 0, 0, 1.0)),
         ([ev(S, "a", 5)], Summary(1, 1, 0, 0, 0, 0, 1.0)),  # no start: still a deployment
         ([ev(B, "a", 0), ev(F, "a", 5)], Summary(1, 0, 1, 0, 0, 0, 0.0)),
-        ([ev(B, "a", 0), ev(F, "a", 5), ev(S, "a", 9)], Summary(1, 1, 0, 0, 0, 0, 1.0)),  # retried
-        ([ev(S, "a", 9), ev(F, "a", 5)], Summary(1, 1, 0, 0, 0, 0, 1.0)),  # by time, not input order
+        # retried under one id: succeeded in the end, and it had a failure (the guide counts both)
+        ([ev(B, "a", 0), ev(F, "a", 5), ev(S, "a", 9)], Summary(1, 1, 1, 0, 0, 0, 1.0)),
+        ([ev(S, "a", 9), ev(F, "a", 5)], Summary(1, 1, 1, 0, 0, 0, 1.0)),  # by time, not input order
         ([ev(S, "a", 5), ev(R, "a", 9)], Summary(1, 0, 0, 1, 0, 0, 0.0)),
         ([ev(F, "a", 5), ev(S, "a", 5)], Summary(1, 0, 1, 0, 0, 0, 0.0)),  # a tie: failure outranks success
         ([ev(OBS, "o", 0)], Summary(1, 0, 0, 0, 0, 1, None)),

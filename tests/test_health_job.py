@@ -155,8 +155,11 @@ async def test_environment_status_api(daemon: Daemon, simulator: RunningSimulato
         "ui": "1.3.0-dev",
         "backend": "1.3.0-dev",
     }
-    assert dev["deployedBy"] is None
-    assert dev["deployedAt"] is not None
+    # As the environment's own version endpoint says, not when this monitor first saw it.
+    assert dev["deployedBy"] == "automation"
+    assert dev["deployedAt"] == "2024-10-25T10:15:30Z"
+    assert dev["deployedSource"] == "environment"
+    assert dev["firstSeen"] is not None
     assert data["environments"]["uat"]["status"] == "testing"
     assert data["environments"]["production"]["status"] == "stable"
     assert len(detail["recentSamples"]) == 3

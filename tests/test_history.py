@@ -120,7 +120,7 @@ GUIDE_EVENTS = [
     ),
     DeploymentEvent(
         id="rollback-production-20241025-090800-rollback",
-        deployment_id="rollback-production-20241025-090800",
+        deployment_id="deploy-production-20241025-090000",  # the outcome of the deployment it rolls back
         environment="production",
         type=EventType.ROLLBACK,
         ts=datetime(2024, 10, 25, 7, 8, tzinfo=UTC),
@@ -154,9 +154,9 @@ def test_the_guides_own_records(lines: list[str]) -> None:
     assert events == GUIDE_EVENTS
     assert all(e.ts.tzinfo is UTC for e in events)  # datetimes, not strings
     s = summarize(events)
-    # Three deployments: uat succeeded, production failed, the rollback. The guide's script would
-    # say total 2 (starts), successful 1, failed 1, rollbacks 1, success rate 50%.
-    assert (s.total, s.successful, s.failed, s.rollbacks, s.success_rate) == (3, 1, 1, 1, 1 / 3)
+    # Two deployments: uat succeeded; production failed and was rolled back. The guide's script
+    # says the same: total 2 (starts), successful 1, failed 1, rollbacks 1, success rate 50%.
+    assert (s.total, s.successful, s.failed, s.rollbacks, s.success_rate) == (2, 1, 1, 1, 1 / 2)
 
 
 def test_importing_the_guides_file_twice_gives_the_same_ids() -> None:

@@ -16,6 +16,7 @@ from umig_monitor import __version__
 from umig_monitor.commands.common import ApiError
 from umig_monitor.config import ConfigError, Settings, load_config, resolve_config_path, secret_file_warnings
 from umig_monitor.core.deployments import EventError
+from umig_monitor.core.rollouts import EventConflict
 from umig_monitor.logs import configure_logging
 from umig_monitor.pipeline.actions import ActionError
 
@@ -102,7 +103,10 @@ def _ops(handler_name: str) -> Any:
             return EXIT_USAGE
         except ApiError as exc:
             print(f"error: the daemon refused: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+            return 1 if exc.status == 409 else EXIT_USAGE  # 409: contradicts what is recorded
+        except EventConflict as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         except (ActionError, EventError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE

@@ -17,6 +17,10 @@ from umig_monitor.storage import Store
 class ApiError(Exception):
     """The daemon answered with an error; the message is its own."""
 
+    def __init__(self, message: str, status: int = 400) -> None:
+        self.status = status
+        super().__init__(message)
+
 
 def api_base(settings: Settings) -> str:
     host, port = settings.daemon.listen_address
@@ -41,7 +45,9 @@ async def daemon_request(
         ):
             data = await resp.json(content_type=None)
             if resp.status >= 400:
-                raise ApiError(data.get("error") if isinstance(data, dict) else f"HTTP {resp.status}")
+                raise ApiError(
+                    str(data.get("error")) if isinstance(data, dict) else f"HTTP {resp.status}", resp.status
+                )
             return data
     except (aiohttp.ClientConnectionError, TimeoutError):
         return None

@@ -76,7 +76,7 @@ async def deploy_event(settings: Settings, args: argparse.Namespace) -> int:
         record = data["event"]
     else:
         async with offline(settings) as (recorder, _):
-            event, _new = await recorder.record(
+            event, _recorded = await recorder.record(
                 parse_event_type(args.event),
                 args.env,
                 datetime.now(UTC),
@@ -106,15 +106,15 @@ async def watch_deploy(settings: Settings, args: argparse.Namespace) -> int:
         settings, "POST", f"/api/v1/deployments/{deployment_id}/watch", body=body, token=True
     )
     if started is not None:
-        last = None
+        looks = 0
         while True:
             data = await daemon_request(settings, "GET", f"/api/v1/deployments/{deployment_id}")
             watch = (data or {}).get("watch") or {}
-            if watch.get("state") == "watching" and watch.get("progress") and watch["progress"] != last:
-                last = watch["progress"]
-                print(f"⏳ {last}", flush=True)
+            if watch.get("state") == "watching" and watch.get("progress") and watch.get("looks", 0) != looks:
+                looks = watch.get("looks", 0)
+                print(f"⏳ {watch['progress']}", flush=True)  # every look, as the guide's loop did
             if watch.get("state") not in (None, "watching"):
-                return _verdict(watch["state"], watch.get("progress", ""), args.version)
+                return _verdict(watch, args.version)
             await asyncio.sleep(1)
     async with offline(settings) as (recorder, session):
         now = datetime.now(UTC)
@@ -123,22 +123,32 @@ async def watch_deploy(settings: Settings, args: argparse.Namespace) -> int:
         if args.env not in settings.environments:
             raise EventError("env", f"unknown environment '{args.env}'")
         await recorder.store.save_watch(w, now)
-        last = None
         while w.state == "watching":
             w = await look(recorder, session, w)
             if w.state == "watching":
-                if w.result.get("progress") != last:
-                    last = w.result.get("progress")
-                    print(f"⏳ {last}", flush=True)
+                print(f"⏳ {w.result.get('progress')}", flush=True)
                 await asyncio.sleep(settings.deployments.watch_interval.total_seconds())
-        return _verdict(w.state, str(w.result.get("progress", "")), args.version)
+        return _verdict({"state": w.state, **w.result}, args.version)
 
 
-def _verdict(state: str, message: str, version: str) -> int:
-    if state == "verified":
-        print(f"✅ Deployment successful: version {version} confirmed\n✅ {message}")
+def _verdict(watch: dict[str, Any], version: str) -> int:
+    """The guide's last lines; plus what was recorded, since a watch records only a deployment
+    that exists."""
+    message = str(watch.get("progress", ""))
+    recorded = watch.get("recordedDeployment")
+    if watch.get("state") == "verified":
+        head = (
+            f"Deployment successful: version {version} confirmed"
+            if recorded
+            else f"Version {version} answers"
+        )
+        print(f"✅ {head}\n✅ {message}")
+        if recorded:
+            print(f"recorded: success of deployment {recorded}")
         return 0
     print(f"❌ {message}")
+    if recorded:
+        print(f"recorded: failure of deployment {recorded}")
     return 1
 
 

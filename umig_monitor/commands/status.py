@@ -44,7 +44,11 @@ async def status(settings: Settings, args: argparse.Namespace) -> int:
             for name, e in envs.items()
         ]
         print_table(("environment", "kind", "version", "health", "uptime", "last check"), rows)
-    bad = [n for n, e in envs.items() if e["kind"] == "production" and e["health"] != "healthy"]
+    bad = [
+        n
+        for n, e in envs.items()
+        if e["kind"] == "production" and (e["health"] != "healthy" or e["status"] == "incident")
+    ]
     return 1 if bad else 0
 
 

@@ -561,6 +561,16 @@ class Deployments(Strict):
     forward_retry: Retry = Retry()
     watch_interval: PositiveDuration = timedelta(seconds=10)
     watch_timeout: PositiveDuration = timedelta(minutes=10)
+    # Events about one environment and version this close together are one deployment (a start,
+    # its watch, its success, the version polling then sees), with or without an id.
+    window: PositiveDuration = timedelta(hours=24)
+    # While a deployment runs (a start with no outcome yet, or a watch), a health incident of its
+    # environment waits this long before it pages: a restart during a rollout is not an outage.
+    # 0 pages at once, as with no deployment.
+    alert_grace: Duration = timedelta(minutes=5)
+    # An incident that starts this soon after a deployment reached its environment is linked to
+    # that deployment: in the alert, the API, the page, the report and the change failure rate.
+    incident_link_window: PositiveDuration = timedelta(hours=1)
     # The guide's defaults: health healthy, orchestrator active, teams endpoint 200.
     validation: list[ValidationCheck] = Field(default_factory=lambda: list(DEFAULT_VALIDATION))
 

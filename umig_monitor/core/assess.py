@@ -9,9 +9,10 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from umig_monitor.core import timetext
 from umig_monitor.core.health import HealthSample, Outcome
 
 _UPTIME_PART = re.compile(r"(\d{1,12})\s*([wdhms])")
@@ -210,5 +211,21 @@ def assess(
         error=error,
         component_versions=versions,
         tls_cert_expiry=docs.tls_cert_expiry,
+        deployed_at=_instant(_get(docs.version, "deployment", "deployedAt"), now),
+        deployed_by=bounded(by)
+        if isinstance(by := _get(docs.version, "deployment", "deployedBy"), str)
+        else None,
     )
     return sample, checks
+
+
+def _instant(value: Any, now: datetime) -> datetime | None:
+    """An ISO-8601 time with an offset, not after ``now`` (a target's clock may be wrong, but a
+    deployment in the future is not one to show), else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        ts = timetext.parse_timestamp(value)
+    except ValueError:
+        return None
+    return ts if ts <= now + timedelta(minutes=5) else None

@@ -75,7 +75,8 @@ class DeploymentEvent:
 
 
 class EventError(ValueError):
-    """A bad event; ``field`` names the offending field (for a 400 or exit 2)."""
+    """A bad event; ``field`` names the offending field in the API's names (``toVersion``,
+    ``initiatedBy``, ``id`` for the deployment id, ``eventId``), for a 400 or exit 2."""
 
     def __init__(self, field_name: str, message: str) -> None:
         self.field = field_name
@@ -275,24 +276,24 @@ def build_event(
         raise EventError("timestamp", "must carry a UTC offset (a timezone-aware time)")
     ts = ts.astimezone(UTC)
 
-    from_v = _version(from_version, "from_version", None)
+    from_v = _version(from_version, "fromVersion", None)
     to_v: str | None = None
     if type is EventType.ROLLBACK:
         ver = _version(version, "version", None)
         if from_v is not None and ver is not None and from_v != ver:
             raise EventError(
-                "from_version", f"'{from_v}' differs from version '{ver}' (both name the version rolled back)"
+                "fromVersion", f"'{from_v}' differs from version '{ver}' (both name the version rolled back)"
             )
         ver = from_v = from_v or ver
         if ver is None:
-            raise EventError("from_version", "required for rollback: the version being rolled back")
-        to_v = _version(to_version, "to_version", type)
+            raise EventError("fromVersion", "required for rollback: the version being rolled back")
+        to_v = _version(to_version, "toVersion", type)
         if to_v == ver:
-            raise EventError("to_version", f"a rollback from {ver} to {to_v} changes nothing")
+            raise EventError("toVersion", f"a rollback from {ver} to {to_v} changes nothing")
     else:
         ver = _version(version, "version", type)
-        if _text(to_version, "to_version") is not None:
-            raise EventError("to_version", "only a rollback has a to_version")
+        if _text(to_version, "toVersion") is not None:
+            raise EventError("toVersion", "only a rollback has a to_version")
 
     err = _text(error, "error")
     if type is EventType.FAILURE and err is None:
@@ -304,8 +305,11 @@ def build_event(
 
     flags: list[str] = []
     if deployment_id is not None:
-        deployment_id = _identifier(deployment_id, "deployment_id")
-        started = any(e.type is EventType.START and e.deployment_id == deployment_id for e in same_deployment)
+        deployment_id = _identifier(deployment_id, "id")
+        started = any(
+            e.type in (EventType.START, EventType.OBSERVED) and e.deployment_id == deployment_id
+            for e in same_deployment
+        )
         if type in (EventType.SUCCESS, EventType.FAILURE) and not started:
             flags.append(SUCCESS_WITHOUT_START)
     elif type in (EventType.SUCCESS, EventType.FAILURE):
@@ -323,7 +327,7 @@ def build_event(
         deployment_id = new_deployment_id(environment, ts, entropy, rollback=type is EventType.ROLLBACK)
 
     return DeploymentEvent(
-        id=_identifier(event_id, "event_id")
+        id=_identifier(event_id, "eventId")
         if event_id is not None
         else f"{deployment_id}-{SHORT_NAME[type]}",
         deployment_id=deployment_id,
@@ -333,7 +337,7 @@ def build_event(
         version=ver,
         from_version=from_v,
         to_version=to_v,
-        initiated_by=_text(initiated_by, "initiated_by"),
+        initiated_by=_text(initiated_by, "initiatedBy"),
         duration_seconds=seconds,
         error=err,
         metadata=_metadata(metadata),

@@ -47,17 +47,23 @@ def _outcomes(events: Iterable[DeploymentEvent]) -> list[EventType]:
 
 
 def summarize(events: Sequence[DeploymentEvent]) -> Summary:
-    """Deployments (distinct ids) by outcome; the success rate is over finished ones, None if none."""
+    """Deployments (distinct ids): ``successful`` by outcome, ``failed`` and ``rollbacks`` the
+    deployments that had a failure or were rolled back (a failed deployment then rolled back is
+    in both, as the guide counted it); the success rate is successful over finished ones (those
+    with any outcome), None if none."""
     outcomes = _outcomes(events)
     count = {t: outcomes.count(t) for t in EventType}
-    successful, failed = count[EventType.SUCCESS], count[EventType.FAILURE]
-    rollbacks = count[EventType.ROLLBACK]
-    finished = successful + failed + rollbacks
+    had: dict[EventType, set[str]] = {EventType.FAILURE: set(), EventType.ROLLBACK: set()}
+    for e in events:
+        if e.type in had:
+            had[e.type].add(e.deployment_id)
+    successful = count[EventType.SUCCESS]
+    finished = successful + count[EventType.FAILURE] + count[EventType.ROLLBACK]
     return Summary(
         total=len(outcomes),
         successful=successful,
-        failed=failed,
-        rollbacks=rollbacks,
+        failed=len(had[EventType.FAILURE]),
+        rollbacks=len(had[EventType.ROLLBACK]),
         in_progress=count[EventType.START],
         observed=count[EventType.OBSERVED],
         success_rate=successful / finished if finished else None,

@@ -50,3 +50,6 @@ class HealthSample:
     component_versions: Mapping[str, str] = field(default_factory=dict)
     # https: the earliest notAfter of the certificates the environment presented on this poll
     tls_cert_expiry: datetime | None = None
+    # The version endpoint's own ``deployment.deployedAt`` / ``deployedBy``, when it says them.
+    deployed_at: datetime | None = None
+    deployed_by: str | None = None

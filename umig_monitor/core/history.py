@@ -8,10 +8,12 @@ fine, and so do we: a record's line number is that of its first line.
 
 The guide's records carry no ``deploymentId`` and a new ``id`` per event (``deploy-{env}-{time}``,
 taken when each event is logged), so a start and its success do not share one. We derive them:
-a start or rollback is its own deployment (its ``id``); a success or failure joins the latest
-still-open start of the same environment and version earlier in the file, else it is its own
-deployment flagged ``success_without_start``. The event id becomes ``{id}-{start|success|…}``,
-unique and stable, so importing the same file twice adds nothing. Such events are flagged
+a start is its own deployment (its ``id``); a success or failure joins the latest still-open
+start of the same environment and version earlier in the file, else it is its own deployment
+flagged ``success_without_start``; a rollback is the outcome of the latest deployment of the
+version it rolls back earlier in the file (``core.rollouts``), else its own. The event id
+becomes ``{id}-{start|success|…}``, unique and stable, so importing the same file twice adds
+nothing. Such events are flagged
 ``imported``. A guide failure with an empty ``error`` keeps its place in the history with the
 error "not recorded" rather than being dropped. Our own records (those with ``deploymentId``)
 round-trip exactly."""
@@ -156,6 +158,7 @@ def _decode(
     raw: Any,
     known_environments: Collection[str] | None,
     open_starts: dict[tuple[str, str], list[str]],
+    deployed: dict[tuple[str, str], str],
 ) -> DeploymentEvent:
     record = _check_shape(raw)
     try:
@@ -182,6 +185,11 @@ def _decode(
         event_id = f"{record['id']}-{SHORT_NAME[type_]}"
         paired = type_ in (EventType.SUCCESS, EventType.FAILURE) and bool(opened)
         deployment_id = opened[-1] if paired else record["id"]
+        if type_ is EventType.ROLLBACK:
+            # The outcome of the latest deployment of the version it rolls back (core.rollouts).
+            rolled = try_parse(record.get("fromVersion") or record.get("version") or "")
+            if rolled is not None:
+                deployment_id = deployed.get((environment, str(rolled)), deployment_id)
         if type_ is EventType.FAILURE and not (error or "").strip():
             error = NOT_RECORDED
     event = build_event(
@@ -211,6 +219,8 @@ def _decode(
             flags.append(SUCCESS_WITHOUT_START)
     elif type_ is EventType.START and pair_key is not None:
         open_starts.setdefault(pair_key, []).append(event.deployment_id)
+    if type_ is not EventType.ROLLBACK and pair_key is not None:
+        deployed[pair_key] = event.deployment_id
     return replace(event, flags=tuple(flags))
 
 
@@ -222,12 +232,13 @@ def parse_history(
     events: list[DeploymentEvent] = []
     errors: list[tuple[int, str]] = []
     open_starts: dict[tuple[str, str], list[str]] = {}
+    deployed: dict[tuple[str, str], str] = {}  # the latest deployment of each environment and version
     for number, value, problem in _objects(lines):
         if problem is not None:
             errors.append((number, problem))
             continue
         try:
-            events.append(_decode(value, known_environments, open_starts))
+            events.append(_decode(value, known_environments, open_starts, deployed))
         except EventError as exc:
             errors.append((number, str(exc)))
     return events, errors

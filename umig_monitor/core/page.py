@@ -177,7 +177,12 @@ def _environment_row(name: str, doc: Mapping[str, Any], page: StatusPage) -> str
     version = escape(str(doc.get("umigVersion") or DASH))
     if doc.get("build"):
         version += f" <small>build {escape(str(doc['build']))}</small>"
-    deployed = _time(doc.get("deployedAt"), page) if doc.get("deployedAt") else DASH
+    if doc.get("deployedAt"):
+        deployed = _time(doc.get("deployedAt"), page)
+    elif doc.get("firstSeen"):  # not a deployment time: when this monitor first saw the version
+        deployed = f"<small>first seen</small> {_time(doc.get('firstSeen'), page)}"
+    else:
+        deployed = DASH
     if doc.get("deployedBy"):
         deployed += f" <small>by {escape(str(doc['deployedBy']))}</small>"
     checked = _time(doc.get("lastCheck"), page) if doc.get("lastCheck") else "not polled yet"

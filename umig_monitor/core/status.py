@@ -64,24 +64,30 @@ def environment_status(
     deployment: Mapping[str, Any] | None = None,
     certificate_thresholds: tuple[timedelta, timedelta] | None = None,
 ) -> dict[str, Any]:
-    """One environment's entry. ``deployedAt``/``deployedBy`` come from deployment tracking when it
-    knows the current version; otherwise ``deployedAt`` is the version's first sighting.
+    """One environment's entry. ``deployedAt``/``deployedBy`` are what the environment's version
+    endpoint says (its ``deployment`` block), else what deployment tracking recorded for the
+    running version (``deployedSource`` says which), else unknown: the version's first sighting by
+    this monitor is ``firstSeen``, never a deployment time.
     ``tlsCertExpiry`` is the earliest certificate expiry the last poll saw (https only) and
     ``tlsCertState`` (ok, warning, critical) how close it was then, against the (warning,
     critical) thresholds."""
     version = sample.version if sample else None
     expiry = sample.tls_cert_expiry if sample else None
-    deployed_at = deployed_by = None
-    if deployment is not None and deployment.get("version") == version:
+    deployed_at = deployed_by = source = first_seen = None
+    if sample is not None and (sample.deployed_at is not None or sample.deployed_by is not None):
+        deployed_at, deployed_by, source = iso(sample.deployed_at), sample.deployed_by, "environment"
+    elif deployment is not None and deployment.get("version") == version:
         deployed_at, deployed_by = deployment.get("deployedAt"), deployment.get("deployedBy")
-    elif version_seen is not None and version_seen.get("version") == version:
-        deployed_at = version_seen.get("first_seen")
-        if isinstance(deployed_at, str):
-            deployed_at = deployed_at.replace("+00:00", "Z")
+        source = "recorded"
+    if version_seen is not None and version_seen.get("version") == version:
+        seen = version_seen.get("first_seen")
+        first_seen = seen.replace("+00:00", "Z") if isinstance(seen, str) else None
     return {
         "umigVersion": version,
         "deployedAt": deployed_at,
         "deployedBy": deployed_by,
+        "deployedSource": source,
+        "firstSeen": first_seen,
         "status": "incident" if incident is not None else KIND_STATUS.get(kind, kind),
         "health": sample.outcome.value if sample else "unknown",
         "uptime": sample.uptime_text if sample else None,

@@ -4,10 +4,11 @@ daemon runs), the health job (observed deployments) and deployment watches."""
 
 from __future__ import annotations
 
+import enum
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -21,7 +22,14 @@ from umig_monitor.core.alerts import (
     alert_key,
     notification_to_dict,
 )
-from umig_monitor.core.deployments import DeploymentEvent, EventType, build_event, event_to_record
+from umig_monitor.core.deployments import (
+    DeploymentEvent,
+    EventError,
+    EventType,
+    build_event,
+    event_to_record,
+)
+from umig_monitor.core.rollouts import VERIFIED_BY, Rollout, attach, merge
 from umig_monitor.core.versions import try_parse
 from umig_monitor.metrics import DeploymentMetrics
 from umig_monitor.pipeline import AlertPipeline
@@ -30,8 +38,6 @@ from umig_monitor.storage import Store
 from umig_monitor.storage.records import OutboxEntry
 
 log = structlog.get_logger("umig_monitor.deployments")
-# An observed version change within this long after a reported start/success is that deployment.
-REPORTED_WINDOW = timedelta(hours=24)
 
 
 def event_alert(event: DeploymentEvent, settings: Settings) -> Alert:
@@ -108,6 +114,29 @@ def canonical(version: str | None) -> str | None:
     return str(parsed) if parsed is not None else version
 
 
+class Recorded(enum.StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"  # a re-sent event that added information
+    UNCHANGED = "unchanged"  # a re-sent event that said nothing new
+
+
+def _consistent(
+    deployment_id: str,
+    same: Sequence[DeploymentEvent],
+    event_type: EventType,
+    environment: str,
+    version: str | None,
+) -> None:
+    """An event sent with a deployment id must be about that deployment's environment and version."""
+    if not same:
+        return
+    rollout = Rollout(deployment_id, tuple(same))
+    if same[0].environment != environment:
+        raise EventError("id", f"deployment '{deployment_id}' is in {same[0].environment}, not {environment}")
+    if version is not None and rollout.version is not None and version != rollout.version:
+        raise EventError("version", f"deployment '{deployment_id}' deploys {rollout.version}, not {version}")
+
+
 class DeploymentRecorder:
     def __init__(
         self,
@@ -122,6 +151,10 @@ class DeploymentRecorder:
         self.pipeline = pipeline
         self.settings = settings
         self.metrics = metrics
+        # environment -> (deployment id, version): started deployments polling saw arrive, until a
+        # healthy poll of that version completes them. Memory only: after a restart a watch or the
+        # pipeline's own outcome still ends them.
+        self.awaiting: dict[str, tuple[str, str]] = {}
 
     async def record(
         self,
@@ -138,17 +171,23 @@ class DeploymentRecorder:
         error: str | None = None,
         metadata: Mapping[str, str] | None = None,
         timestamp: datetime | None = None,
-    ) -> tuple[DeploymentEvent, bool]:
-        """Validate (EventError names the field), store and, when new, notify and forward."""
-        same: Sequence[DeploymentEvent] = ()
+    ) -> tuple[DeploymentEvent, Recorded]:
+        """Validate (EventError names the field), attach to its deployment (``core.rollouts``),
+        store and, when new, notify and forward. An event already stored (same id) is updated with
+        what it adds, or refused (EventConflict) when it contradicts the stored one."""
         version = canonical(version)
+        ts = timestamp or now
+        same: Sequence[DeploymentEvent] = ()
         if deployment_id is not None:
             same = await self.store.events_of_deployment(deployment_id)
-        elif (
-            event_type in (EventType.SUCCESS, EventType.FAILURE) and environment in self.settings.environments
-        ):
-            start = await self.store.open_start(environment, version)
-            same = [start] if start is not None else ()
+            _consistent(deployment_id, same, event_type, environment, version)
+        elif environment in self.settings.environments and version is not None:
+            window = self.settings.deployments.window
+            known = await self.store.deployment_events(environment=environment, since=ts - window)
+            if event_type is EventType.ROLLBACK:
+                known = [*known, *await self.store.latest_deployment_of(environment, version)]
+            deployment_id = attach(event_type, environment, version, ts, known, window)
+            same = [e for e in known if e.deployment_id == deployment_id] if deployment_id else ()
         event = build_event(
             type=event_type,
             environment=environment,
@@ -166,15 +205,19 @@ class DeploymentRecorder:
             timestamp=timestamp,
             same_deployment=same,
         )
-        new = await self.store.add_deployment_event(event, now)
-        if not new:
-            stored = await self.store.get_deployment_event(event.id) or event
-            # Announcing is idempotent per event id: a re-sent event whose first announcement
-            # failed half-way (storage blip after the event was stored) is announced now.
-            await self._notify_and_forward(stored, now)
-            return stored, False
-        await self.announce(event, now)
-        return event, True
+        if await self.store.add_deployment_event(event, now):
+            await self.announce(event, now)
+            return event, Recorded.CREATED
+        stored = await self.store.get_deployment_event(event.id) or event
+        merged = merge(stored, event)  # EventConflict when it contradicts what is stored
+        if merged is not None:
+            await self.store.update_deployment_event(merged)
+            log.info("deployment_event_updated", env=environment, event_id=event.id)
+            stored = merged
+        # Announcing is idempotent per event id: a re-sent event whose first announcement
+        # failed half-way (storage blip after the event was stored) is announced now.
+        await self._notify_and_forward(stored, now)
+        return stored, Recorded.UPDATED if merged is not None else Recorded.UNCHANGED
 
     async def announce(self, event: DeploymentEvent, now: datetime) -> None:
         """Notify through routing, forward to the central log, count. Idempotent per event id."""
@@ -225,18 +268,23 @@ class DeploymentRecorder:
                 [],
             )
 
-    async def observed(self, environment: str, previous: str | None, version: str, now: datetime) -> bool:
-        """Polling saw a new version. Record an ``observed`` deployment unless a pipeline reported
-        this one (a start or success for that version lately)."""
+    async def observed(
+        self, environment: str, previous: str | None, version: str, now: datetime, *, healthy: bool
+    ) -> bool:
+        """Polling saw a new version. It belongs to a deployment reported in the window (its start
+        is completed once a healthy poll verifies it), or to a rollback to it; otherwise it is a
+        deployment nobody reported, recorded as ``observed``. Returns True when one was recorded."""
         if previous is None:
             return False  # first sighting since install: nothing is known to have changed
-        reported = await self.store.deployment_events(
-            environment=environment,
-            since=now - REPORTED_WINDOW,
-            types=[EventType.START.value, EventType.SUCCESS.value],
-        )
         version = canonical(version) or version
-        if any(e.version == version for e in reported):
+        window = self.settings.deployments.window
+        known = await self.store.deployment_events(environment=environment, since=now - window)
+        found = attach(EventType.OBSERVED, environment, version, now, known, window)
+        if found is not None:
+            rollout = Rollout(found, tuple(e for e in known if e.deployment_id == found))
+            if rollout.open and rollout.has(EventType.START):
+                self.awaiting[environment] = (found, version)
+                await self.polled(environment, version, healthy, now)
             return False
         if any(
             w.environment == environment and w.expected_version == version
@@ -253,3 +301,34 @@ class DeploymentRecorder:
             metadata={"previousVersion": previous},
         )
         return True
+
+    async def polled(self, environment: str, version: str | None, healthy: bool, now: datetime) -> None:
+        """Every poll: a started deployment whose version polling now sees answering healthy is
+        complete (verified by polling), unless a watch of it is running, which validates it."""
+        awaited = self.awaiting.get(environment)
+        if awaited is None:
+            return
+        deployment_id, expected = awaited
+        if canonical(version) != expected:
+            if version is not None:
+                self.awaiting.pop(environment, None)  # another version came: not this deployment's
+            return
+        if not healthy:
+            return
+        self.awaiting.pop(environment, None)
+        watch = await self.store.get_watch(deployment_id)
+        if watch is not None and watch.state == "watching":
+            return
+        events = await self.store.events_of_deployment(deployment_id)
+        if not Rollout(deployment_id, tuple(events)).open:
+            return
+        start = next((e.ts for e in events if e.type is EventType.START), now)
+        await self.record(
+            EventType.SUCCESS,
+            environment,
+            now,
+            version=expected,
+            deployment_id=deployment_id,
+            duration=max((now - start).total_seconds(), 0.0),
+            metadata={VERIFIED_BY: "polling"},
+        )

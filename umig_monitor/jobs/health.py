@@ -112,7 +112,9 @@ async def poll_environment(daemon: Daemon, name: str) -> None:
         previous, current = outcomes.version_changed
         await daemon.store.kv_set(version_key(name), {"version": current, "first_seen": now.isoformat()}, now)
         log.info("version_changed", env=name, version=current, previous=previous)
-        await daemon.deployments.observed(name, previous, current, now)
+        await daemon.deployments.observed(name, previous, current, now, healthy=sample.outcome.ok)
+    elif daemon.deployments.awaiting:
+        await daemon.deployments.polled(name, sample.version, sample.outcome.ok, now)
     for event in outcomes.events:
         await daemon.alerts.submit(event)
     # Only now: if storing an alert or a version change failed, the next poll decides it again

@@ -14,7 +14,8 @@ import aiohttp
 import structlog
 
 from umig_monitor.config import Environment
-from umig_monitor.core.deployments import EventType
+from umig_monitor.core.deployments import DeploymentEvent, EventType
+from umig_monitor.core.rollouts import VERIFIED_BY, Rollout, attach
 from umig_monitor.core.watch import Step, progress, watch_step
 from umig_monitor.jobs.deployments import canonical
 from umig_monitor.probes.client import fetch_json
@@ -83,16 +84,25 @@ async def look(
             recorder, watch, "failed", f"environment '{watch.environment}' is no longer configured", now, None
         )
     current = canonical(await current_version(session, env))
+    watch = replace(
+        watch,
+        result={
+            # What ran when the watch began: a version already running was not deployed by it.
+            "initial": watch.result.get("initial", current),
+            **{k: v for k, v in watch.result.items() if k != "initial"},
+            "looks": int(watch.result.get("looks", 0)) + 1,
+        },
+    )
     expected = canonical(watch.expected_version) or watch.expected_version
     step = watch_step(expected, current, now, watch.deadline)
     message = progress(watch.expected_version, current)
     if step is Step.TIMED_OUT:
-        waited = int((now - watch.started_at).total_seconds())
+        timeout = int((watch.deadline - watch.started_at).total_seconds())
         return await _finish(
             recorder,
             watch,
             "timeout",
-            f"deployment monitoring timeout after {waited}s (last seen: {current or 'no answer'})",
+            f"deployment monitoring timeout after {timeout}s (last seen: {current or 'no answer'})",
             now,
             current,
         )
@@ -122,6 +132,19 @@ async def look(
     )
 
 
+async def _deployment(recorder: DeploymentRecorder, watch: Watch, now: datetime) -> list[DeploymentEvent]:
+    """The deployment this watch verifies: the one with its id, else the open one (started or
+    observed, no outcome yet) of its environment and version in the window."""
+    events = await recorder.store.events_of_deployment(watch.deployment_id)
+    if events:
+        return events
+    window = recorder.settings.deployments.window
+    known = await recorder.store.deployment_events(environment=watch.environment, since=now - window)
+    expected = canonical(watch.expected_version) or watch.expected_version
+    found = attach(EventType.START, watch.environment, expected, now, known, window)
+    return [e for e in known if e.deployment_id == found] if found is not None else []
+
+
 async def _finish(
     recorder: DeploymentRecorder,
     watch: Watch,
@@ -131,32 +154,35 @@ async def _finish(
     current: str | None,
     checks: dict[str, Any] | None = None,
 ) -> Watch:
-    started = await recorder.store.events_of_deployment(watch.deployment_id)
-    start_ts = next((e.ts for e in started if e.type is EventType.START), watch.started_at)
-    duration = max((now - start_ts).total_seconds(), 0.0)
-    if state == "verified":
-        await recorder.record(
-            EventType.SUCCESS,
-            watch.environment,
-            now,
-            version=watch.expected_version,
-            deployment_id=watch.deployment_id,
-            duration=duration,
-            metadata={"verifiedBy": "watch"},
-        )
-        if recorder.on_verified is not None:
-            recorder.on_verified(watch.environment)
+    """Record the outcome of the deployment the watch verified, and only of one that exists: a
+    started or observed one, or the version change the watch itself saw. A version that was
+    already running when the watch began, or one that never appeared, records nothing."""
+    events = await _deployment(recorder, watch, now)
+    expected = canonical(watch.expected_version) or watch.expected_version
+    arrived_during = current == expected and watch.result.get("initial") != expected
+    recorded: str | None = None
+    if events or arrived_during:
+        rollout = Rollout(events[0].deployment_id, tuple(events)) if events else None
+        start_ts = next((e.ts for e in events if e.type is EventType.START), watch.started_at)
+        common: dict[str, Any] = {
+            "version": watch.expected_version,
+            "deployment_id": rollout.deployment_id if rollout is not None else None,
+            "duration": max((now - start_ts).total_seconds(), 0.0),
+            "metadata": {VERIFIED_BY: "watch"},
+        }
+        if state == "verified":
+            event, _ = await recorder.record(EventType.SUCCESS, watch.environment, now, **common)
+            if recorder.on_verified is not None:
+                recorder.on_verified(watch.environment)
+        else:
+            event, _ = await recorder.record(
+                EventType.FAILURE, watch.environment, now, error=message, **common
+            )
+        recorded = event.deployment_id
+    elif current == expected:
+        message = f"{message}; version {expected} was already running when the watch began: nothing recorded"
     else:
-        await recorder.record(
-            EventType.FAILURE,
-            watch.environment,
-            now,
-            version=watch.expected_version,
-            deployment_id=watch.deployment_id,
-            duration=duration,
-            error=message,
-            metadata={"verifiedBy": "watch"},
-        )
+        message = f"{message}; no deployment of {expected} is recorded: nothing recorded"
     done = replace(
         watch,
         state=state,
@@ -166,6 +192,7 @@ async def _finish(
             "current": current,
             "checks": checks or {},
             "finishedAt": now.isoformat(),
+            "recordedDeployment": recorded,
         },
     )
     await recorder.store.save_watch(done, now)
@@ -173,6 +200,7 @@ async def _finish(
         "deployment_watch_finished",
         env=watch.environment,
         deployment_id=watch.deployment_id,
+        recorded=recorded,
         status=state,
         detail=message,
     )

@@ -75,6 +75,32 @@ class DeploymentQueries:
                 dialects.upsert_from_select(self._dialect, rollups, key=["deployment_id"], select=select)
             )
 
+    async def update_deployment_event(self, event: DeploymentEvent) -> None:
+        """Replace a stored event's fields (a re-sent event that added information); its time of
+        recording stays, so followers do not count it again."""
+        values = {k: v for k, v in _row(event, event.ts).items() if k not in ("id", "created_at")}
+        async with self._connect("updating a deployment event", write=True) as conn:
+            await conn.execute(sa.update(events).where(events.c.id == event.id).values(**values))
+            await self._refresh_rollups(conn, {event.deployment_id})
+
+    async def latest_deployment_of(self, environment: str, version: str) -> list[DeploymentEvent]:
+        """The events of the latest deployment of ``version`` in ``environment`` (any age): the one
+        a rollback of that version ends."""
+        latest = (
+            sa.select(events.c.deployment_id)
+            .where(
+                events.c.environment == environment,
+                events.c.version == version,
+                events.c.type != EventType.ROLLBACK.value,
+            )
+            .order_by(events.c.ts.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        query = sa.select(events).where(events.c.deployment_id == latest).order_by(events.c.ts, events.c.id)
+        async with self._connect("finding a deployment of a version", write=False) as conn:
+            return [_event(r) for r in (await conn.execute(query)).mappings()]
+
     async def get_deployment_event(self, event_id: str) -> DeploymentEvent | None:
         async with self._connect("reading a deployment event", write=False) as conn:
             row = (await conn.execute(sa.select(events).where(events.c.id == event_id))).mappings().first()
@@ -170,15 +196,20 @@ class DeploymentQueries:
             (started == 1, "in_progress"),
             else_="observed",
         ).label("outcome")
-        query = sa.select(outcome, sa.func.count()).group_by(outcome)
+
+        def having(column: Any) -> Any:
+            return sa.func.sum(sa.case((column.is_not(None), 1), else_=0))
+
+        query = sa.select(outcome, sa.func.count(), having(f), having(rb)).group_by(outcome)
         async with self._connect("summarising deployment history", write=False) as conn:
-            counts = {name: int(n) for name, n in (await conn.execute(query)).all()}
+            rows = (await conn.execute(query)).all()
+        counts = {name: int(n) for name, n, _, _ in rows}
         finished = counts.get("success", 0) + counts.get("failure", 0) + counts.get("rollback", 0)
         return Summary(
             total=sum(counts.values()),
             successful=counts.get("success", 0),
-            failed=counts.get("failure", 0),
-            rollbacks=counts.get("rollback", 0),
+            failed=sum(int(n or 0) for _, _, n, _ in rows),
+            rollbacks=sum(int(n or 0) for _, _, _, n in rows),
             in_progress=counts.get("in_progress", 0),
             observed=counts.get("observed", 0),
             success_rate=counts.get("success", 0) / finished if finished else None,

@@ -362,6 +362,12 @@ def _0009_certificate_expiry(conn: Connection) -> None:
     conn.execute(sa.text(f"ALTER TABLE health_samples ADD COLUMN tls_cert_expiry {rendered}"))
 
 
+def _0010_deployed_at_by(conn: Connection) -> None:
+    rendered = UTCDateTime().compile(dialect=conn.dialect)
+    conn.execute(sa.text(f"ALTER TABLE health_samples ADD COLUMN deployed_at {rendered}"))
+    conn.execute(sa.text("ALTER TABLE health_samples ADD COLUMN deployed_by VARCHAR"))
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "initial tables", _0001_initial_tables),
     Migration(2, "hourly health rollups; health_samples time indexes", _0002_hourly_rollups),
@@ -372,6 +378,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(7, "cluster membership, leases and outbox claims", _0007_cluster),
     Migration(8, "index of deployment events by recording time", _0008_deployment_events_created_at),
     Migration(9, "TLS certificate expiry with each health sample", _0009_certificate_expiry),
+    Migration(10, "deployed at and by, as the environment's version endpoint says", _0010_deployed_at_by),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1].version
 MIGRATION_LOCK_ID: Final = 0x756D6967  # "umig": the advisory lock migrations take on PostgreSQL

@@ -40,6 +40,8 @@ health_samples = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("component_versions", json_doc(), nullable=False),
     sa.Column("tls_cert_expiry", UTCDateTime),
+    sa.Column("deployed_at", UTCDateTime),
+    sa.Column("deployed_by", sa.String),
     sa.Index("ix_health_samples_environment_ts", "environment", "ts"),
     # Rollup and prune select a time range across all environments.
     sa.Index("ix_health_samples_ts", "ts"),

@@ -384,6 +384,8 @@ def _sample_to_row(sample: HealthSample) -> dict[str, Any]:
         "error": sample.error,
         "component_versions": dict(sample.component_versions),
         "tls_cert_expiry": sample.tls_cert_expiry,
+        "deployed_at": sample.deployed_at,
+        "deployed_by": sample.deployed_by,
     }
 
 
@@ -403,6 +405,8 @@ def _sample_from_row(row: RowMapping) -> HealthSample:
         error=row["error"],
         component_versions=row["component_versions"] or {},
         tls_cert_expiry=row["tls_cert_expiry"],
+        deployed_at=row["deployed_at"],
+        deployed_by=row["deployed_by"],
     )
 
 

@@ -10,7 +10,9 @@ from aiohttp import web
 
 from umig_monitor.core import timetext
 from umig_monitor.core.deployments import EventError, EventType, event_to_record
+from umig_monitor.core.rollouts import EventConflict
 from umig_monitor.core.status import iso
+from umig_monitor.jobs.deployments import Recorded
 from umig_monitor.pipeline.actions import ActionError
 from umig_monitor.web import params
 from umig_monitor.web.auth import error
@@ -63,7 +65,7 @@ async def post_event(request: web.Request) -> web.Response:
         metadata = body.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise EventError("metadata", "must be an object of strings")
-        event, new = await daemon.deployments.record(
+        event, recorded = await daemon.deployments.record(
             parse_event_type(body.get("type")),
             _text(body, "environment") or "",
             datetime.now(UTC),
@@ -83,7 +85,13 @@ async def post_event(request: web.Request) -> web.Response:
         return error(400, str(exc))
     except EventError as exc:
         return web.json_response({"error": str(exc), "field": exc.field}, status=400)
-    return web.json_response({"event": event_to_record(event), "created": new}, status=201 if new else 200)
+    except EventConflict as exc:
+        return web.json_response({"error": str(exc), "fields": list(exc.fields)}, status=409)
+    created = recorded is Recorded.CREATED
+    return web.json_response(
+        {"event": event_to_record(event), "created": created, "recorded": recorded.value},
+        status=201 if created else 200,
+    )
 
 
 async def list_deployments(request: web.Request) -> web.Response:
