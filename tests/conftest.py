@@ -9,10 +9,12 @@ import os
 import shutil
 import socket
 import textwrap
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 
@@ -307,6 +309,41 @@ class Receiver:
             self.keys.append(request.headers.get("Idempotency-Key", ""))
             return web.Response(text="ok")
         return web.Response(status=status, text="nope", headers={"Retry-After": "0"})
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+    def subjects(self) -> list[str]:
+        return [str(m["Subject"]) for m in self.messages]
+
+
+class Slack:
+    """Answers ``ok`` like Slack's incoming webhooks; ``throttle`` answers 429 with Retry-After once."""
+
+    def __init__(self) -> None:
+        self.payloads: list[dict[str, Any]] = []
+        self.arrivals: list[float] = []
+        self.throttle = False
+        self.throttled_at: float | None = None
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if self.throttle:
+            self.throttle = False
+            self.throttled_at = time.monotonic()
+            return web.Response(status=429, text="rate_limited", headers={"Retry-After": "2"})
+        self.payloads.append(body)
+        self.arrivals.append(time.monotonic())
+        return web.Response(text="ok")
+
+    def titles(self) -> list[str]:
+        return [p["attachments"][0]["title"] for p in self.payloads]
 
 
 @asynccontextmanager

@@ -13,7 +13,6 @@ import sys
 import time
 import urllib.request
 from collections.abc import AsyncIterator
-from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 
@@ -21,45 +20,10 @@ import pytest
 from aiohttp import web
 from aiosmtpd.controller import Controller
 
-from tests.support import Receiver, external_process, free_port, require_tool, serving, until
+from tests.support import Mailbox, Receiver, Slack, external_process, free_port, require_tool, serving, until
 from umig_monitor.simulator import RunningSimulator
 
 pytestmark = pytest.mark.slow
-
-
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(message_from_bytes(envelope.content))
-        return "250 OK"
-
-    def subjects(self) -> list[str]:
-        return [str(m["Subject"]) for m in self.messages]
-
-
-class Slack:
-    """Answers ``ok`` like Slack's incoming webhooks; ``throttle`` answers 429 with Retry-After once."""
-
-    def __init__(self) -> None:
-        self.payloads: list[dict[str, Any]] = []
-        self.arrivals: list[float] = []
-        self.throttle = False
-        self.throttled_at: float | None = None
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        if self.throttle:
-            self.throttle = False
-            self.throttled_at = time.monotonic()
-            return web.Response(status=429, text="rate_limited", headers={"Retry-After": "2"})
-        self.payloads.append(body)
-        self.arrivals.append(time.monotonic())
-        return web.Response(text="ok")
-
-    def titles(self) -> list[str]:
-        return [p["attachments"][0]["title"] for p in self.payloads]
 
 
 def http_json(url: str) -> Any:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from umig_monitor.core.alerts import Alert, AlertState, NotificationKind
+from umig_monitor.core.rollouts import held_until
 from umig_monitor.core.routing import RouteSpec
 
 _FIRING_KINDS = (NotificationKind.FIRING, NotificationKind.REPEAT)
@@ -48,6 +49,9 @@ def decide(
     if sent is None or sent.kind is NotificationKind.RESOLVED:
         if now < alert.starts_at + route.group_wait:
             return Decision(None, reason="waiting for group_wait")
+        hold = held_until(alert.details)
+        if hold is not None and now < hold:
+            return Decision(None, reason="held: it started during a deployment (deployments.alert_grace)")
         return Decision(NotificationKind.FIRING, reason="new alert")
     escalate = (
         route.escalate_after is not None

@@ -123,6 +123,9 @@ class Dora:
     lead_time_median_s: float | None
     lead_time_mean_s: float | None
     lead_time_samples: int
+    failed_changes: int = 0  # finished deployments followed by a failure, rollback or linked incident
+    incidents: int = 0  # health incidents that started in the window
+    linked_incidents: int = 0  # of those, started soon after a deployment (linked to it)
 
 
 SHORT_NAME = {  # the word in event ids and the CLI
@@ -364,17 +367,6 @@ def parse_history(
 def summarize(events: Sequence[DeploymentEvent]) -> Summary:
     """Deployments (distinct ids) by outcome; see ``core.dora``."""
     return _dora.summarize(events)
-
-
-def dora(
-    environment: str,
-    events: Sequence[DeploymentEvent],
-    recoveries: Sequence[datetime],
-    start: datetime,
-    end: datetime,
-) -> Dora:
-    """DORA figures for one environment over ``start <= ts < end``; see ``core.dora``."""
-    return _dora.dora(environment, events, recoveries, start, end)
 
 
 from umig_monitor.core import dora as _dora  # noqa: E402

@@ -1,6 +1,5 @@
 """Figures over deployment events: the history summary (deployments by outcome) and the DORA
 metrics. Pure; the caller picks the events (environment, window) and passes the health recoveries.
-``core.deployments`` re-exports ``summarize`` and ``dora``.
 
 A deployment is a deployment id; its outcome is its latest terminal event (success, failure or
 rollback) by time, else "in progress" (a start only) or "observed" (polling saw it). The guide
@@ -13,7 +12,8 @@ from __future__ import annotations
 import bisect
 import statistics
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from umig_monitor.core.deployments import (
     TERMINAL,
@@ -23,6 +23,7 @@ from umig_monitor.core.deployments import (
     Summary,
     parse_timestamp,
 )
+from umig_monitor.core.rollouts import reached_at
 
 TIE_RANK = {EventType.SUCCESS: 0, EventType.FAILURE: 1, EventType.ROLLBACK: 2}
 
@@ -81,60 +82,123 @@ def _median_mean(samples: Sequence[float]) -> tuple[float | None, float | None]:
     return float(statistics.median(samples)), float(statistics.fmean(samples))
 
 
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """A health incident of the environment: when it started and, once resolved, ended."""
+
+    starts_at: datetime
+    ends_at: datetime | None
+
+
+def linked_deployment(
+    incident_start: datetime, reached: Sequence[tuple[datetime, str]], window: timedelta
+) -> str | None:
+    """The deployment an incident is linked to: the latest one that reached the environment at
+    or before the incident started, at most ``window`` before. ``reached`` is sorted by time."""
+    i = bisect.bisect_right(reached, (incident_start, "\uffff"))
+    if i == 0:
+        return None
+    ts, deployment_id = reached[i - 1]
+    return deployment_id if incident_start - ts <= window else None
+
+
 def dora(
     environment: str,
     events: Sequence[DeploymentEvent],
-    recoveries: Sequence[datetime],
+    incidents: Sequence[Incident],
     start: datetime,
     end: datetime,
+    link_window: timedelta = timedelta(hours=1),
 ) -> Dora:
-    """DORA figures for ``environment`` over ``start <= ts < end``.
+    """DORA figures for ``environment`` over ``start <= t < end``, as Four Keys defines them
+    (README "DORA figures"):
 
-    A deployment counts when it reached the environment (succeeded or was observed); the change
-    failure rate is failed and rolled back over all finished ones. Time to restore runs from each
-    failure or rollback to the next success in the environment or the next health recovery
-    (``recoveries``), whichever is first, even past ``end``; unresolved ones are left out. Lead time
-    is success time minus ``metadata["commit_time"]``; a negative one (clock skew) is left out."""
+    - **deployments** (and their frequency per day): deployments that reached the environment
+      (succeeded or were observed) in the window;
+    - **change failure rate**: of the deployments that finished in the window (reached it, failed
+      or were rolled back), those followed by a failure, a rollback or an incident linked to them
+      (one that started within ``link_window`` after the deployment reached the environment);
+    - **time to restore**: from each incident, and each failure that no incident already covers,
+      to the first of a rollback, the environment's next success, or the incident's end, even
+      past ``end``; unresolved ones are left out. A rollback is the failed deployment's outcome,
+      not a deployment of its own, so a failure rolled back 3 minutes later restores in 3 minutes;
+    - **lead time**: from the commit (``metadata["commit_time"]`` of whichever event of the
+      deployment carries it) to when the deployment reached the environment; a negative one
+      (clock skew) is left out."""
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("start and end must be timezone-aware")
     if end <= start:
         raise ValueError("end must be after start")
     window_days = (end - start).total_seconds() / 86400
-    mine = [e for e in events if e.environment == environment]
-    inside = [e for e in mine if start <= e.ts < end]
-    s = summarize(inside)
-    deployments = s.successful + s.observed
-    finished = deployments + s.failed + s.rollbacks
+    groups: dict[str, list[DeploymentEvent]] = {}
+    for e in events:
+        if e.environment == environment:
+            groups.setdefault(e.deployment_id, []).append(e)
+    reached = sorted((t, i) for i, g in groups.items() if (t := reached_at(g)) is not None)
+    reach = {i: t for t, i in reached}
+    linked = {
+        linked_deployment(x.starts_at, reached, link_window) for x in incidents if x.starts_at >= start
+    } - {None}
 
-    successes = sorted(e.ts for e in mine if e.type is EventType.SUCCESS)
-    recovered = sorted(recoveries)
-    restore: list[float] = []
-    for e in inside:
-        if e.type in (EventType.FAILURE, EventType.ROLLBACK):
-            ends = [t for t in (_next_after(successes, e.ts), _next_after(recovered, e.ts)) if t is not None]
-            if ends:
-                restore.append((min(ends) - e.ts).total_seconds())
+    deployments = finished = failed = 0
     lead: list[float] = []
-    for e in inside:
-        if e.type is EventType.SUCCESS and "commit_time" in e.metadata:
+    for deployment_id, group in groups.items():
+        outcome_at = reach.get(deployment_id) or min(
+            (e.ts for e in group if e.type in TERMINAL), default=None
+        )
+        if outcome_at is None or not start <= outcome_at < end:
+            continue  # still in progress, or decided outside the window
+        finished += 1
+        if deployment_id in reach:
+            deployments += 1
+            commit = next((e.metadata["commit_time"] for e in group if "commit_time" in e.metadata), None)
             try:
-                seconds = (e.ts - parse_timestamp(e.metadata["commit_time"])).total_seconds()
+                took = (outcome_at - parse_timestamp(commit)).total_seconds() if commit else -1.0
             except ValueError:
-                continue
-            if seconds >= 0:
-                lead.append(seconds)
-    restore_median, restore_mean = _median_mean(restore)
+                took = -1.0
+            if took >= 0:
+                lead.append(took)
+        if deployment_id in linked or any(e.type in (EventType.FAILURE, EventType.ROLLBACK) for e in group):
+            failed += 1
+
+    mine = [e for g in groups.values() for e in g]
+    successes = sorted(e.ts for e in mine if e.type is EventType.SUCCESS)
+    rollbacks = sorted(e.ts for e in mine if e.type is EventType.ROLLBACK)
+
+    def restored(since: datetime, ends: datetime | None) -> float | None:
+        options = [t for t in (_next_after(successes, since), _next_after(rollbacks, since), ends) if t]
+        return (min(options) - since).total_seconds() if options else None
+
+    def covered(t: datetime) -> Incident | None:
+        return next((x for x in incidents if x.starts_at <= t and (x.ends_at is None or t < x.ends_at)), None)
+
+    restore: list[float | None] = [
+        restored(x.starts_at, x.ends_at) for x in incidents if start <= x.starts_at < end
+    ]
+    for group in groups.values():
+        failure = min((e.ts for e in group if e.type is EventType.FAILURE), default=None)
+        if failure is not None and start <= failure < end and covered(failure) is None:
+            restore.append(restored(failure, None))
+    restores = [seconds for seconds in restore if seconds is not None]
+    restore_median, restore_mean = _median_mean(restores)
     lead_median, lead_mean = _median_mean(lead)
     return Dora(
         environment=environment,
         window_days=window_days,
         deployments=deployments,
         deployment_frequency_per_day=deployments / window_days,
-        change_failure_rate=(s.failed + s.rollbacks) / finished if finished else None,
+        change_failure_rate=failed / finished if finished else None,
         time_to_restore_median_s=restore_median,
         time_to_restore_mean_s=restore_mean,
-        restores=len(restore),
+        restores=len(restores),
         lead_time_median_s=lead_median,
         lead_time_mean_s=lead_mean,
         lead_time_samples=len(lead),
+        failed_changes=failed,
+        incidents=sum(1 for x in incidents if start <= x.starts_at < end),
+        linked_incidents=sum(
+            1
+            for x in incidents
+            if start <= x.starts_at < end and linked_deployment(x.starts_at, reached, link_window)
+        ),
     )

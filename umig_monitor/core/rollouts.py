@@ -21,7 +21,7 @@ Anything else starts a new deployment."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -58,6 +58,11 @@ class Rollout:
     def open(self) -> bool:
         """Started or observed, with no outcome yet."""
         return not self.has(EventType.SUCCESS, EventType.FAILURE, EventType.ROLLBACK)
+
+
+def reached_at(events: Iterable[DeploymentEvent]) -> datetime | None:
+    """When a deployment reached its environment: its first success or observation."""
+    return min((e.ts for e in events if e.type in (EventType.SUCCESS, EventType.OBSERVED)), default=None)
 
 
 def rollouts(events: Iterable[DeploymentEvent]) -> list[Rollout]:
@@ -166,3 +171,67 @@ def merge(stored: DeploymentEvent, incoming: DeploymentEvent) -> DeploymentEvent
     if not changes:
         return None
     return replace(stored, **changes)  # type: ignore[arg-type]
+
+
+def incident_context(
+    at: datetime,
+    known: Iterable[DeploymentEvent],
+    watches: Iterable[tuple[str, str, datetime]],
+    grace: timedelta,
+    link_window: timedelta,
+) -> dict[str, object] | None:
+    """The deployment an incident of one environment starting ``at`` belongs to, for the alert's
+    ``details["deployment"]``: one in progress (started with no outcome yet, or being watched:
+    ``watches`` are (id, version, started at)), whose incident is held until ``heldUntil``
+    (``at + grace``) instead of paging; else the latest one that reached the environment at most
+    ``link_window`` before ``at``. None when neither."""
+    candidates: list[
+        tuple[datetime, str, str | None, str | None, bool]
+    ] = []  # since, id, version, by, running
+    for r in rollouts(known):
+        started = min(e.ts for e in r.events)
+        if started > at:
+            continue
+        by = next((e.initiated_by for e in r.events if e.initiated_by), None)
+        if r.open and r.has(EventType.START):
+            candidates.append((started, r.deployment_id, r.version, by, True))
+            continue
+        reached = reached_at(r.events)
+        if (
+            reached is not None
+            and reached <= at
+            and at - reached <= link_window
+            and not r.has(EventType.ROLLBACK)
+        ):
+            candidates.append((reached, r.deployment_id, r.version, by, False))
+    for watch_id, expected, started in watches:
+        if started <= at:
+            candidates.append((started, watch_id, expected, None, True))
+    if not candidates:
+        return None
+    # A deployment in progress wins over one that finished; among equals, the latest.
+    since, deployment_id, version, by, running = max(candidates, key=lambda c: (c[4], c[0]))
+    minutes = int((at - since).total_seconds() // 60)
+    text = f"started {minutes} min after deployment {deployment_id} of {version or 'an unknown version'}"
+    return {
+        "id": deployment_id,
+        "version": version,
+        "by": by,
+        "since": since.isoformat(),
+        "minutesAfter": minutes,
+        "inProgress": running,
+        "heldUntil": (at + grace).isoformat() if running and grace > timedelta(0) else None,
+        "text": text + (f" by {by}" if by else ""),
+    }
+
+
+def held_until(details: Mapping[str, object]) -> datetime | None:
+    """When an alert raised during a deployment may page (``incident_context``), or None."""
+    deployment = details.get("deployment")
+    value = deployment.get("heldUntil") if isinstance(deployment, Mapping) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None

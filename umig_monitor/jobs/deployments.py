@@ -29,7 +29,7 @@ from umig_monitor.core.deployments import (
     build_event,
     event_to_record,
 )
-from umig_monitor.core.rollouts import VERIFIED_BY, Rollout, attach, merge
+from umig_monitor.core.rollouts import VERIFIED_BY, Rollout, attach, incident_context, merge
 from umig_monitor.core.versions import try_parse
 from umig_monitor.metrics import DeploymentMetrics
 from umig_monitor.pipeline import AlertPipeline
@@ -301,6 +301,18 @@ class DeploymentRecorder:
             metadata={"previousVersion": previous},
         )
         return True
+
+    async def incident_context(self, environment: str, at: datetime) -> dict[str, object] | None:
+        """The deployment an incident of ``environment`` starting ``at`` belongs to
+        (``core.rollouts.incident_context``): read when an incident opens, which is rare."""
+        d = self.settings.deployments
+        known = await self.store.deployment_events(environment=environment, since=at - d.window)
+        watches = [
+            (w.deployment_id, w.expected_version, w.started_at)
+            for w in await self.store.active_watches()
+            if w.environment == environment
+        ]
+        return incident_context(at, known, watches, d.alert_grace, d.incident_link_window)
 
     async def polled(self, environment: str, version: str | None, healthy: bool, now: datetime) -> None:
         """Every poll: a started deployment whose version polling now sees answering healthy is

@@ -16,6 +16,7 @@ import structlog
 
 from umig_monitor.config import Environment
 from umig_monitor.config.types import redact_url
+from umig_monitor.core.alerts import AlertEvent
 from umig_monitor.core.assess import Thresholds, assess
 from umig_monitor.core.health import HealthSample, Outcome
 from umig_monitor.core.tracking import CHURN_WINDOW, Policy, Tracker, observe, seed
@@ -116,6 +117,8 @@ async def poll_environment(daemon: Daemon, name: str) -> None:
     elif daemon.deployments.awaiting:
         await daemon.deployments.polled(name, sample.version, sample.outcome.ok, now)
     for event in outcomes.events:
+        if event.firing:
+            event = await with_deployment(daemon, event, now)
         await daemon.alerts.submit(event)
     # Only now: if storing an alert or a version change failed, the next poll decides it again
     # (submits are idempotent per key) instead of having forgotten it.
@@ -133,6 +136,21 @@ async def poll_environment(daemon: Daemon, name: str) -> None:
         duration_ms=sample.response_ms,
         checks=[c.name for c in checks] or None,
         error=sample.error,
+    )
+
+
+async def with_deployment(daemon: Daemon, event: AlertEvent, now: datetime) -> AlertEvent:
+    """An incident that started during or soon after a deployment says so and is linked to it;
+    during one, it is held for deployments.alert_grace before it pages (core.dedup)."""
+    if event.environment is None:
+        return event
+    context = await daemon.deployments.incident_context(event.environment, event.starts_at or now)
+    if context is None:
+        return event
+    return replace(
+        event,
+        summary=f"{event.summary} ({context['text']})",
+        details={**event.details, "deployment": context},
     )
 
 

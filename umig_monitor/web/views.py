@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from umig_monitor.config import Settings
+from umig_monitor.core.dora import Incident, dora
 from umig_monitor.core.status import alert_document, environment_status, iso, sample_document
 from umig_monitor.core.tracking import HEALTH
 from umig_monitor.jobs.health import version_key
@@ -54,22 +57,23 @@ async def environment_detail(store: Store, settings: Settings, name: str, limit:
 async def dora_figures(
     store: Store, settings: Settings, days: float, only: str | None = None
 ) -> dict[str, Any]:
-    from dataclasses import asdict
-    from datetime import UTC, datetime, timedelta
-
-    from umig_monitor.core.alerts import AlertState
-    from umig_monitor.core.deployments import dora
-
+    """DORA figures per environment over the last ``days`` (``core.dora``), with the
+    environment's health incidents of the window; deployments from ``incident_link_window``
+    before it are read too, so that an incident early in the window finds its deployment."""
     end = datetime.now(UTC)
     start = end - timedelta(days=days)
+    link = settings.deployments.incident_link_window
     out = {}
     for name in settings.environments:
         if only is not None and name != only:
             continue
-        events = await store.deployment_events(environment=name, since=start, until=end, newest_first=False)
-        resolved = await store.list_alerts(
-            state=AlertState.RESOLVED, environment=name, since=start, limit=5000
+        events = await store.deployment_events(
+            environment=name, since=start - link, until=end, newest_first=False
         )
-        recoveries = sorted(a.ends_at for a in resolved if a.ends_at and a.key.startswith(f"{HEALTH}/"))
-        out[name] = asdict(dora(name, events, recoveries, start, end))
+        alerts = await store.list_alerts(environment=name, since=start, limit=5000)
+        incidents = sorted(
+            (Incident(a.starts_at, a.ends_at) for a in alerts if a.key.startswith(f"{HEALTH}/")),
+            key=lambda x: x.starts_at,
+        )
+        out[name] = asdict(dora(name, events, incidents, start, end, link))
     return {"windowDays": days, "environments": out}
