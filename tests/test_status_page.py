@@ -272,6 +272,41 @@ def test_health_cells_and_headline_follow_the_state() -> None:
     assert '<p class="overall state-healthy" role="status">All 2 environments healthy</p>' in render(healthy)
 
 
+def test_the_page_does_not_reassure_while_alerts_fire() -> None:
+    """Healthy polls with critical alerts firing (error rate, orchestrator) are not green, and the
+    headline counts the alerts by severity; a silenced alert pages nobody and does not count."""
+    firing = [
+        Alert(f"{kind}/production", kind, "production", "critical", AlertState.FIRING, kind, NOW - H)
+        for kind in ("high_error_rate", "orchestrator_inactive")
+    ]
+    warning = Alert("drift/uat", "version_drift", "uat", "warning", AlertState.FIRING, "drift", NOW - H)
+    envs = {"uat": env_doc("1.2.0-rc.2"), "production": env_doc("1.1.2", "degraded")}
+    html = render(StatusPage(NOW, UTC, START, envs, {}, alerts=[*firing, warning]))
+    assert (
+        '<p class="overall state-unhealthy" role="status">'
+        "Attention: 3 alerts firing (2 critical, 1 warning), production degraded</p>"
+    ) in html
+    assert '<td class="health state-unhealthy"><span class="pill state-unhealthy">degraded</span>' in html
+    assert '<td class="health state-degraded"><span class="pill state-degraded">healthy</span>' in html
+    silenced = StatusPage(
+        NOW, UTC, START, {"uat": env_doc("1.2.0-rc.2")}, {}, alerts=[warning], silenced_by={"drift/uat": "s1"}
+    )
+    assert '<p class="overall state-healthy" role="status">Healthy</p>' in render(silenced)
+
+
+def test_deployments_show_what_they_are() -> None:
+    events = [
+        DeploymentEvent("o1-observed", "o1", "uat", EventType.OBSERVED, NOW - H, version="1.2.0-rc.3"),
+        DeploymentEvent("d2-success", "d2", "uat", EventType.SUCCESS, NOW - 2 * H, version="1.2.0-rc.2"),
+        DeploymentEvent("d2-start", "d2", "uat", EventType.START, NOW - 3 * H, version="1.2.0-rc.2"),
+        DeploymentEvent("d3-start", "d3", "production", EventType.START, NOW - H, version="1.1.3"),
+    ]
+    html = render(StatusPage(NOW, UTC, START, {"uat": env_doc("1.2.0-rc.3")}, {}, deployments=events))
+    assert '<span class="pill state-no_data">observed, not reported</span>' in html
+    assert '<span class="pill state-no_data">started</span>' in html  # d2 finished
+    assert '<span class="pill state-degraded">in progress</span>' in html  # d3 did not
+
+
 def test_timeline_segments_have_tooltips() -> None:
     html = render(evil_page())
     svg = re.search(r'<div class="timeline" data-environment="uat">.*?</svg>', html, re.S)
@@ -374,7 +409,7 @@ async def test_served_page_shows_environments_and_incident(
     assert row is not None
     assert '<td class="health state-unhealthy"><span class="pill state-unhealthy">unhealthy</span>' in row[0]
     assert '<span class="pill state-unhealthy">incident</span>' in row[0]
-    assert "Attention: production unhealthy" in html
+    assert "Attention: 1 alert firing (1 critical), production unhealthy" in html
     assert "environment_unhealthy" in html  # in the alerts table
     head_status, head_headers, _ = await fetch(base + "/", "HEAD")
     assert (head_status, head_headers["Cache-Control"]) == (200, "no-store")

@@ -4,7 +4,7 @@ is escaped: summaries, versions and errors quote what the environments answered.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from html import escape
@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from umig_monitor.core import certificates
 from umig_monitor.core.alerts import Alert, AlertState
-from umig_monitor.core.deployments import DeploymentEvent, EventType
+from umig_monitor.core.deployments import TERMINAL, DeploymentEvent, EventType
 from umig_monitor.core.drift import Finding
 from umig_monitor.core.page_style import CSS, STATE_COLORS
 from umig_monitor.core.timeline import NO_DATA, STATE_LABELS, Span, healthy_share
@@ -24,7 +24,7 @@ _SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 _EVENT_STATES = {
     EventType.START: NO_DATA,
     EventType.SUCCESS: "healthy",
-    EventType.OBSERVED: "healthy",
+    EventType.OBSERVED: NO_DATA,
     EventType.FAILURE: "unhealthy",
     EventType.ROLLBACK: "degraded",
 }
@@ -58,8 +58,31 @@ def health_state(health: str | None) -> str:
     return NO_DATA if health in (None, "unknown") else "failed"
 
 
-def overall_state(environments: Mapping[str, Mapping[str, Any]]) -> str:
-    states = [health_state(doc.get("health")) for doc in environments.values()]
+# What a firing alert makes of its environment's colour: a critical one is red whatever the last
+# poll said (production with critical checks failing is not "degraded").
+_ALERT_STATES = {"critical": "unhealthy", "warning": "degraded"}
+
+
+def _firing(page: StatusPage) -> list[Alert]:
+    """Firing alerts that page someone (not silenced)."""
+    return [a for a in page.alerts if a.state is AlertState.FIRING and a.key not in page.silenced_by]
+
+
+def environment_state(name: str, doc: Mapping[str, Any], firing: Sequence[Alert]) -> str:
+    """The worse of the last poll's outcome and the environment's firing alerts by severity."""
+    states = [health_state(doc.get("health"))]
+    states += [
+        _ALERT_STATES[a.severity] for a in firing if a.environment == name and a.severity in _ALERT_STATES
+    ]
+    return min(states, key=_RANK.__getitem__)
+
+
+def overall_state(environments: Mapping[str, Mapping[str, Any]], firing: Sequence[Alert] = ()) -> str:
+    """The worst environment state; firing alerts of no environment count too."""
+    states = [environment_state(name, doc, firing) for name, doc in environments.items()]
+    states += [
+        _ALERT_STATES[a.severity] for a in firing if a.environment is None and a.severity in _ALERT_STATES
+    ]
     return min(states, key=_RANK.__getitem__, default=NO_DATA)
 
 
@@ -145,11 +168,16 @@ def _headline(page: StatusPage) -> str:
     envs = page.environments
     if not envs:
         return "No environments configured"
+    firing = _firing(page)
     problems = [
         f"{name} {doc.get('health') or 'unknown'}"
         for name, doc in envs.items()
         if health_state(doc.get("health")) != "healthy"
     ]
+    if firing:
+        by_severity = sorted({a.severity for a in firing}, key=lambda s: _SEVERITY_RANK.get(s, 9))
+        counts = ", ".join(f"{sum(a.severity == s for a in firing)} {s}" for s in by_severity)
+        problems.insert(0, f"{len(firing)} alert{'s' if len(firing) != 1 else ''} firing ({counts})")
     if not problems:
         return f"All {len(envs)} environments healthy" if len(envs) > 1 else "Healthy"
     return "Attention: " + ", ".join(problems)
@@ -173,7 +201,7 @@ def _figures(page: StatusPage) -> str:
 
 def _environment_row(name: str, doc: Mapping[str, Any], page: StatusPage) -> str:
     health = str(doc.get("health") or "unknown")
-    state = health_state(health)
+    state = environment_state(name, doc, _firing(page))
     version = escape(str(doc.get("umigVersion") or DASH))
     if doc.get("build"):
         version += f" <small>build {escape(str(doc['build']))}</small>"
@@ -329,21 +357,30 @@ def _alerts(page: StatusPage) -> str:
     return _section("alerts", "Alerts", table)
 
 
-def _deployment_row(e: DeploymentEvent, page: StatusPage) -> str:
+def _deployment_row(e: DeploymentEvent, page: StatusPage, finished: Collection[str]) -> str:
+    """One event; a start shows whether its deployment is still in progress, and a version nobody
+    reported is shown as observed, not as a success."""
+    status, state = e.status, _EVENT_STATES.get(e.type, NO_DATA)
+    if e.type is EventType.START:
+        status = "started" if e.deployment_id in finished else "in progress"
+        state = NO_DATA if e.deployment_id in finished else "degraded"
+    elif e.type is EventType.OBSERVED:
+        status = "observed, not reported"
     version = e.version or DASH
     if e.type is EventType.ROLLBACK:
         version = f"{e.from_version or e.version or '?'} → {e.to_version or '?'}"
     duration = f"{e.duration_seconds:.0f} s" if e.duration_seconds is not None else DASH
     return (
         f"<tr><td>{_time(e.ts, page)}</td><td>{escape(e.environment)}</td>"
-        f"<td>{_pill(e.status, _EVENT_STATES.get(e.type, NO_DATA))}</td>"
+        f"<td>{_pill(status, state)}</td>"
         f"<td>{escape(version)}</td><td>{escape(e.initiated_by or DASH)}</td><td>{escape(duration)}</td>"
         f"<td>{escape(e.error or '')}</td></tr>\n"
     )
 
 
 def _deployments(page: StatusPage) -> str:
-    rows = [_deployment_row(e, page) for e in page.deployments]
+    finished = {e.deployment_id for e in page.deployments if e.type in TERMINAL}
+    rows = [_deployment_row(e, page, finished) for e in page.deployments]
     table = _table(
         "Latest deployment events, newest first",
         ("When", "Environment", "Event", "Version", "By", "Duration", "Error"),
@@ -366,7 +403,7 @@ def _favicon(state: str) -> str:
 
 
 def render(page: StatusPage) -> str:
-    state = overall_state(page.environments)
+    state = overall_state(page.environments, _firing(page))
     headline = _headline(page)
     generated = _clock(page.now, page.tz)
     sections: list[Callable[[StatusPage], str]] = [
