@@ -16,7 +16,9 @@ import structlog
 
 from umig_monitor.config import Environment
 from umig_monitor.config.types import redact_url
+from umig_monitor.core.alerts import NotificationKind
 from umig_monitor.core.assess import Thresholds, assess
+from umig_monitor.core.flapping import FlapNotice, FlapPolicy, notice_alert
 from umig_monitor.core.health import HealthSample, Outcome
 from umig_monitor.core.tracking import CHURN_WINDOW, Policy, Tracker, observe, seed
 from umig_monitor.metrics import PROBE_ENDPOINTS
@@ -50,6 +52,7 @@ def policy_for(daemon: Daemon, name: str, env: Environment) -> Policy:
         tls=is_https(env),
         certificate_warning=env.thresholds.certificate_warning,
         certificate_critical=env.thresholds.certificate_critical,
+        flapping=FlapPolicy(health.version_flap_window, health.version_flap_changes),
     )
 
 
@@ -112,7 +115,10 @@ async def poll_environment(daemon: Daemon, name: str) -> None:
         previous, current = outcomes.version_changed
         await daemon.store.kv_set(version_key(name), {"version": current, "first_seen": now.isoformat()}, now)
         log.info("version_changed", env=name, version=current, previous=previous)
-        await daemon.deployments.observed(name, previous, current, now)
+        if outcomes.announce_version:  # else folded into a flapping notice
+            await daemon.deployments.observed(name, previous, current, now)
+    if outcomes.flapping is not None:
+        await notify_flapping(daemon, name, env, outcomes.flapping, sample.version or tracker.last_version)
     for event in outcomes.events:
         await daemon.alerts.submit(event)
     # Only now: if storing an alert or a version change failed, the next poll decides it again
@@ -131,6 +137,23 @@ async def poll_environment(daemon: Daemon, name: str) -> None:
         duration_ms=sample.response_ms,
         checks=[c.name for c in checks] or None,
         error=sample.error,
+    )
+
+
+async def notify_flapping(
+    daemon: Daemon, name: str, env: Environment, notice: FlapNotice, version: str | None
+) -> None:
+    """One window of version flapping, as one notice through routing (idempotent per window)."""
+    alert = notice_alert(name, env.kind, notice, version, dict(env.labels))
+    queued = await daemon.alerts.notify(alert, NotificationKind.EVENT, alert.key)
+    log.warning(
+        "version_flapping",
+        env=name,
+        changes=notice.changes,
+        total=notice.total,
+        since=notice.start.isoformat(),
+        version=version,
+        notifications=queued,
     )
 
 
