@@ -1,5 +1,6 @@
 """Drift rules as tables, one per rule: major, component, outdated/ahead, pattern, stale and invalid
-versions; the keys stay stable across runs and a fixed drift is no longer found."""
+versions; the keys stay stable across runs and a fixed drift is no longer found; a version held
+through an outage keeps its findings, saying when it was last seen."""
 
 from __future__ import annotations
 
@@ -599,6 +600,7 @@ def test_version_matrix() -> None:
             "expected": "1.x.y-dev+…",
             "components": {"ui": "1.3.0-dev"},
             "last_deployment": "2026-05-04T06:00:00+00:00",
+            "last_seen": None,
         },
         {
             "environment": "uat",
@@ -609,6 +611,7 @@ def test_version_matrix() -> None:
             "expected": "1.x.y-rc.n",
             "components": ALIGNED,
             "last_deployment": None,
+            "last_seen": None,
         },
         {
             "environment": "production",
@@ -619,6 +622,7 @@ def test_version_matrix() -> None:
             "expected": "1.x.y (or 1.x.y+hotfix.n)",
             "components": ALIGNED,
             "last_deployment": None,
+            "last_seen": None,
         },
         {
             "environment": "hotfix",
@@ -629,5 +633,102 @@ def test_version_matrix() -> None:
             "expected": "1.x.y+hotfix.n",
             "components": ALIGNED,
             "last_deployment": None,
+            "last_seen": None,
         },
     ]
+
+
+# -- holding: drift is a fact about versions, not reachability --------------------------------------
+
+SEEN = NOW - timedelta(seconds=40)
+
+
+def held(e: EnvironmentVersions, at: datetime = SEEN) -> EnvironmentVersions:
+    """``e`` unreachable now: its last reported version held, last seen ``at``."""
+    return replace(e, last_seen=at)
+
+
+SAID = "last seen 2026-05-04 07:59 UTC"
+
+
+# (environments, the one unreachable now) -> the findings, by (rule, environment), that say when the
+# held version was last seen; every other finding is exactly as when all were reachable.
+@pytest.mark.parametrize(
+    ("envs", "holding", "notes"),
+    [
+        # the issue's case: a new major in UAT, UAT out for 40 s
+        (
+            guide(uat="2.0.0-rc.1"),
+            "uat",
+            {("major", None): f"(uat {SAID})", ("ahead", "uat"): f"({SAID})"},
+        ),
+        # a -dev build in UAT: pattern, about UAT itself
+        (
+            guide(uat="1.3.0-dev+ci.7"),
+            "uat",
+            {("pattern", "uat"): f"({SAID})", ("ahead", "uat"): f"({SAID})"},
+        ),
+        # UAT far behind production: the outdated finding rests on both versions
+        (guide(uat="1.0.0-rc.1", prod="1.3.0"), "production", {("outdated", "uat"): f"(production {SAID})"}),
+        (guide(uat="1.0.0-rc.1", prod="1.3.0"), "uat", {("outdated", "uat"): f"({SAID})"}),
+        # UI and backend apart in production, production out: every comparison with it is held
+        (
+            [*guide()[:2], env("production", "1.1.2", components={"ui": "1.1.2", "backend": "1.1.1"})],
+            "production",
+            {
+                ("component", "production"): f"({SAID})",
+                ("ahead", "development"): f"(production {SAID})",
+                ("ahead", "uat"): f"(production {SAID})",
+            },
+        ),
+        # an unparsable version stays invalid through an outage
+        (guide(dev="garbage"), "development", {("invalid_version", "development"): f"({SAID})"}),
+    ],
+)
+def test_a_held_version_keeps_its_findings(
+    envs: list[EnvironmentVersions], holding: str, notes: Mapping[tuple[str, str | None], str]
+) -> None:
+    reachable = run(envs)
+    outage = run([held(e) if e.name == holding else e for e in envs])
+    # Same findings by key, type and severity: nothing resolves, nothing new fires.
+    assert [(f.key, f.type, f.severity) for f in outage] == [(f.key, f.type, f.severity) for f in reachable]
+    noted = set()
+    for before, during in zip(reachable, outage, strict=True):
+        note = notes.get((before.type, before.environment))
+        if note is None:
+            assert during == before
+        else:
+            noted.add((before.type, before.environment))
+            assert during.summary == f"{before.summary} {note}"
+            assert during.details == {**before.details, "last_seen": {holding: SEEN.isoformat()}}
+    assert noted == set(notes)
+
+
+def test_the_major_finding_names_every_held_environment() -> None:
+    envs = guide(dev="2.0.0-dev")
+    outage = [held(envs[0], NOW - timedelta(hours=2)), held(envs[1]), envs[2]]
+    (finding,) = [f for f in run(outage) if f.type == "major"]
+    assert finding.summary.endswith(
+        "(development last seen 2026-05-04 06:00 UTC; uat last seen 2026-05-04 07:59 UTC)"
+    )
+    assert finding.details["unknown"] == []
+    assert finding.details["last_seen"] == {
+        "development": (NOW - timedelta(hours=2)).isoformat(),
+        "uat": SEEN.isoformat(),
+    }
+
+
+def test_stale_is_about_deployments_not_the_held_version() -> None:
+    quiet = env("uat", "1.2.0-rc.2", deployed=timedelta(days=9))
+    assert run([held(quiet)]) == run([quiet])
+
+
+def test_a_version_never_reported_is_not_held() -> None:
+    """Without a last known version (never polled successfully) there is nothing to judge."""
+    assert of(run(guide(dev="2.0.0-dev", uat=None)), "major")[0][2].endswith("2.x on development")
+    assert "last_seen" not in run(guide(dev="2.0.0-dev", uat=None))[0].details
+
+
+def test_the_matrix_shows_when_a_held_version_was_seen() -> None:
+    (row,) = version_matrix([held(env("uat", "1.2.0-rc.2"))])
+    assert (row["version"], row["last_seen"]) == ("1.2.0-rc.2", SEEN.isoformat())

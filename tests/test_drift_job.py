@@ -1,5 +1,6 @@
 """The drift job in a running daemon: the guide's versions give no drift, a -dev build in UAT
-raises a version_drift alert that resolves when fixed; the drift CLI and API and the metric."""
+raises a version_drift alert that resolves when fixed; the drift CLI and API and the metric; an
+outage of an environment neither resolves nor raises its drift again."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ConfigWriter, Receiver, api, cli, metrics_text, until
+from tests.support import ConfigWriter, Receiver, api, cli, metrics_text, running_daemon, until
 from umig_monitor.app import Daemon
-from umig_monitor.simulator import RunningSimulator
+from umig_monitor.jobs.drift import detect_drift
+from umig_monitor.jobs.health import poll_environment
+from umig_monitor.simulator import Fault, FaultKind, RunningSimulator
 
 
 @pytest.fixture
@@ -65,3 +68,71 @@ async def test_drift_alert_raised_and_resolved(
     assert not [
         f for f in await daemon.store.drift_findings() if f.environment == "uat" and f.type == "pattern"
     ]
+
+
+STEPPED = """
+jobs:
+  drift: {{enabled: false}}
+sinks:
+  hook: {{type: webhook, url: '{url}'}}
+default_route: {{sinks: [hook]}}
+"""
+MAJOR = "version_drift/-/major:umig"
+
+
+def sent(hook: Receiver, alertname: str) -> list[str]:
+    """The statuses of the webhook notifications about ``alertname``, in order."""
+    return [
+        b["status"] for b in hook.bodies if any(a["labels"]["alertname"] == alertname for a in b["alerts"])
+    ]
+
+
+async def step(daemon: Daemon, env: str | None = None) -> None:
+    """One poll of ``env`` (if given), stored, then one drift run and one dispatch step."""
+    if env is not None:
+        await poll_environment(daemon, env)
+    await daemon.writer.flush()
+    await detect_drift(daemon)
+    await daemon.alerts.evaluate()
+
+
+async def test_an_outage_neither_resolves_nor_raises_drift_again(
+    simulator: RunningSimulator, write_config: ConfigWriter, hook: Receiver
+) -> None:
+    """The issue's case: UAT on a new major, then unreachable for a few polls, then back."""
+    simulator.simulator.update("uat", version="2.0.0-rc.1", ui_version="2.0.0", backend_version="2.0.0")
+    path = write_config(simulator, poll_interval="1h", extra=STEPPED.format(url=hook.url))
+    async with running_daemon(path) as d:
+        await until(d.first_round_done)
+        await step(d)
+        await until(lambda: sent(hook, "major_version_drift"), what="the drift alert")
+        [before] = [f for f in await d.store.drift_findings() if f.key == MAJOR]
+
+        simulator.simulator.add_fault("uat", Fault(FaultKind.CONNECTION_RESET))
+        for _ in range(4):  # past the failure threshold: the outage is an incident of its own
+            await step(d, "uat")
+        await until(lambda: sent(hook, "environment_unreachable"), what="the outage alert")
+        [during] = [f for f in await d.store.drift_findings() if f.key == MAJOR]
+        assert during.first_seen == before.first_seen
+        assert during.summary.startswith(f"{before.summary} (uat last seen ")
+        status, data = await api(d, "GET", "/api/v1/drift")
+        assert status == 200
+        [uat] = [r for r in data["matrix"] if r["environment"] == "uat"]
+        assert (uat["version"], uat["last_seen"] is not None) == ("2.0.0-rc.1", True)
+
+        simulator.simulator.clear_faults("uat")
+        for _ in range(3):
+            await step(d, "uat")
+        await until(lambda: "resolved" in sent(hook, "environment_unreachable"), what="the recovery")
+        await until(lambda: no_pending(d))
+        [after] = [f for f in await d.store.drift_findings() if f.key == MAJOR]
+        assert (after.first_seen, after.summary) == (before.first_seen, before.summary)
+        # One drift alert all along: fired once, never resolved, never fired again.
+        assert sent(hook, "major_version_drift") == ["firing"]
+        assert [(a.key, a.state.value) for a in await d.store.list_alerts() if a.key == MAJOR] == [
+            (MAJOR, "firing")
+        ]
+
+
+async def no_pending(daemon: Daemon) -> bool:
+    return not await daemon.store.list_deliveries(status="pending")

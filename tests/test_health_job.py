@@ -1,5 +1,6 @@
 """The health job in a running daemon against the simulator: one alert per incident, the
-development action, the health log, the UMIG metrics, the status API and the status/check CLI."""
+development action, the health log, the UMIG metrics, the status API and the status/check CLI;
+versions that flap are told once per window."""
 
 from __future__ import annotations
 
@@ -10,17 +11,28 @@ import ssl
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 import trustme
 
-from tests.support import ConfigWriter, api, cli, metrics_text, require_tool, running_daemon, until
+from tests.support import (
+    ConfigWriter,
+    Receiver,
+    api,
+    cli,
+    metrics_text,
+    require_tool,
+    running_daemon,
+    until,
+)
 from umig_monitor.app import Daemon
 from umig_monitor.cli import main
 from umig_monitor.config import load_config
 from umig_monitor.core.alerts import Alert, AlertState
 from umig_monitor.core.status import iso
+from umig_monitor.jobs.health import poll_environment
 from umig_monitor.simulator import RunningSimulator, start_simulator
 
 EXTRA = """
@@ -336,3 +348,55 @@ async def test_certificate_expiry_alert_resolves_on_renewal(
             await until(lambda: exported_expiry(daemon) == renewed.timestamp())
     finally:
         await sim.stop()
+
+
+FLAPPING = """
+jobs:
+  drift: {{enabled: false}}
+  health: {{version_flap_changes: 3, version_flap_window: 10m}}
+sinks:
+  hook: {{type: webhook, url: '{url}'}}
+default_route: {{sinks: [hook]}}
+"""
+
+
+def notices(hook: Receiver, alertname: str) -> list[dict[str, Any]]:
+    return [a for b in hook.bodies for a in b["alerts"] if a["labels"]["alertname"] == alertname]
+
+
+async def test_flapping_versions_give_one_notice_per_window(
+    simulator: RunningSimulator, write_config: ConfigWriter, hook: Receiver
+) -> None:
+    """A new UAT version on every poll (the issue: 31 in 62 s): the first three changes are
+    announced as observed deployments, then one flapping notice for the window, with the count."""
+    path = write_config(simulator, poll_interval="1h", extra=FLAPPING.format(url=hook.url))
+    async with running_daemon(path) as d:
+        await until(d.first_round_done)
+        for i in range(12):
+            simulator.simulator.update("uat", version=f"1.2.0-rc.{10 + i}")
+            await poll_environment(d, "uat")
+        await d.alerts.evaluate()
+        await until(lambda: notices(hook, "version_flapping"), what="the flapping notice")
+        await until(lambda: notices(hook, "deployment_observed"), what="the first observed change")
+        await until(lambda: no_pending(d))
+
+        [flapping] = notices(hook, "version_flapping")
+        assert flapping["labels"]["environment"] == "uat"
+        assert "uat: version flapping, 4 changes in " in flapping["annotations"]["summary"]
+        assert flapping["annotations"]["summary"].endswith(", now 1.2.0-rc.13")
+        # Only the changes before flapping were announced (the recorder may merge changes within
+        # one second into one deployment: these polls are milliseconds apart).
+        announced = ["1.2.0-rc.10", "1.2.0-rc.11", "1.2.0-rc.12"]
+        observed = [a["labels"]["version"] for a in notices(hook, "deployment_observed")]
+        assert observed[0] == announced[0]
+        assert set(observed) <= set(announced)
+        events = await d.store.deployment_events(environment="uat")
+        assert {e.version for e in events} <= set(announced)
+        # Folded changes are still seen: the version record follows every change.
+        seen = await d.store.kv_get("version_seen:uat")
+        assert isinstance(seen, dict)
+        assert seen["version"] == "1.2.0-rc.21"
+
+
+async def no_pending(daemon: Daemon) -> bool:
+    return not await daemon.store.list_deliveries(status="pending")

@@ -9,13 +9,18 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
+from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from structlog.testing import capture_logs
 
 from tests.report_cases import (
@@ -30,7 +35,16 @@ from tests.report_cases import (
     seeded_inputs,
     seeded_samples,
 )
-from tests.support import POSTGRES_URL, ConfigWriter, Receiver, cli, running_daemon, scratch_database, until
+from tests.support import (
+    POSTGRES_URL,
+    ConfigWriter,
+    Receiver,
+    cli,
+    free_port,
+    running_daemon,
+    scratch_database,
+    until,
+)
 from umig_monitor.app import Daemon
 from umig_monitor.commands.report import report as report_command
 from umig_monitor.config import Settings, load_config
@@ -422,3 +436,79 @@ async def test_report_command_through_the_cli(
     assert await cli("report", "--date", "2024-10-25", "--format", "json", "--config", str(path)) == 0
     assert json.loads(capsys.readouterr().out)["total"]["checks"] == 143
     assert await cli("report", "--date", "not-a-date", "--config", str(path)) == 2
+
+
+# -- a day that is not over ----------------------------------------------------------------------
+
+
+class Mailbox:
+    """An aiosmtpd handler that keeps the messages it is given."""
+
+    def __init__(self) -> None:
+        self.subjects: list[str] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.content
+        assert isinstance(raw, bytes)
+        self.subjects.append(str(message_from_bytes(raw, policy=default_policy)["Subject"]))
+        return "250 Message accepted"
+
+
+MAIL_REPORT_ROUTE = """
+sinks:
+  mail: {{type: mail, host: 127.0.0.1, port: {port}, from: umig-monitor@example.com, to: [ops@example.com]}}
+routes:
+  - name: reports
+    match: {{type: daily_report}}
+    sinks: [mail]
+jobs:
+  daily_report: {{route: reports}}
+"""
+
+
+@pytest.fixture
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    box = Mailbox()
+    port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield box, port
+    finally:
+        controller.stop()
+
+
+async def test_sending_a_day_not_over_is_refused_and_the_scheduled_report_is_sent_once(
+    simulator: RunningSimulator,
+    write_config: ConfigWriter,
+    mailbox: tuple[Mailbox, int],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    box, port = mailbox
+    path = write_config(simulator, extra=MAIL_REPORT_ROUTE.format(port=port))
+    settings = load_config(path)
+    tz = settings.daemon.timezone
+    today = datetime.now(UTC).astimezone(ZoneInfo(tz)).date()
+
+    # By hand during the day: refused before anything is printed or queued, with exit 2.
+    assert await cli("report", "--date", today.isoformat(), "--send", "--config", str(path)) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"--send: {today} is not over yet in {tz}" in captured.err
+    with pytest.raises(ActionError, match="is not over yet"):
+        await report_command(settings, args(send=True, date=today.isoformat()))
+    # Without --send the day so far is printed as before.
+    assert await report_command(settings, args(date=today.isoformat())) == 0
+    assert f"Date: {today}" in capsys.readouterr().out
+
+    # The scheduled job the next morning has that date's slot, and sends it once.
+    async with running_daemon(path) as d:
+        assert await d.store.list_deliveries() == []
+        next_morning = Period.of(today, tz).end + timedelta(hours=7)
+        await daily_report(d, next_morning)
+        await daily_report(d, next_morning)  # a re-run (a restart, a second replica)
+        await until(lambda: box.subjects, what="report mail")
+        await until(lambda: no_pending(d.store))
+        assert box.subjects == [f"UMIG Daily Status Report - {today.isoformat()}"]
+        [delivery] = await d.store.list_deliveries()
+        assert delivery.status == "sent"

@@ -259,6 +259,20 @@ async def test_latest_sample_per_environment(store: Store) -> None:
     assert {env: s.version for env, s in latest.items()} == {"dev": "c", "prod": "p", "uat": "u2"}
 
 
+async def test_last_versioned_sample_is_what_an_unreachable_environment_last_ran(store: Store) -> None:
+    await store.add_health_samples(
+        [
+            sample("uat", T0, version="1.2.0-rc.1", component_versions={"ui": "1.2.0"}),
+            sample("uat", T0 + timedelta(seconds=30), version="1.2.0-rc.2"),
+            *(sample("uat", T0 + timedelta(seconds=60 + i), Outcome.UNREACHABLE) for i in range(3)),
+        ]
+    )
+    held = await store.last_versioned_sample("uat")
+    assert held is not None
+    assert (held.version, held.ts) == ("1.2.0-rc.2", T0 + timedelta(seconds=30))
+    assert await store.last_versioned_sample("nowhere") is None
+
+
 async def test_recent_samples_are_newest_first_and_limited(store: Store) -> None:
     await store.add_health_samples(
         [sample("dev", T0 + timedelta(seconds=30 * i), response_ms=float(i)) for i in range(10)]

@@ -208,6 +208,32 @@ def test_version_changes() -> None:
     assert changes == [(None, "1.1.2"), None, None, ("1.1.2", "1.2.0"), None]
 
 
+def test_version_changes_are_announced_until_they_flap() -> None:
+    """Every poll (30 s apart) a new version: the first sighting and three changes are announced,
+    the fourth starts flapping (one notice), the rest fold into the next window's notice."""
+    tracker = Tracker()
+    said = []
+    for i in range(15):
+        tracker, out = observe(tracker, sample(i, version=f"1.2.{i}"), [], PROD)
+        notice = out.flapping
+        said.append((out.announce_version, (notice.changes, notice.first) if notice else None))
+    assert said == [(True, None)] * 4 + [(False, (4, True))] + [(False, None)] * 10
+    # No change, a window (10 min = 20 polls) after the first notice: the folded ten.
+    tracker, out = observe(tracker, sample(24, version="1.2.14"), [], PROD)
+    assert out.version_changed is None
+    assert out.flapping is not None
+    assert (out.flapping.changes, out.flapping.total) == (10, 14)
+
+
+def test_an_outage_is_no_version_change() -> None:
+    tracker = Tracker()
+    for i, version in enumerate(["1.1.2", None, "1.1.2", None, "1.1.2", None, "1.1.2"]):
+        s = sample(i, version=version) if version else sample(i, Outcome.UNREACHABLE)
+        tracker, out = observe(tracker, s, [], PROD)
+        assert out.flapping is None
+        assert out.version_changed is None or i == 0
+
+
 def active(key: str, kind: str) -> Alert:
     return Alert(key, kind, "production", "critical", AlertState.FIRING, "left open", T0 - timedelta(hours=1))
 

@@ -243,7 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", help="YYYY-MM-DD, a day in daemon.timezone (default: yesterday)")
     p.add_argument("--format", choices=["text", "html", "json"], default="text")
     p.add_argument("--output", "-o", help="write the report to this file instead of stdout")
-    p.add_argument("--send", action="store_true", help="also send it, as the daily job does (once per date)")
+    p.add_argument(
+        "--send",
+        action="store_true",
+        help="also send it, as the daily job does (once per date; a day that is over)",
+    )
     p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for delivery with --send")
     p.set_defaults(func=_ops("report.report"))
 

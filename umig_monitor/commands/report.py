@@ -1,6 +1,10 @@
 """``report``: the daily status report (the guide's daily-status-report.sh) for any past day, from
 storage, as text, HTML or JSON; ``--send`` also delivers it from here, as the daemon's job would (the
-daemon has no endpoint for it): enqueued once per date, then delivered while the command waits."""
+daemon has no endpoint for it): enqueued once per date, then delivered while the command waits.
+
+``--send`` is refused (exit 2) for a day that is not over in ``daemon.timezone``: each date is sent
+once, so a partial day sent by hand would leave the scheduled report of that day nothing to send.
+Printing or writing a partial day is fine; it is only never sent."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import aiohttp
 
 from umig_monitor.commands.common import open_store
 from umig_monitor.config import Settings
-from umig_monitor.core.report import Report, previous_day
+from umig_monitor.core.report import Period, Report, previous_day
 from umig_monitor.jobs.report import Rendered, build_report, report_deliveries, report_sinks, send_report
 from umig_monitor.metrics import AlertMetrics, SelfMetrics
 from umig_monitor.pipeline import AlertPipeline
@@ -38,9 +42,23 @@ def report_day(text: str | None, now: datetime, timezone: str) -> date:
     return day
 
 
+def check_sendable(day: date, now: datetime, timezone: str) -> None:
+    """``--send`` only for a day that is over: the once-per-date slot belongs to the whole day."""
+    end = Period.of(day, timezone).end
+    if now < end:
+        local_end = end.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M")
+        raise ActionError(
+            f"--send: {day} is not over yet in {timezone} (it ends at {local_end}); each date is "
+            "sent once, and the daily job sends this one after it ends. Leave out --send to see "
+            "the day so far"
+        )
+
+
 async def report(settings: Settings, args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     day = report_day(args.date, now, settings.daemon.timezone)
+    if args.send:
+        check_sendable(day, now, settings.daemon.timezone)
     async with open_store(settings) as store:
         built = await build_report(store, settings, day, now)
         rendered = Rendered.of(built)

@@ -322,6 +322,10 @@ def _check_cron(value: str) -> str:
 class HealthJob(Strict):
     failure_threshold: int = Field(default=3, ge=1)
     success_threshold: int = Field(default=2, ge=1)
+    # More than this many version changes within the window is flapping: one notice per window
+    # with the count instead of one deployment_observed notice per change.
+    version_flap_changes: int = Field(default=3, ge=1, le=10_000)
+    version_flap_window: PositiveDuration = timedelta(minutes=10)
 
 
 def _default_stale_after() -> dict[EnvironmentKind, timedelta]:

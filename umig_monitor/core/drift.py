@@ -17,8 +17,13 @@ Decisions the guide leaves open, made here:
   production environments themselves run different majors. component, outdated, pattern,
   invalid_version: warning; pattern is critical when production runs a pre-release (dev, rc, ...).
   ahead and stale: info (the normal state of development and a quiet environment, not incidents).
-* **Unknown is not invalid.** ``version=None`` (not reported) is skipped by the version rules
-  without a finding; the health job already owns unreachable environments. A version that does
+* **Drift is a fact about versions, not reachability.** An environment that does not report a
+  version now (unreachable, timing out) is judged on the version it last reported, held by the
+  caller with ``last_seen``; findings that rest on a held version say "last seen <time>" (and carry
+  ``details.last_seen``), but keep their key, so an outage neither resolves nor re-raises them.
+  The health job owns the outage itself.
+* **Unknown is not invalid.** ``version=None`` (never reported) is skipped by the version rules
+  without a finding. A version that does
   not parse is an ``invalid_version`` finding and skipped by the version rules (major, outdated,
   ahead, pattern); component and stale do not read the UMIG version and still apply.
   ``last_deployment=None`` means unknown: no stale finding.
@@ -27,8 +32,8 @@ Decisions the guide leaves open, made here:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from umig_monitor.core.alerts import AlertEvent, Severity, alert_key
@@ -63,13 +68,16 @@ def _default_stale_after() -> dict[str, timedelta]:
 
 @dataclass(frozen=True, slots=True)
 class EnvironmentVersions:
-    """What one environment reported: the UMIG version and its components (``/admin/version``)."""
+    """What one environment reported: the UMIG version and its components (``/admin/version``).
+    ``last_seen`` is set when they are held from an earlier poll (the environment reports none
+    now): when they were last reported."""
 
     name: str
     kind: EnvironmentKind
     version: str | None
     components: Mapping[str, str] = field(default_factory=dict)  # database, api, ui, backend
     last_deployment: datetime | None = None
+    last_seen: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -141,7 +149,49 @@ def detect(
         if version is not None and prod is not None and prod_version is not None and env is not prod:
             findings += _position(env, version, prod, prod_version, history, policy.max_versions_behind)
         findings += _stale(env, policy.stale_after.get(env.kind), now)
-    return findings
+    return [_held(f, _resting_on(f, envs, parsed, prod)) for f in findings]
+
+
+def _resting_on(
+    finding: Finding,
+    envs: Sequence[EnvironmentVersions],
+    parsed: Mapping[str, Version],
+    prod: EnvironmentVersions | None,
+) -> list[EnvironmentVersions]:
+    """The environments whose versions a finding is about (stale is about deployments)."""
+    if finding.type == "stale":
+        return []
+    if finding.environment is None:  # major: every environment with a version
+        return [e for e in envs if e.name in parsed]
+    own = [e for e in envs if e.name == finding.environment]
+    if finding.type in ("outdated", "ahead") and prod is not None:
+        own.append(prod)
+    return own
+
+
+def seen_text(when: datetime) -> str:
+    """``2024-10-25 12:00 UTC``: when a held version was last reported."""
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _held(finding: Finding, envs: Sequence[EnvironmentVersions]) -> Finding:
+    """The finding, saying which of its versions are held and since when."""
+    held = [e for e in envs if e.last_seen is not None]
+    if not held:
+        return finding
+    notes = [
+        f"last seen {seen_text(e.last_seen)}"
+        if e.name == finding.environment
+        else f"{e.name} last seen {seen_text(e.last_seen)}"
+        for e in held
+        if e.last_seen is not None
+    ]
+    last_seen = {e.name: e.last_seen.isoformat() for e in held if e.last_seen is not None}
+    return replace(
+        finding,
+        summary=f"{finding.summary} ({'; '.join(notes)})",
+        details={**finding.details, "last_seen": last_seen},
+    )
 
 
 def _invalid(env: EnvironmentVersions, reason: str) -> Finding:
@@ -333,7 +383,7 @@ def alert_event(finding: Finding, at: datetime) -> AlertEvent:
 def version_matrix(envs: Sequence[EnvironmentVersions]) -> list[dict[str, Any]]:
     """The guide's Environment State Matrix as observed, one plain (JSON-ready) row per environment.
     ``version_kind`` is None when the version is unknown and ``"invalid"`` when it does not parse;
-    ``conforms`` is None unless the version parsed."""
+    ``conforms`` is None unless the version parsed; ``last_seen`` is set when the version is held."""
     rows = []
     for env in envs:
         version = try_parse(env.version) if env.version is not None else None
@@ -351,6 +401,7 @@ def version_matrix(envs: Sequence[EnvironmentVersions]) -> list[dict[str, Any]]:
                 "expected": expected_pattern(env.kind),
                 "components": dict(env.components),
                 "last_deployment": env.last_deployment.isoformat() if env.last_deployment else None,
+                "last_seen": env.last_seen.isoformat() if env.last_seen else None,
             }
         )
     return rows

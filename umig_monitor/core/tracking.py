@@ -1,5 +1,6 @@
 """What one poll means for an environment's alerts: the health incident, the guide's checks,
-development version churn, the test-data action and version changes. Pure; the job keeps the
+development version churn, the test-data action and version changes (announced one by one, or
+folded into one flapping notice per window, see core/flapping.py). Pure; the job keeps the
 ``Tracker`` between polls and seeds it from storage after a restart."""
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from datetime import datetime, timedelta
 from umig_monitor.core import certificates
 from umig_monitor.core.alerts import Alert, AlertEvent, Severity, alert_key
 from umig_monitor.core.assess import Check
+from umig_monitor.core.flapping import Flap, FlapNotice, FlapPolicy
+from umig_monitor.core.flapping import step as flap_step
 from umig_monitor.core.health import HealthSample, Outcome
 from umig_monitor.core.health_state import Change, Phase, State, step
 
@@ -54,6 +57,7 @@ class Policy:
     tls: bool = False  # an https environment: its certificate expiry is watched
     certificate_warning: timedelta = timedelta(days=21)
     certificate_critical: timedelta = timedelta(days=7)
+    flapping: FlapPolicy = field(default_factory=FlapPolicy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +66,7 @@ class Tracker:
     versions: tuple[str, ...] = ()
     last_version: str | None = None
     regenerated: bool = False  # test data regenerated during the current database incident
+    flap: Flap = field(default_factory=Flap)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +76,8 @@ class Outcomes:
     events: list[AlertEvent]
     regenerate_test_data: bool = False
     version_changed: tuple[str | None, str] | None = None  # (previous, new)
+    announce_version: bool = False  # version_changed is announced on its own (not flapping)
+    flapping: FlapNotice | None = None  # a window of flapping to notify
 
 
 def seed(
@@ -231,9 +238,15 @@ def observe(
     if sample.version and sample.version != last_version:
         version_changed = (last_version, sample.version)
         last_version = sample.version
+    # Every poll, so that a window of flapping is notified when it ends; a first sighting is no change.
+    changed = version_changed is not None and version_changed[0] is not None
+    flap, decision = flap_step(tracker.flap, changed, now, policy.flapping)
 
-    new = Tracker(states=states, versions=versions, last_version=last_version, regenerated=regenerated)
-    return new, Outcomes(events, regenerate, version_changed)
+    new = Tracker(
+        states=states, versions=versions, last_version=last_version, regenerated=regenerated, flap=flap
+    )
+    announce = version_changed is not None and (decision.announce or not changed)
+    return new, Outcomes(events, regenerate, version_changed, announce, decision.notice)
 
 
 def _check_key(env: str, check: Check) -> str:

@@ -1,8 +1,11 @@
 """The drift job: the versions last seen in every environment, judged by core's drift rules;
-findings are stored, raised as ``version_drift`` alerts, and resolved when fixed."""
+findings are stored, raised as ``version_drift`` alerts, and resolved when fixed. An environment
+that reports no version now (an outage) is judged on the version it last reported, so drift does
+not resolve and re-fire with reachability."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +22,7 @@ from umig_monitor.core.drift import (
     detect,
     version_matrix,
 )
+from umig_monitor.core.health import HealthSample
 from umig_monitor.jobs.health import version_key
 from umig_monitor.storage import Store
 from umig_monitor.storage.insights import FindingRow
@@ -53,19 +57,20 @@ async def drift_inputs(store: Store, settings: Settings) -> tuple[list[Environme
         sample = latest.get(name)
         last = deployed.get(name)
         last_ts = last.ts if last is not None else None
+        seen = await store.kv_get(version_key(name))
+        first_seen = _first_seen(seen)
         if last_ts is None:
-            seen = await store.kv_get(version_key(name))
-            if isinstance(seen, dict) and isinstance(seen.get("first_seen"), str):
-                last_ts = datetime.fromisoformat(seen["first_seen"])
-        envs.append(
-            EnvironmentVersions(
-                name=name,
-                kind=env.kind,
-                version=sample.version if sample else None,
-                components=dict(sample.component_versions) if sample else {},
-                last_deployment=last_ts,
-            )
+            last_ts = first_seen
+        versions = EnvironmentVersions(
+            name=name,
+            kind=env.kind,
+            version=sample.version if sample else None,
+            components=dict(sample.component_versions) if sample else {},
+            last_deployment=last_ts,
         )
+        if versions.version is None:
+            versions = await _held(store, versions, seen, first_seen)
+        envs.append(versions)
     production = policy_for(settings).production_env
     history: list[str] = []
     if production is not None:
@@ -81,6 +86,32 @@ async def drift_inputs(store: Store, settings: Settings) -> tuple[list[Environme
         if current and current not in history:
             history.append(current)
     return envs, history
+
+
+def _first_seen(seen: object) -> datetime | None:
+    """When the health job first saw the environment's current version (kv ``version_seen``)."""
+    if isinstance(seen, dict) and isinstance(seen.get("first_seen"), str):
+        try:
+            return datetime.fromisoformat(seen["first_seen"])
+        except ValueError:
+            return None
+    return None
+
+
+async def _held(
+    store: Store, env: EnvironmentVersions, seen: object, first_seen: datetime | None
+) -> EnvironmentVersions:
+    """An environment that reports no version now, with the version it last reported and when:
+    from its newest sample that had one, else (samples pruned) the health job's record of the
+    version, seen at least when it first appeared. Unchanged when neither is known."""
+    sample: HealthSample | None = await store.last_versioned_sample(env.name)
+    if sample is not None and sample.version is not None:
+        return replace(
+            env, version=sample.version, components=dict(sample.component_versions), last_seen=sample.ts
+        )
+    if isinstance(seen, dict) and isinstance(seen.get("version"), str) and first_seen is not None:
+        return replace(env, version=seen["version"], last_seen=first_seen)
+    return env
 
 
 async def drift_report(

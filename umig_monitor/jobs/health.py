@@ -16,8 +16,9 @@ import structlog
 
 from umig_monitor.config import Environment
 from umig_monitor.config.types import redact_url
-from umig_monitor.core.alerts import AlertEvent
+from umig_monitor.core.alerts import AlertEvent, NotificationKind
 from umig_monitor.core.assess import Thresholds, assess
+from umig_monitor.core.flapping import FlapNotice, FlapPolicy, notice_alert
 from umig_monitor.core.health import HealthSample, Outcome
 from umig_monitor.core.tracking import CHURN_WINDOW, Policy, Tracker, observe, seed
 from umig_monitor.metrics import PROBE_ENDPOINTS
@@ -51,6 +52,7 @@ def policy_for(daemon: Daemon, name: str, env: Environment) -> Policy:
         tls=is_https(env),
         certificate_warning=env.thresholds.certificate_warning,
         certificate_critical=env.thresholds.certificate_critical,
+        flapping=FlapPolicy(health.version_flap_window, health.version_flap_changes),
     )
 
 
@@ -113,9 +115,12 @@ async def poll_environment(daemon: Daemon, name: str) -> None:
         previous, current = outcomes.version_changed
         await daemon.store.kv_set(version_key(name), {"version": current, "first_seen": now.isoformat()}, now)
         log.info("version_changed", env=name, version=current, previous=previous)
-        await daemon.deployments.observed(name, previous, current, now, healthy=sample.outcome.ok)
+        if outcomes.announce_version:  # else folded into a flapping notice
+            await daemon.deployments.observed(name, previous, current, now, healthy=sample.outcome.ok)
     elif daemon.deployments.awaiting:
         await daemon.deployments.polled(name, sample.version, sample.outcome.ok, now)
+    if outcomes.flapping is not None:
+        await notify_flapping(daemon, name, env, outcomes.flapping, sample.version or tracker.last_version)
     for event in outcomes.events:
         if event.firing:
             event = await with_deployment(daemon, event, now)
@@ -151,6 +156,23 @@ async def with_deployment(daemon: Daemon, event: AlertEvent, now: datetime) -> A
         event,
         summary=f"{event.summary} ({context['text']})",
         details={**event.details, "deployment": context},
+    )
+
+
+async def notify_flapping(
+    daemon: Daemon, name: str, env: Environment, notice: FlapNotice, version: str | None
+) -> None:
+    """One window of version flapping, as one notice through routing (idempotent per window)."""
+    alert = notice_alert(name, env.kind, notice, version, dict(env.labels))
+    queued = await daemon.alerts.notify(alert, NotificationKind.EVENT, alert.key)
+    log.warning(
+        "version_flapping",
+        env=name,
+        changes=notice.changes,
+        total=notice.total,
+        since=notice.start.isoformat(),
+        version=version,
+        notifications=queued,
     )
 
 

@@ -27,6 +27,7 @@ HEADLINES: Mapping[str, str] = {
     "component_drift": _DRIFT,
     "outdated_environment": _DRIFT,
     "version_churn": "UMIG Version Churn Notice",
+    "version_flapping": "UMIG Version Flapping Notice",
     "performance_regression": "UMIG Performance Alert",
     "deployment_start": "UMIG Deployment Started",
     "deployment_success": "UMIG Deployment Successful",

@@ -211,6 +211,18 @@ class Store(AlertQueries, OutboxQueries, DeploymentQueries, InsightQueries, Clus
             result = await conn.execute(statement)
             return [_sample_from_row(row) for row in result.mappings()]
 
+    async def last_versioned_sample(self, environment: str) -> HealthSample | None:
+        """The newest sample of ``environment`` that reported a version: what it last ran."""
+        statement = (
+            sa.select(*_SAMPLE_COLUMNS)
+            .where(health_samples.c.environment == environment, health_samples.c.version.is_not(None))
+            .order_by(health_samples.c.ts.desc(), health_samples.c.id.desc())
+            .limit(1)
+        )
+        async with self._connect("reading the last reported version", write=False) as conn:
+            row = (await conn.execute(statement)).mappings().first()
+            return _sample_from_row(row) if row is not None else None
+
     async def health_samples_between(
         self, start: datetime, end: datetime, environment: str | None = None, *, brief: bool = False
     ) -> list[HealthSample]:
