@@ -173,6 +173,7 @@ def test_previous_version_reference(
     assert [r.reference for r in regs] == ([] if expected is None else [expected])
     assert all(r.reference_version == "1.1.2" and r.quantile == "p95" for r in regs)
     assert [n for n in c.notes if "previous" in n or "reference" in n] == ([note] if note else [])
+    assert c.compared is (note is None)  # a run compared with nothing clears nothing
 
 
 @pytest.mark.parametrize(
@@ -248,6 +249,11 @@ def test_previous_version_is_the_latest_other_known_version() -> None:
 def test_unknown_version_is_not_compared() -> None:
     c = compare(baseline(None, hours=1, teams=(100.0, 412.0)), p95s("1.1.2", 180.0, 180.0, 180.0))
     assert c == Comparison((), ("version unknown: nothing to compare with",))
+
+
+def test_a_run_without_a_successful_request_is_not_compared() -> None:
+    c = compare(baseline(hours=1, teams=(None, None), users=(None, None)), p95s("1.1.2", 180.0, 180.0, 180.0))
+    assert c == Comparison((), ("no successful request measured: nothing to compare",))
 
 
 @pytest.mark.parametrize(

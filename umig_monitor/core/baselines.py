@@ -129,6 +129,7 @@ class Comparison:
 
     regressions: tuple[Regression, ...] = ()
     notes: tuple[str, ...] = ()
+    compared: bool = False  # against at least one reference: a clean run clears a regression
 
 
 def median_of(
@@ -169,6 +170,8 @@ def compare(current: Baseline, earlier: Sequence[Baseline], rule: Rule = Rule())
     With ``current.version`` None there is neither: which version ran is unknown."""
     if current.version is None:
         return Comparison(notes=("version unknown: nothing to compare with",))
+    if all(s.quantile(q) is None for s in current.endpoints.values() for q in _QUANTILES):
+        return Comparison(notes=("no successful request measured: nothing to compare",))
     mine = [b for b in earlier if b.environment == current.environment and b.ts < current.ts]
     previous_version = previous_version_of(current, mine)
     references: list[tuple[Against, str, list[Baseline], int]] = [
@@ -186,6 +189,7 @@ def compare(current: Baseline, earlier: Sequence[Baseline], rule: Rule = Rule())
         ofprevious = [b for b in mine if b.version == previous_version]
         references.insert(0, ("previous_version", previous_version, ofprevious, rule.reference_baselines))
     out: list[Regression] = []
+    any_compared = False
     for against, version, baselines, count in references:
         compared = False
         for endpoint, stats in current.endpoints.items():
@@ -198,11 +202,12 @@ def compare(current: Baseline, earlier: Sequence[Baseline], rule: Rule = Rule())
                 reg = _regression(endpoint, q, median, value, against, version, rule)
                 if reg is not None:
                     out.append(reg)
+        any_compared |= compared
         if not compared:
             notes.append(_not_enough(against, version, baselines, count, rule.min_baselines))
     order = {e: i for i, e in enumerate(current.endpoints)}
     out.sort(key=lambda r: (r.against != "previous_version", order[r.endpoint], r.quantile))
-    return Comparison(tuple(out), tuple(notes))
+    return Comparison(tuple(out), tuple(notes), any_compared)
 
 
 def _regression(

@@ -156,7 +156,9 @@ async def run_baseline(
     event = alert_event(current, comparison, {"kind": env.kind})
     if event is not None:
         await ctx.alerts.submit(event)
-    for alert in await ctx.store.active_alerts(name):
+    # A run compared with nothing (too few references, nothing measured) says nothing about an
+    # earlier regression; a compared one clears every other.
+    for alert in await ctx.store.active_alerts(name) if comparison.compared else []:
         if alert.type == KIND and (event is None or alert.key != event.key):
             await ctx.alerts.submit(
                 AlertEvent(
