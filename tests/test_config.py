@@ -299,3 +299,25 @@ def test_certificate_critical_beyond_warning_is_refused() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(BASE + "    thresholds: {certificate_warning: 7d, certificate_critical: 21d}\n")
     assert "certificate_critical (21d) must not exceed certificate_warning (7d)" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("baseline", "path", "fragment"),
+    [
+        ("{}", None, ""),
+        ("{reference_baselines: 1, history_baselines: 1, min_baselines: 1}", None, ""),
+        ("{min_baselines: 6}", "jobs.baseline", "nothing would ever be compared"),  # the previous version's 5
+        ("{history_baselines: 2}", "jobs.baseline", "history_baselines (2)"),
+        ("{reference_baselines: 0}", "jobs.baseline.reference_baselines", "greater than or equal to 1"),
+    ],
+)
+def test_baseline_reference_counts_can_be_met(baseline: str, path: str | None, fragment: str) -> None:
+    text = BASE + f"jobs:\n  baseline: {baseline}\n"
+    if path is None:
+        cfg = parse_config(text).jobs.baseline
+        assert cfg.min_baselines <= min(cfg.reference_baselines, cfg.history_baselines)
+        return
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    assert [i.path for i in info.value.issues] == [path]
+    assert fragment in info.value.issues[0].message

@@ -550,3 +550,19 @@ async def test_prune_keeps_firing_alerts_and_pending_outbox(store: Store) -> Non
 async def test_prune_refuses_negative_retention(store: Store) -> None:
     with pytest.raises(ValueError, match="alerts retention"):
         await store.prune(T0, **{**RETENTION, "alerts": timedelta(days=-1)})
+
+
+async def test_previous_version_is_the_latest_other_known_version_before(store: Store) -> None:
+    for hours, env, version in [
+        (0, "production", "1.1.1"),
+        (1, "production", "1.1.2"),
+        (2, "production", None),  # version unknown: not a version it ran
+        (3, "production", "1.2.0"),
+        (4, "uat", "1.1.3"),
+    ]:
+        await store.add_baseline(env, version, T0 + timedelta(hours=hours), {}, {})
+    assert await store.previous_version("production", "1.2.0", T0 + timedelta(hours=5)) == "1.1.2"
+    assert await store.previous_version("production", "1.2.0", T0 + timedelta(hours=1)) == "1.1.1"
+    assert await store.previous_version("production", "1.1.2", T0 + timedelta(hours=5)) == "1.2.0"
+    assert await store.previous_version("production", "1.1.1", T0 + timedelta(minutes=30)) is None
+    assert await store.previous_version("uat", "1.1.3", T0 + timedelta(hours=5)) is None

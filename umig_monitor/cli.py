@@ -237,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", help="the version expected to be running (the guide's first argument)")
     p.add_argument("--samples", type=int, help="requests per endpoint (default jobs.baseline.samples)")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--wait", type=float, default=30.0, help="seconds to wait for a regression alert's delivery"
+    )
     p.set_defaults(func=_ops("insights.baseline"))
 
     p = command("report", "the daily status report of a past day (default: yesterday), from storage")

@@ -1,16 +1,22 @@
-"""What the ops commands share: reaching the daemon's API, opening storage, printing tables."""
+"""What the ops commands share: reaching the daemon's API, opening storage, an alert pipeline in the
+command's own process, printing tables."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 
 from umig_monitor.config import Settings
+from umig_monitor.metrics import AlertMetrics, SelfMetrics
+from umig_monitor.pipeline import AlertPipeline
 from umig_monitor.storage import Store
 
 
@@ -62,6 +68,38 @@ async def open_store(settings: Settings) -> AsyncIterator[Store]:
         yield store
     finally:
         await store.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Offline:
+    store: Store
+    pipeline: AlertPipeline
+    session: aiohttp.ClientSession
+
+
+@asynccontextmanager
+async def offline_pipeline(
+    settings: Settings, deliver_for: float = 10.0, *, dispatch: bool = False
+) -> AsyncIterator[Offline]:
+    """What the daemon would do, in this process: record, enqueue, and try to deliver before exiting
+    (anything not delivered stays in the outbox for the daemon). With ``dispatch``, alerts submitted
+    in the body are also routed and deduplicated here on the way out, as the daemon's dispatcher
+    would (idempotently: a running daemon deciding the same enqueues nothing twice)."""
+    async with open_store(settings) as store, aiohttp.ClientSession() as session:
+        pipeline = AlertPipeline(store, AlertMetrics(SelfMetrics().registry))
+        pipeline.configure(settings, session)
+        try:
+            yield Offline(store, pipeline, session)
+            if dispatch:
+                await pipeline.evaluate()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + deliver_for
+            while loop.time() < deadline:
+                if not await store.due_deliveries(datetime.now(UTC), limit=1):
+                    break
+                await asyncio.sleep(0.2)
+        finally:
+            await pipeline.close()
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: Any = None) -> None:

@@ -16,14 +16,12 @@ from typing import Any
 
 import aiohttp
 
-from umig_monitor.commands.common import daemon_request, open_store, print_json, print_table
+from umig_monitor.commands.common import daemon_request, offline_pipeline, open_store, print_json, print_table
 from umig_monitor.config import Settings
 from umig_monitor.core.deployments import EventError, event_to_record, parse_history, summarize
 from umig_monitor.core.timetext import parse_duration
 from umig_monitor.jobs.deployments import DeploymentRecorder, canonical
 from umig_monitor.jobs.watch import look
-from umig_monitor.metrics import AlertMetrics, SelfMetrics
-from umig_monitor.pipeline import AlertPipeline
 from umig_monitor.storage.deployments import Watch
 from umig_monitor.web.deployments import parse_event_type
 from umig_monitor.web.views import dora_figures
@@ -33,20 +31,9 @@ from umig_monitor.web.views import dora_figures
 async def offline(
     settings: Settings, deliver_for: float = 10.0
 ) -> AsyncIterator[tuple[DeploymentRecorder, aiohttp.ClientSession]]:
-    """What the daemon would do, in this process: record, enqueue, and try to deliver before exiting
-    (anything not delivered stays in the outbox for the daemon)."""
-    async with open_store(settings) as store, aiohttp.ClientSession() as session:
-        pipeline = AlertPipeline(store, AlertMetrics(SelfMetrics().registry))
-        pipeline.configure(settings, session)
-        try:
-            yield DeploymentRecorder(store, pipeline, settings), session
-            deadline = asyncio.get_running_loop().time() + deliver_for
-            while asyncio.get_running_loop().time() < deadline:
-                if not await store.due_deliveries(datetime.now(UTC), limit=1):
-                    break
-                await asyncio.sleep(0.2)
-        finally:
-            await pipeline.close()
+    """The deployment recorder the daemon would use, in this process (see ``offline_pipeline``)."""
+    async with offline_pipeline(settings, deliver_for) as o:
+        yield DeploymentRecorder(o.store, o.pipeline, settings), o.session
 
 
 def _meta(pairs: list[str]) -> dict[str, str]:

@@ -7,9 +7,17 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from umig_monitor.commands.common import daemon_request, open_store, print_json, print_table
+from umig_monitor.commands.common import (
+    daemon_request,
+    offline_pipeline,
+    open_store,
+    print_json,
+    print_table,
+)
 from umig_monitor.config import Settings
 from umig_monitor.jobs.drift import drift_report, finding_document
+
+MAX_SAMPLES = 1000  # as jobs.baseline.samples
 
 
 async def drift(settings: Settings, args: argparse.Namespace) -> int:
@@ -49,28 +57,31 @@ async def drift(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def baseline(settings: Settings, args: argparse.Namespace) -> int:
-    """The guide's performance-baseline-monitor: measure now, store, compare, report."""
-    import aiohttp
-
+    """The guide's performance-baseline-monitor: measure now, store, compare and alert (the
+    daemon's own baseline run, from this process: a regression mails "UMIG Performance Alert"
+    through the configured routes), report."""
     from umig_monitor.core.baselines import summary_line
-    from umig_monitor.jobs.baseline import measure, record, stats_dict
+    from umig_monitor.jobs.baseline import BaselineContext, run_baseline, stats_dict
 
-    env = settings.environments.get(args.environment)
-    if env is None:
+    if args.environment not in settings.environments:
         raise SystemExit(
             f"unknown environment '{args.environment}' (known: {', '.join(settings.environments)})"
         )
+    if args.samples is not None and not 1 <= args.samples <= MAX_SAMPLES:
+        print(f"error: --samples must be between 1 and {MAX_SAMPLES}", file=sys.stderr)
+        return 2
     samples = args.samples or settings.jobs.baseline.samples
-    async with aiohttp.ClientSession() as session:
-        current = await measure(session, args.environment, env, samples)
-    if args.version and current.version != args.version:
+    async with offline_pipeline(settings, args.wait, dispatch=True) as o:
+        ctx = BaselineContext(settings, o.store, o.session, o.pipeline)
+        run = await run_baseline(ctx, args.environment, samples=samples, expect_version=args.version)
+    current, comparison = run.current, run.comparison
+    if comparison is None:
         print(
             f"error: {args.environment} runs {current.version or 'an unknown version'}, not {args.version}",
             file=sys.stderr,
         )
         return 2
-    async with open_store(settings) as store:
-        regressions = await record(store, settings, current)
+    regressions = comparison.regressions
     if args.json:
         print_json(
             {
@@ -80,6 +91,8 @@ async def baseline(settings: Settings, args: argparse.Namespace) -> int:
                 "endpoints": stats_dict(current),
                 "figures": dict(current.figures),
                 "regressions": [summary_line(r) for r in regressions],
+                "notes": list(comparison.notes),
+                "alert": run.alert_key,
             }
         )
     else:
@@ -99,10 +112,14 @@ async def baseline(settings: Settings, args: argparse.Namespace) -> int:
                 "figures reported by the health endpoint: "
                 + ", ".join(f"{k}={v:g}" for k, v in sorted(current.figures.items()))
             )
+        for note in comparison.notes:
+            print(f"ℹ️ {note}")
         for reg in regressions:
             print(f"⚠️ regression: {summary_line(reg)}")
-        if not regressions:
-            print("✅ no regression against the previous version or this version's history")
+        if regressions:
+            print(f"alert {run.alert_key} raised")
+        else:
+            print("✅ no regression against the references available")
     return 1 if regressions else 0
 
 

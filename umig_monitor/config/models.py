@@ -348,10 +348,27 @@ class BaselineJob(Strict):
     cron: str = "0 * * * *"
     samples: int = Field(default=5, ge=1, le=1000)
     regression_threshold: float = Field(default=0.20, gt=0)
-    # A regression must also grow by this much in absolute terms, so noise on fast endpoints is quiet.
+    # The floor: a regression must also grow by more than this (ms), so noise on fast endpoints is
+    # quiet; percentages are only given against references above it.
     min_delta_ms: float = Field(default=50.0, ge=0)
+    # The previous version's reference is the median of its last reference_baselines baselines in
+    # the environment; this version's rolling median that of its last history_baselines. Either
+    # needs at least min_baselines of them, else that comparison is not made.
+    reference_baselines: int = Field(default=5, ge=1, le=100)
+    history_baselines: int = Field(default=10, ge=1, le=100)
+    min_baselines: int = Field(default=3, ge=1, le=100)
 
     _cron = field_validator("cron")(classmethod(lambda cls, v: _check_cron(v)))
+
+    @model_validator(mode="after")
+    def _reachable_minimum(self) -> BaselineJob:
+        if self.min_baselines > min(self.reference_baselines, self.history_baselines):
+            raise ValueError(
+                f"min_baselines ({self.min_baselines}) is more than reference_baselines "
+                f"({self.reference_baselines}) or history_baselines ({self.history_baselines}): "
+                "nothing would ever be compared"
+            )
+        return self
 
 
 class DailyReportJob(Strict):

@@ -1,12 +1,14 @@
 """Performance baselines: N timed requests to the health, teams and users endpoints of each
 environment, plus the database and application figures its health payload reports; stored per
-environment, version and time, compared in core, and regressions raised as alerts. Nothing is
-invented: what was not measured is absent."""
+environment, version and time, compared in core, and a regression raised as one alert per
+environment and version. ``run_baseline`` is the one implementation the daemon's job and the
+``baseline`` command share. Nothing is invented: what was not measured is absent."""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict
+import contextlib
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -18,14 +20,17 @@ from umig_monitor.core.alerts import AlertEvent
 from umig_monitor.core.assess import Documents, Thresholds, assess
 from umig_monitor.core.baselines import (
     ENDPOINTS,
+    KIND,
     Baseline,
+    Comparison,
     LatencyStats,
-    Regression,
+    Rule,
+    alert_event,
     compare,
     latency_stats,
-    regression_key,
-    summary_line,
 )
+from umig_monitor.metrics import InsightMetrics
+from umig_monitor.pipeline import AlertPipeline
 from umig_monitor.probes.client import fetch_json
 from umig_monitor.storage import Store
 from umig_monitor.storage.insights import StoredBaseline
@@ -80,73 +85,89 @@ def from_stored(b: StoredBaseline) -> Baseline:
     )
 
 
-async def record(store: Store, settings: Settings, current: Baseline) -> list[Regression]:
-    """Store a baseline and compare it with the previous version's and the same version's history."""
+def rule_for(settings: Settings) -> Rule:
     cfg = settings.jobs.baseline
-    previous = await store.previous_version_baseline(current.environment, current.version)
-    history = (
-        await store.baselines(
-            environment=current.environment, version=current.version, before=current.ts, limit=10
-        )
-        if current.version
-        else []
+    return Rule(
+        threshold=cfg.regression_threshold,
+        floor_ms=cfg.min_delta_ms,
+        reference_baselines=cfg.reference_baselines,
+        history_baselines=cfg.history_baselines,
+        min_baselines=cfg.min_baselines,
     )
+
+
+async def record(store: Store, settings: Settings, current: Baseline) -> Comparison:
+    """Store a baseline and compare it with the previous version's and this version's recent ones
+    (read before it is stored)."""
+    rule = rule_for(settings)
+    earlier: list[StoredBaseline] = []
+    if current.version is not None:
+        name, ts = current.environment, current.ts
+        earlier = await store.baselines(
+            environment=name, version=current.version, before=ts, limit=rule.history_baselines
+        )
+        previous = await store.previous_version(name, current.version, ts)
+        if previous is not None:
+            earlier += await store.baselines(
+                environment=name, version=previous, before=ts, limit=rule.reference_baselines
+            )
     await store.add_baseline(
         current.environment, current.version, current.ts, stats_dict(current), dict(current.figures)
     )
-    return compare(
-        current,
-        from_stored(previous) if previous else None,
-        [from_stored(b) for b in history],
-        threshold=cfg.regression_threshold,
-        min_delta_ms=cfg.min_delta_ms,
-    )
+    return compare(current, [from_stored(b) for b in earlier], rule)
 
 
-async def baseline_environment(daemon: Daemon, name: str) -> list[Regression]:
-    env = daemon.settings.environments.get(name)
-    if env is None:
-        return []
-    async with daemon.poll_slots:
-        current = await measure(daemon.session, name, env, daemon.settings.jobs.baseline.samples)
-    regressions = await record(daemon.store, daemon.settings, current)
-    daemon.insight_metrics.set_baseline(name, stats_dict(current))
-    now = current.ts
-    keys = set()
-    for reg in regressions:
-        key = regression_key(name, reg)
-        keys.add(key)
-        await daemon.alerts.submit(
-            AlertEvent(
-                key,
-                "performance_regression",
-                name,
-                "warning",
-                f"{name}: {summary_line(reg)}",
-                now,
-                details={
-                    "endpoint": reg.endpoint,
-                    "quantile": reg.quantile,
-                    "referenceMs": reg.reference,
-                    "currentMs": reg.current,
-                    "change": reg.change,
-                    "against": reg.against,
-                    "referenceVersion": reg.reference_version,
-                    "version": current.version,
-                },
-                labels={"kind": env.kind, **({"version": current.version} if current.version else {})},
-            )
-        )
-    for alert in await daemon.store.active_alerts(name):
-        if alert.type == "performance_regression" and alert.key not in keys:
-            await daemon.alerts.submit(
+@dataclass(frozen=True, slots=True)
+class BaselineContext:
+    """What a baseline run needs: the daemon's own, or the CLI's (its own store connection and an
+    alert pipeline delivering from its process). ``metrics`` is the daemon's gauge; the CLI exports
+    none, and a daemon shows the stored baseline within a heartbeat. ``slots`` bounds concurrent
+    requests to the environments."""
+
+    settings: Settings
+    store: Store
+    session: aiohttp.ClientSession
+    alerts: AlertPipeline
+    metrics: InsightMetrics | None = None
+    slots: asyncio.Semaphore | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineRun:
+    current: Baseline
+    comparison: Comparison | None  # None: not recorded, the environment runs another version
+    alert_key: str | None = None  # the regression alert it fired
+
+
+async def run_baseline(
+    ctx: BaselineContext, name: str, *, samples: int | None = None, expect_version: str | None = None
+) -> BaselineRun:
+    """The one baseline run of the daemon's job and the CLI: measure, record, compare, alert and
+    resolve, update the metric. With ``expect_version``, a run finding another version is
+    neither recorded nor compared."""
+    env = ctx.settings.environments[name]
+    async with ctx.slots or contextlib.nullcontext():
+        current = await measure(ctx.session, name, env, samples or ctx.settings.jobs.baseline.samples)
+    if expect_version is not None and current.version != expect_version:
+        return BaselineRun(current, None)
+    comparison = await record(ctx.store, ctx.settings, current)
+    if ctx.metrics is not None:
+        ctx.metrics.set_baseline(name, stats_dict(current))
+    event = alert_event(current, comparison, {"kind": env.kind})
+    if event is not None:
+        await ctx.alerts.submit(event)
+    # A run compared with nothing (too few references, nothing measured) says nothing about an
+    # earlier regression; a compared one clears every other.
+    for alert in await ctx.store.active_alerts(name) if comparison.compared else []:
+        if alert.type == KIND and (event is None or alert.key != event.key):
+            await ctx.alerts.submit(
                 AlertEvent(
                     alert.key,
                     alert.type,
                     name,
                     alert.severity,
                     f"{name}: performance back to baseline",
-                    now,
+                    current.ts,
                     firing=False,
                 )
             )
@@ -155,9 +176,29 @@ async def baseline_environment(daemon: Daemon, name: str) -> list[Regression]:
         env=name,
         version=current.version,
         p95_ms={e: s.p95_ms for e, s in current.endpoints.items()},
-        regressions=len(regressions),
+        regressions=len(comparison.regressions),
+        notes=list(comparison.notes),
+        alert_key=event.key if event is not None else None,
     )
-    return regressions
+    return BaselineRun(current, comparison, event.key if event is not None else None)
+
+
+def context_of(daemon: Daemon) -> BaselineContext:
+    return BaselineContext(
+        daemon.settings,
+        daemon.store,
+        daemon.session,
+        daemon.alerts,
+        daemon.insight_metrics,
+        daemon.poll_slots,
+    )
+
+
+async def baseline_environment(daemon: Daemon, name: str) -> BaselineRun | None:
+    """The daemon's job body for one environment (None: no longer configured)."""
+    if name not in daemon.settings.environments:
+        return None
+    return await run_baseline(context_of(daemon), name)
 
 
 async def baseline_all(daemon: Daemon) -> None:

@@ -146,17 +146,24 @@ class InsightQueries:
                 last_id = b.id if last_id is None else max(last_id, b.id)
         return last_id, latest
 
-    async def previous_version_baseline(self, environment: str, version: str | None) -> StoredBaseline | None:
-        """The latest baseline of this environment taken on another version."""
+    async def previous_version(self, environment: str, version: str, before: datetime) -> str | None:
+        """The version of this environment's latest baseline before ``before`` taken on another
+        known version: the version it ran before ``version``."""
         t = baselines
         query = (
-            sa.select(t).where(t.c.environment == environment).order_by(t.c.ts.desc(), t.c.id.desc()).limit(1)
+            sa.select(t.c.version)
+            .where(
+                t.c.environment == environment,
+                t.c.version.is_not(None),
+                t.c.version != version,
+                t.c.ts < before,
+            )
+            .order_by(t.c.ts.desc(), t.c.id.desc())
+            .limit(1)
         )
-        if version is not None:
-            query = query.where(sa.or_(t.c.version != version, t.c.version.is_(None)))
         async with self._connect("reading baselines", write=False) as conn:
-            row = (await conn.execute(query)).mappings().first()
-            return _baseline(row) if row is not None else None
+            found = (await conn.execute(query)).scalar_one_or_none()
+            return None if found is None else str(found)
 
 
 def _finding(r: RowMapping) -> FindingRow:
