@@ -150,6 +150,34 @@ async def test_escalate_through_the_daemon(
     assert status == 400
 
 
+async def test_an_escalation_fires_until_resolved(
+    daemon: Daemon, hook: Receiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """escalate raises an active alert: it can be acked, and it ends only with resolve (CLI or
+    API), which sends its resolved notice. An alert a check raised is not resolved by hand."""
+    assert daemon.config_path is not None
+    config = str(daemon.config_path)
+    assert (
+        await cli("escalate", "deployment_failure", "uat", "warning", "-m", "stuck", "--config", config) == 0
+    )
+    [alert] = [a for a in await daemon.store.active_alerts("uat") if a.type == "deployment_failure"]
+    assert "resolve" in capsys.readouterr().out
+    await until(lambda: hook.bodies, what="the firing notice")
+    assert hook.bodies[0]["status"] == "firing"
+    status, data = await api(daemon, "POST", f"/api/v1/alerts/{alert.id}/ack", {"by": "alice"})
+    assert status == 200
+    assert data["alert"]["state"] == "firing"  # acked, still active
+    assert await cli("resolve", str(alert.id), "--config", config) == 0
+    await until(lambda: [b for b in hook.bodies if b["status"] == "resolved"], what="the resolved notice")
+    assert alert.id is not None
+    stored = await daemon.store.get_alert(alert.id)
+    assert stored is not None
+    assert stored.state.value == "resolved"
+    status, data = await api(daemon, "POST", f"/api/v1/alerts/{alert.id}/resolve", {})
+    assert status == 200  # resolving again changes nothing
+    assert (await api(daemon, "POST", "/api/v1/alerts/999999/resolve", {}))[0] == 404
+
+
 async def test_escalate_without_a_daemon(
     simulator: RunningSimulator,
     write_config: ConfigWriter,

@@ -180,13 +180,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_ops("alerts.silence"))
 
-    p = command("escalate", "send a manual alert through routing now (the guide's escalate-alert.sh)")
+    p = command(
+        "escalate", "raise a manual alert through routing until resolved (the guide's escalate-alert.sh)"
+    )
     p.add_argument("type", help="e.g. deployment_failure")
     p.add_argument("environment")
     p.add_argument("severity", choices=["critical", "warning", "info"])
     p.add_argument("--message", "-m")
     p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for delivery without a daemon")
     p.set_defaults(func=_ops("alerts.escalate_cmd"))
+
+    p = command("resolve", "resolve a manual alert raised by escalate (its resolved notice is sent)")
+    p.add_argument("id", type=int)
+    p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for delivery without a daemon")
+    p.set_defaults(func=_ops("alerts.resolve_cmd"))
 
     p = command("notify-test", "send a test notification through one sink, or all of them")
     p.add_argument("sink", nargs="?")

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from datetime import UTC, datetime
 
 import aiohttp
 
-from umig_monitor.commands.common import daemon_request, open_store, print_json, print_table
+from umig_monitor.commands.common import daemon_request, offline_pipeline, open_store, print_json, print_table
 from umig_monitor.config import Settings
 from umig_monitor.core.alerts import Alert, AlertState, Notification, NotificationKind
 from umig_monitor.core.status import alert_document
 from umig_monitor.core.timetext import parse_duration
-from umig_monitor.metrics import AlertMetrics, SelfMetrics
-from umig_monitor.pipeline import AlertPipeline
-from umig_monitor.pipeline.actions import ActionError, acknowledge, add_silence, escalate
+from umig_monitor.pipeline.actions import ActionError, acknowledge, add_silence, escalate, resolve
 from umig_monitor.sinks import build_sink
 from umig_monitor.web.alerts import silence_document
 from umig_monitor.web.params import instant
@@ -142,6 +139,9 @@ async def silence(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def escalate_cmd(settings: Settings, args: argparse.Namespace) -> int:
+    """A manual alert that fires until ``resolve``: through the daemon, or (no daemon) recorded and
+    dispatched from here, delivered for up to ``--wait`` seconds; the daemon then carries on with
+    its reminders and escalation."""
     body = {
         "type": args.type,
         "environment": args.environment,
@@ -150,39 +150,38 @@ async def escalate_cmd(settings: Settings, args: argparse.Namespace) -> int:
     }
     data = await daemon_request(settings, "POST", "/api/v1/alerts", body=body, token=True)
     if data is not None:
-        print(
-            f"escalated: alert {data['alert']['id']}, "
-            f"{data['notifications']} notification(s) queued by the daemon"
-        )
+        alert_id = data["alert"]["id"]
+        print(f"escalated: alert {alert_id}, queued by the daemon; `umig-monitor resolve {alert_id}` ends it")
         return 0
-    # No daemon: enqueue and deliver from here; whatever cannot go out now stays in the outbox.
-    async with open_store(settings) as store, aiohttp.ClientSession() as session:
-        pipeline = AlertPipeline(store, AlertMetrics(SelfMetrics().registry))
-        pipeline.configure(settings, session)
-        try:
-            alert, sent = await escalate(
-                store,
-                pipeline,
-                args.type,
-                args.environment,
-                args.severity,
-                args.message,
-                now=datetime.now(UTC),
-                known_environments=list(settings.environments),
-            )
-            deadline = asyncio.get_running_loop().time() + args.wait
-            while asyncio.get_running_loop().time() < deadline:
-                pending = [d for d in await store.list_deliveries(alert_id=alert.id) if d.status == "pending"]
-                if not pending:
-                    break
-                await asyncio.sleep(0.2)
-            deliveries = await store.list_deliveries(alert_id=alert.id)
-        finally:
-            await pipeline.close()
-    print(f"escalated: alert {alert.id}, {sent} notification(s)")
+    async with offline_pipeline(settings, args.wait, dispatch=True) as off:
+        alert = await escalate(
+            off.store,
+            off.pipeline,
+            args.type,
+            args.environment,
+            args.severity,
+            args.message,
+            now=datetime.now(UTC),
+            known_environments=list(settings.environments),
+        )
+    async with open_store(settings) as store:
+        deliveries = await store.list_deliveries(alert_id=alert.id)
+    print(f"escalated: alert {alert.id}; `umig-monitor resolve {alert.id}` ends it")
     for d in deliveries:
         print(f"  {d.sink}: {d.status}{' - ' + d.last_error if d.last_error else ''}")
-    return 0 if all(d.status == "sent" for d in deliveries) else 1
+    return 0 if deliveries and all(d.status == "sent" for d in deliveries) else 1
+
+
+async def resolve_cmd(settings: Settings, args: argparse.Namespace) -> int:
+    """End a manual alert; its routes send the resolved notice."""
+    data = await daemon_request(settings, "POST", f"/api/v1/alerts/{args.id}/resolve", body={}, token=True)
+    if data is not None:
+        print(f"resolved: alert {args.id}")
+        return 0
+    async with offline_pipeline(settings, args.wait, dispatch=True) as off:
+        alert = await resolve(off.store, off.pipeline, args.id, datetime.now(UTC))
+    print(f"resolved: alert {alert.id}")
+    return 0
 
 
 async def notify_test(settings: Settings, args: argparse.Namespace) -> int:

@@ -212,7 +212,8 @@ def incident_context(
     # A deployment in progress wins over one that finished; among equals, the latest.
     since, deployment_id, version, by, running = max(candidates, key=lambda c: (c[4], c[0]))
     minutes = int((at - since).total_seconds() // 60)
-    text = f"started {minutes} min after deployment {deployment_id} of {version or 'an unknown version'}"
+    what = f"deployment {deployment_id} of {version or 'an unknown version'}"
+    text = f"started {minutes} min after {what}"
     return {
         "id": deployment_id,
         "version": version,
@@ -221,7 +222,7 @@ def incident_context(
         "minutesAfter": minutes,
         "inProgress": running,
         "heldUntil": (at + grace).isoformat() if running and grace > timedelta(0) else None,
-        "text": text + (f" by {by}" if by else ""),
+        "text": text + (f" by {by}" if by else "") + (", still in progress" if running else ""),
     }
 
 

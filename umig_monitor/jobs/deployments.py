@@ -297,7 +297,8 @@ class DeploymentRecorder:
             environment,
             now,
             version=version,
-            deployment_id=f"observed-{environment}-{stamp}",
+            # entropy: two changes within one second are two deployments
+            deployment_id=f"observed-{environment}-{stamp}-{uuid.uuid4().hex[:6]}",
             metadata={"previousVersion": previous},
         )
         return True

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from umig_monitor.core.alerts import Alert, AlertEvent, NotificationKind, Severity, alert_key
+from umig_monitor.core.alerts import Alert, AlertEvent, AlertState, Severity, alert_key
 from umig_monitor.core.silences import Silence, matches_nothing_specific, parse_matcher
 from umig_monitor.pipeline import AlertPipeline
 from umig_monitor.storage import Store
@@ -66,6 +66,9 @@ async def acknowledge(store: Store, alert_id: int, by: str, now: datetime) -> tu
     return alert, acked
 
 
+MANUAL = "manual"  # the label of an alert an operator raised (escalate); only those are resolved by hand
+
+
 async def escalate(
     store: Store,
     pipeline: AlertPipeline,
@@ -76,30 +79,52 @@ async def escalate(
     *,
     now: datetime,
     known_environments: list[str],
-) -> tuple[Alert, int]:
-    """The guide's escalate-alert.sh: a manual alert, recorded and sent through routing at once."""
+) -> Alert:
+    """The guide's escalate-alert.sh, as an incident: a manual alert that fires through routing
+    like any other (its route's escalation, repeats and acknowledgement apply) until someone
+    resolves it (``resolve``). The dispatcher sends its first notice on its next pass."""
     if severity not in SEVERITIES:
         raise ActionError(f"severity: must be one of {', '.join(SEVERITIES)}, got '{severity}'")
     if environment not in known_environments:
         raise ActionError(f"environment: unknown environment '{environment}'")
-    if not kind.replace("_", "").replace("-", "").isalnum():
-        raise ActionError(f"type: use letters, digits, '_' or '-', got '{kind}'")
-    event_id = uuid.uuid4().hex[:12]
+    if not kind or len(kind) > 64 or not kind.replace("_", "").replace("-", "").isalnum():
+        raise ActionError(f"type: 1-64 letters, digits, '_' or '-', got '{kind[:80]}'")
+    if message is not None and (not isinstance(message, str) or len(message) > 4096):
+        raise ActionError("message: a string of at most 4096 characters")
     sev: Severity = severity  # type: ignore[assignment]
     summary = message or f"{kind} in {environment} escalated manually"
-    alert, _ = await store.fire_alert(
-        AlertEvent(
-            alert_key(kind, environment, f"manual-{event_id}"),
-            kind,
-            environment,
-            sev,
-            summary,
-            now,
-            labels={"manual": "true"},
-            details={"message": message or ""},
-        )
+    event = AlertEvent(
+        alert_key(kind, environment, f"{MANUAL}-{uuid.uuid4().hex[:12]}"),
+        kind,
+        environment,
+        sev,
+        summary,
+        now,
+        labels={MANUAL: "true"},
+        details={"message": message or ""},
+        starts_at=now,
     )
-    sent = await pipeline.notify(alert, NotificationKind.FIRING, event_id)
-    # A manual escalation is a one-off notice: recorded for history, not an incident to track.
-    resolved = await store.resolve_alert(alert.key, now)
-    return resolved or alert, sent
+    await pipeline.submit(event)
+    alert = next((a for a in await store.active_alerts(environment) if a.key == event.key), None)
+    if alert is None:
+        raise ActionError("the alert could not be recorded")  # pragma: no cover - storage raised first
+    return alert
+
+
+async def resolve(store: Store, pipeline: AlertPipeline, alert_id: int, now: datetime) -> Alert:
+    """Resolve a manual alert (``escalate``); its routes send their resolved notice. An alert a
+    check raised resolves itself when the check passes: it is refused here (ack or silence it)."""
+    alert = await store.get_alert(alert_id)
+    if alert is None:
+        raise ActionError(f"id: no alert {alert_id}")
+    if alert.labels.get(MANUAL) != "true":
+        raise ActionError(
+            f"id: alert {alert_id} ({alert.type}) resolves itself when its check passes; "
+            "acknowledge or silence it instead"
+        )
+    if alert.state is AlertState.RESOLVED:
+        return alert
+    await pipeline.submit(
+        AlertEvent(alert.key, alert.type, alert.environment, alert.severity, alert.summary, now, False)
+    )
+    return await store.get_alert(alert_id) or alert

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from umig_monitor.core.alerts import AlertState
 from umig_monitor.core.status import alert_document, iso
-from umig_monitor.pipeline.actions import ActionError, acknowledge, add_silence, escalate
+from umig_monitor.pipeline.actions import ActionError, acknowledge, add_silence, escalate, resolve
 from umig_monitor.web import params
 from umig_monitor.web.auth import error
 
@@ -56,7 +56,7 @@ async def create_alert(request: web.Request) -> web.Response:
     daemon = _daemon(request)
     try:
         body = await params.json_object(request)
-        alert, sent = await escalate(
+        alert = await escalate(
             daemon.store,
             daemon.alerts,
             str(body.get("type", "")),
@@ -68,7 +68,18 @@ async def create_alert(request: web.Request) -> web.Response:
         )
     except ActionError as exc:
         return error(400, str(exc))
-    return web.json_response({"alert": alert_document(alert), "notifications": sent}, status=201)
+    return web.json_response({"alert": alert_document(alert)}, status=201)
+
+
+async def resolve_alert(request: web.Request) -> web.Response:
+    daemon = _daemon(request)
+    try:
+        alert_id = params.integer(request.match_info, "id", 0, 0, 2**63 - 1)
+        alert = await resolve(daemon.store, daemon.alerts, alert_id, datetime.now(UTC))
+    except ActionError as exc:
+        status = 404 if str(exc).startswith("id: no alert") else 400
+        return error(status, str(exc))
+    return web.json_response({"alert": alert_document(alert)})
 
 
 async def ack_alert(request: web.Request) -> web.Response:
@@ -200,6 +211,7 @@ def add_routes(app: web.Application, guarded: Any) -> None:
     app.router.add_get("/api/v1/alerts", list_alerts)
     app.router.add_post("/api/v1/alerts", guarded(create_alert))
     app.router.add_post("/api/v1/alerts/{id}/ack", guarded(ack_alert))
+    app.router.add_post("/api/v1/alerts/{id}/resolve", guarded(resolve_alert))
     app.router.add_get("/api/v1/silences", list_silences)
     app.router.add_post("/api/v1/silences", guarded(create_silence))
     app.router.add_delete("/api/v1/silences/{id}", guarded(expire_silence))
