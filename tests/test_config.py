@@ -321,3 +321,17 @@ def test_baseline_reference_counts_can_be_met(baseline: str, path: str | None, f
         parse_config(text)
     assert [i.path for i in info.value.issues] == [path]
     assert fragment in info.value.issues[0].message
+
+
+def test_cli_times_are_shown_in_the_daemon_timezone(tmp_path: Path) -> None:
+    from umig_monitor.commands.common import local_time
+
+    path = tmp_path / "tz.yaml"
+    path.write_text(
+        "daemon: {timezone: Europe/Zurich}\nenvironments:\n  uat: {base_url: 'http://127.0.0.1:1', kind: uat}\n"
+    )
+    settings = load_config(path)
+    assert local_time("2024-10-25T12:00:00Z", settings) == "2024-10-25 14:00:00 CEST"
+    assert local_time("2024-12-25T12:00:00+00:00", settings) == "2024-12-25 13:00:00 CET"
+    assert local_time(None, settings) is None
+    assert local_time("not a time", settings) == "not a time"

@@ -7,7 +7,14 @@ from datetime import UTC, datetime
 
 import aiohttp
 
-from umig_monitor.commands.common import daemon_request, offline_pipeline, open_store, print_json, print_table
+from umig_monitor.commands.common import (
+    daemon_request,
+    local_time,
+    offline_pipeline,
+    open_store,
+    print_json,
+    print_table,
+)
 from umig_monitor.config import Settings
 from umig_monitor.core.alerts import Alert, AlertState, Notification, NotificationKind
 from umig_monitor.core.status import alert_document
@@ -49,8 +56,8 @@ async def alerts(settings: Settings, args: argparse.Namespace) -> int:
             a["severity"],
             a["type"],
             a["environment"],
-            a["startsAt"],
-            a["endsAt"],
+            local_time(a["startsAt"], settings),
+            local_time(a["endsAt"], settings),
             "acked by " + a["ackedBy"]
             if a.get("ackedBy")
             else (f"silenced ({a['silencedBy']})" if a.get("silencedBy") else ""),
@@ -127,8 +134,8 @@ async def silence(settings: Settings, args: argparse.Namespace) -> int:
                     s["id"],
                     s["state"],
                     " ".join(s["matchers"]),
-                    s["startsAt"],
-                    s["endsAt"],
+                    local_time(s["startsAt"], settings),
+                    local_time(s["endsAt"], settings),
                     s["createdBy"],
                     s["comment"],
                 )

@@ -11,10 +11,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 
 from umig_monitor.config import Settings
+from umig_monitor.core.timetext import parse_timestamp
 from umig_monitor.metrics import AlertMetrics, SelfMetrics
 from umig_monitor.pipeline import AlertPipeline
 from umig_monitor.storage import Store
@@ -100,6 +102,18 @@ async def offline_pipeline(
                 await asyncio.sleep(0.2)
         finally:
             await pipeline.close()
+
+
+def local_time(value: str | datetime | None, settings: Settings) -> str | None:
+    """A time for a human, in ``daemon.timezone`` as the status page shows it; JSON output keeps
+    the API's UTC ISO form. A value that is not a time is shown as it is."""
+    if value is None or value == "":
+        return None
+    try:
+        ts = value if isinstance(value, datetime) else parse_timestamp(value, naive_is_utc=True)
+    except ValueError:
+        return str(value)
+    return ts.astimezone(ZoneInfo(settings.daemon.timezone)).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: Any = None) -> None:

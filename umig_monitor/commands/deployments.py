@@ -16,7 +16,14 @@ from typing import Any
 
 import aiohttp
 
-from umig_monitor.commands.common import daemon_request, offline_pipeline, open_store, print_json, print_table
+from umig_monitor.commands.common import (
+    daemon_request,
+    local_time,
+    offline_pipeline,
+    open_store,
+    print_json,
+    print_table,
+)
 from umig_monitor.config import Settings
 from umig_monitor.core.deployments import EventError, event_to_record, parse_history, summarize
 from umig_monitor.core.timetext import parse_duration
@@ -158,7 +165,13 @@ async def history(settings: Settings, args: argparse.Namespace) -> int:
     print_table(
         ("timestamp", "environment", "version", "type", "status"),
         [
-            (e.ts.isoformat(), e.environment, e.version or e.from_version, e.type.value, e.status)
+            (
+                local_time(e.ts, settings),
+                e.environment,
+                f"{e.from_version or e.version} -> {e.to_version}" if e.to_version else e.version,
+                e.type.value,
+                e.status,
+            )
             for e in events
         ],
     )

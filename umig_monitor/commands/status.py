@@ -6,7 +6,7 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any
 
-from umig_monitor.commands.common import daemon_request, open_store, print_json, print_table
+from umig_monitor.commands.common import daemon_request, local_time, open_store, print_json, print_table
 from umig_monitor.config import Settings
 from umig_monitor.core import certificates
 from umig_monitor.core.assess import Thresholds, assess
@@ -25,11 +25,11 @@ async def environments(settings: Settings) -> tuple[dict[str, Any], str]:
         return await environments_view(store, settings), "storage"
 
 
-def _ago(iso: str | None, now: datetime) -> str | None:
+def _ago(iso: str | None, now: datetime, settings: Settings) -> str | None:
     if not iso:
         return None
     seconds = int((now - parse_timestamp(iso, naive_is_utc=True)).total_seconds())
-    return f"{iso} ({seconds}s ago)"
+    return f"{local_time(iso, settings)} ({seconds}s ago)"
 
 
 async def status(settings: Settings, args: argparse.Namespace) -> int:
@@ -40,7 +40,7 @@ async def status(settings: Settings, args: argparse.Namespace) -> int:
     else:
         now = datetime.now(UTC)
         rows = [
-            (name, e["kind"], e["umigVersion"], e["health"], e["uptime"], _ago(e["lastCheck"], now))
+            (name, e["kind"], e["umigVersion"], e["health"], e["uptime"], _ago(e["lastCheck"], now, settings))
             for name, e in envs.items()
         ]
         print_table(("environment", "kind", "version", "health", "uptime", "last check"), rows)
