@@ -328,7 +328,8 @@ def test_cli_times_are_shown_in_the_daemon_timezone(tmp_path: Path) -> None:
 
     path = tmp_path / "tz.yaml"
     path.write_text(
-        "daemon: {timezone: Europe/Zurich}\nenvironments:\n  uat: {base_url: 'http://127.0.0.1:1', kind: uat}\n"
+        "daemon: {timezone: Europe/Zurich}\n"
+        "environments:\n  uat: {base_url: 'http://127.0.0.1:1', kind: uat}\n"
     )
     settings = load_config(path)
     assert local_time("2024-10-25T12:00:00Z", settings) == "2024-10-25 14:00:00 CEST"
