@@ -88,11 +88,11 @@ from umig_monitor.core.deployments import (
     DeploymentEvent,
     EventType,
     Summary,
-    event_to_record,
     format_timestamp,
     new_deployment_id,
-    summarize,
 )
+from umig_monitor.core.dora import summarize
+from umig_monitor.core.history import event_to_record
 from umig_monitor.logs import configure_logging
 from umig_monitor.storage.store import Store
 from umig_monitor.web.deployments import list_deployments

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.support import POSTGRES_URL, scratch_database
-from umig_monitor.core.deployments import DeploymentEvent, EventType, summarize
+from umig_monitor.core.deployments import DeploymentEvent, EventType
+from umig_monitor.core.dora import summarize
 from umig_monitor.storage import Store
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from umig_monitor.core.deployments import DeploymentEvent, Dora, EventType, Summary, summarize
-from umig_monitor.core.dora import Incident, dora
+from umig_monitor.core.deployments import DeploymentEvent, Dora, EventType, Summary
+from umig_monitor.core.dora import Incident, dora, summarize
 
 B, S, F = EventType.START, EventType.SUCCESS, EventType.FAILURE
 R, OBS = EventType.ROLLBACK, EventType.OBSERVED

@@ -16,10 +16,9 @@ from umig_monitor.core.deployments import (
     DeploymentEvent,
     EventType,
     build_event,
-    event_to_record,
-    parse_history,
-    summarize,
 )
+from umig_monitor.core.dora import summarize
+from umig_monitor.core.history import event_to_record, parse_history
 
 T0 = datetime(2024, 10, 24, 12, 30, tzinfo=UTC)
 ENVS = ("development", "uat", "production", "hotfix")

@@ -49,10 +49,11 @@ from umig_monitor.app import Daemon
 from umig_monitor.commands.report import report as report_command
 from umig_monitor.config import Settings, load_config
 from umig_monitor.core.alerts import AlertEvent
-from umig_monitor.core.deployments import summarize
+from umig_monitor.core.dora import summarize
 from umig_monitor.core.health import HealthSample, Outcome
 from umig_monitor.core.report import Period, make_report, previous_day, report_json
-from umig_monitor.jobs.report import build_report, daily_report
+from umig_monitor.jobs.report import daily_report
+from umig_monitor.ops.reports import build_report
 from umig_monitor.pipeline.actions import ActionError
 from umig_monitor.simulator import RunningSimulator
 from umig_monitor.storage import Store

@@ -9,7 +9,6 @@ import re
 import pytest
 
 from umig_monitor.core.versions import (
-    DbVersion,
     EnvironmentKind,
     InvalidVersion,
     Version,
@@ -17,7 +16,6 @@ from umig_monitor.core.versions import (
     conforms,
     expected_pattern,
     kind,
-    parse_db_version,
     parse_version,
     release_distance,
     try_parse,
@@ -239,34 +237,6 @@ def test_unknown_environment_kind() -> None:
         conforms("staging", parse_version("1.0.0"))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown environment kind"):
         expected_pattern("staging")  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(
-    ("text", "number", "dev"),
-    [("030", 30, False), ("031", 31, False), ("032-dev", 32, True), ("7", 7, False), (" 031 ", 31, False)],
-)
-def test_parse_db_version(text: str, number: int, dev: bool) -> None:
-    v = parse_db_version(text)
-    assert (v.number, v.dev, v.raw) == (number, dev, text.strip())
-    assert str(v) == text.strip()
-
-
-@pytest.mark.parametrize("text", ["", "abc", "032-rc", "-dev", "032-", "3.1", "032dev", "032-DEV", "+1"])
-def test_parse_db_version_invalid(text: str) -> None:
-    with pytest.raises(InvalidVersion, match="not a database version"):
-        parse_db_version(text)
-
-
-def test_db_version_order() -> None:
-    texts = ["030", "031", "032-dev", "032", "033-dev", "100"]
-    versions = [parse_db_version(t) for t in texts]
-    assert sorted(reversed(versions)) == versions
-    assert parse_db_version("032-dev") < parse_db_version("032")
-    assert parse_db_version("032") > parse_db_version("032-dev")
-    assert parse_db_version("031") <= parse_db_version("032-dev")
-    assert parse_db_version("030") == parse_db_version("30")  # same schema, however written
-    assert parse_db_version("032-dev") != parse_db_version("032")
-    assert str(DbVersion(32, True)) == "032-dev"
 
 
 PROD_HISTORY = [

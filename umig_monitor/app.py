@@ -23,7 +23,6 @@ from umig_monitor.core.health import Outcome
 from umig_monitor.core.tracking import Tracker
 from umig_monitor.jobs import LEADER_KINDS, JobSpec, desired_jobs, implied_tasks
 from umig_monitor.jobs.baseline import baseline_all, baseline_environment
-from umig_monitor.jobs.deployments import DeploymentRecorder, canonical
 from umig_monitor.jobs.drift import detect_drift
 from umig_monitor.jobs.exposition import Following, refresh_exposition
 from umig_monitor.jobs.health import poll_environment
@@ -31,7 +30,6 @@ from umig_monitor.jobs.pushgateway import PushFailed, delete_group, push_metrics
 from umig_monitor.jobs.report import daily_report
 from umig_monitor.jobs.retention import enforce_retention
 from umig_monitor.jobs.samples import SampleWriter
-from umig_monitor.jobs.watch import look
 from umig_monitor.logs import FailureStreak
 from umig_monitor.metrics import (
     AlertMetrics,
@@ -41,6 +39,8 @@ from umig_monitor.metrics import (
     SelfMetrics,
     UmigMetrics,
 )
+from umig_monitor.ops.deployments import DeploymentRecorder, canonical
+from umig_monitor.ops.watches import look
 from umig_monitor.pipeline import AlertPipeline
 from umig_monitor.probes.client import make_session
 from umig_monitor.sdnotify import SystemdNotifier

@@ -284,14 +284,19 @@ async def test_story(
             await until(lambda: polls(simulator, "uat") >= served + 4, what="four more polls")
             assert len(hook.keys) == len(set(hook.keys))
 
-            # 9. The daily report is triggered: a mail with every section.
+            # 9. The daily report: today's is refused (the day is not over, and each date is sent
+            # once); yesterday's is sent, a mail with every section.
             today = time.strftime("%Y-%m-%d", time.gmtime())
+            yesterday = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400))
+            refused = await asyncio.to_thread(cli, config, "report", "--date", today, "--send")
+            assert refused.returncode == 2, refused.stdout + refused.stderr
+            assert "not over yet" in refused.stderr
             before_mail = len(mailbox.messages)
-            sent = await asyncio.to_thread(cli, config, "report", "--date", today, "--send")
+            sent = await asyncio.to_thread(cli, config, "report", "--date", yesterday, "--send")
             assert sent.returncode == 0, sent.stdout + sent.stderr
             await until(lambda: len(mailbox.messages) > before_mail, what="report mail")
             report_mail = mailbox.messages[-1]
-            assert f"UMIG Daily Status Report - {today}" in str(report_mail["Subject"])
+            assert f"UMIG Daily Status Report - {yesterday}" in str(report_mail["Subject"])
             body = "".join(
                 part.get_payload(decode=True).decode()
                 for part in report_mail.walk()

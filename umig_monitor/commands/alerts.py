@@ -17,12 +17,10 @@ from umig_monitor.commands.common import (
 )
 from umig_monitor.config import Settings
 from umig_monitor.core.alerts import Alert, AlertState, Notification, NotificationKind
-from umig_monitor.core.status import alert_document
-from umig_monitor.core.timetext import parse_duration
+from umig_monitor.core.status import alert_document, silence_document
+from umig_monitor.core.timetext import parse_duration, parse_instant
 from umig_monitor.pipeline.actions import ActionError, acknowledge, add_silence, escalate, resolve
 from umig_monitor.sinks import build_sink
-from umig_monitor.web.alerts import silence_document
-from umig_monitor.web.params import instant
 
 
 def _query(args: argparse.Namespace) -> str:
@@ -43,7 +41,7 @@ async def alerts(settings: Settings, args: argparse.Namespace) -> int:
                 state=AlertState.FIRING if args.active else None,
                 environment=args.environment,
                 type=args.type,
-                since=instant(args.since, datetime.now(UTC), "--since"),
+                since=_since(args.since),
             )
         data = {"alerts": [alert_document(a) for a in found]}
     if args.json:
@@ -223,3 +221,13 @@ async def notify_test(settings: Settings, args: argparse.Namespace) -> int:
             state = "ok" if result.ok else ("failed (retryable)" if result.retryable else "failed")
             print(f"{name}: {state}: {result.detail}")
     return 1 if failures else 0
+
+
+def _since(value: str | None) -> datetime | None:
+    """``--since``: ``24h``-style, back from now, or an ISO timestamp with an offset."""
+    if not value:
+        return None
+    try:
+        return parse_instant(value, datetime.now(UTC))
+    except ValueError as exc:
+        raise ActionError(f"--since: {exc}") from None

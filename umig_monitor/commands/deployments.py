@@ -25,13 +25,14 @@ from umig_monitor.commands.common import (
     print_table,
 )
 from umig_monitor.config import Settings
-from umig_monitor.core.deployments import EventError, event_to_record, parse_history, summarize
+from umig_monitor.core.deployments import EventError
+from umig_monitor.core.dora import summarize
+from umig_monitor.core.history import event_to_record, parse_history
 from umig_monitor.core.timetext import parse_duration
-from umig_monitor.jobs.deployments import DeploymentRecorder, canonical
-from umig_monitor.jobs.watch import look
+from umig_monitor.ops.deployments import DeploymentRecorder, canonical, parse_event_type
+from umig_monitor.ops.views import dora_figures
+from umig_monitor.ops.watches import look
 from umig_monitor.storage.deployments import Watch
-from umig_monitor.web.deployments import parse_event_type
-from umig_monitor.web.views import dora_figures
 
 
 @asynccontextmanager

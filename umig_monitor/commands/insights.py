@@ -15,7 +15,7 @@ from umig_monitor.commands.common import (
     print_table,
 )
 from umig_monitor.config import Settings
-from umig_monitor.jobs.drift import drift_report, finding_document
+from umig_monitor.ops.drift import drift_report, finding_document
 
 MAX_SAMPLES = 1000  # as jobs.baseline.samples
 
@@ -61,7 +61,7 @@ async def baseline(settings: Settings, args: argparse.Namespace) -> int:
     daemon's own baseline run, from this process: a regression mails "UMIG Performance Alert"
     through the configured routes), report."""
     from umig_monitor.core.baselines import summary_line
-    from umig_monitor.jobs.baseline import BaselineContext, run_baseline, stats_dict
+    from umig_monitor.ops.baselines import BaselineContext, run_baseline, stats_dict
 
     if args.environment not in settings.environments:
         raise SystemExit(

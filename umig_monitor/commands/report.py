@@ -20,8 +20,8 @@ import aiohttp
 from umig_monitor.commands.common import open_store
 from umig_monitor.config import Settings
 from umig_monitor.core.report import Period, Report, previous_day
-from umig_monitor.jobs.report import Rendered, build_report, report_deliveries, report_sinks, send_report
 from umig_monitor.metrics import AlertMetrics, SelfMetrics
+from umig_monitor.ops.reports import Rendered, build_report, report_deliveries, report_sinks, send_report
 from umig_monitor.pipeline import AlertPipeline
 from umig_monitor.pipeline.actions import ActionError
 from umig_monitor.storage import Store

@@ -12,9 +12,9 @@ from umig_monitor.core import certificates
 from umig_monitor.core.assess import Thresholds, assess
 from umig_monitor.core.status import iso
 from umig_monitor.core.timetext import parse_timestamp
+from umig_monitor.ops.views import environments_view
 from umig_monitor.probes.client import fetch_json, make_session
 from umig_monitor.probes.umig import probe_environment
-from umig_monitor.web.views import environments_view
 
 
 async def environments(settings: Settings) -> tuple[dict[str, Any], str]:

@@ -149,15 +149,6 @@ class Notification:
             return AlertState.FIRING
         return AlertState.RESOLVED
 
-    def common_labels(self) -> dict[str, str]:
-        if not self.alerts:
-            return dict(self.group_labels)
-        common = self.alerts[0].all_labels()
-        for alert in self.alerts[1:]:
-            labels = alert.all_labels()
-            common = {k: v for k, v in common.items() if labels.get(k) == v}
-        return common
-
 
 def _ts(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None

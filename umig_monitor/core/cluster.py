@@ -9,7 +9,7 @@ environments it gains or held move (about 1/n of them)."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -69,13 +69,6 @@ def owned_by(member_id: str, environments: Iterable[str], members: Sequence[str]
 def live(members: Iterable[Member], now: datetime, timeout: timedelta) -> list[Member]:
     """Members heard from within ``timeout``, by id."""
     return sorted((m for m in members if now - m.heartbeat_at <= timeout), key=lambda m: m.id)
-
-
-def by_member(assignments: Mapping[str, str]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for env, member in sorted(assignments.items()):
-        out.setdefault(member, []).append(env)
-    return out
 
 
 def view(

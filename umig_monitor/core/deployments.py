@@ -7,7 +7,7 @@ The wire/JSONL format is the guide's ``deployment-history.jsonl`` record: ``id``
 We write ``timestamp`` in UTC with ``Z`` and ``duration`` as a number of seconds (unambiguous for
 other tools); on import we also take the guide's ``date -Iseconds`` offsets and ``"4m30s"`` strings.
 Keys whose value is empty are left out, as the guide's records do. Reading and writing the file
-is in ``core/history.py``; ``event_to_record`` and ``parse_history`` here delegate to it.
+is in ``core/history.py``, the figures in ``core/dora.py``.
 
 Ids: a deployment is ``deploy-{env}-%Y%m%d-%H%M%S-{entropy}`` (UTC; ``rollback-…`` for a rollback),
 the guide's form plus a few random characters so that two in the same second do not collide. An
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -346,28 +346,3 @@ def build_event(
         metadata=_metadata(metadata),
         flags=tuple(flags),
     )
-
-
-# The history file's format (core/history.py) and the figures (core/dora.py) build on this module;
-# these delegate to them so that callers find the whole deployment API here. The imports are at the
-# bottom, as modules, so that any of the three can be imported first.
-def event_to_record(e: DeploymentEvent) -> dict[str, Any]:
-    """The JSONL (and API) record of an event; see ``core.history``."""
-    return _history.event_to_record(e)
-
-
-def parse_history(
-    lines: Iterable[str], known_environments: Collection[str] | None
-) -> tuple[list[DeploymentEvent], list[tuple[int, str]]]:
-    """Events from JSONL lines (ours or the guide's) and (line number, reason) per skipped record;
-    see ``core.history``."""
-    return _history.parse_history(lines, known_environments)
-
-
-def summarize(events: Sequence[DeploymentEvent]) -> Summary:
-    """Deployments (distinct ids) by outcome; see ``core.dora``."""
-    return _dora.summarize(events)
-
-
-from umig_monitor.core import dora as _dora  # noqa: E402
-from umig_monitor.core import history as _history  # noqa: E402

@@ -32,6 +32,14 @@ class Outcome(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class VersionSeen:
+    """The version polling last saw an environment run, and when it first saw it."""
+
+    version: str
+    first_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class HealthSample:
     """One stored observation. ``ts`` is timezone-aware UTC."""
 

@@ -32,8 +32,10 @@ from zoneinfo import ZoneInfo
 
 from umig_monitor.core.alerts import SEVERITIES, Alert
 from umig_monitor.core.baselines import ENDPOINTS, Baseline, Quantile
-from umig_monitor.core.deployments import DeploymentEvent, Summary, event_to_record, summarize
+from umig_monitor.core.deployments import DeploymentEvent, Summary
+from umig_monitor.core.dora import summarize
 from umig_monitor.core.health import HealthSample, Outcome
+from umig_monitor.core.history import event_to_record
 from umig_monitor.core.status import alert_document
 from umig_monitor.core.timeline import NO_DATA, STATES
 from umig_monitor.core.tracking import HEALTH

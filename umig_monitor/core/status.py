@@ -9,7 +9,8 @@ from typing import Any
 
 from umig_monitor.core import certificates
 from umig_monitor.core.alerts import Alert
-from umig_monitor.core.health import HealthSample
+from umig_monitor.core.health import HealthSample, VersionSeen
+from umig_monitor.core.silences import Silence
 
 # The guide's lifecycle words per kind of environment.
 KIND_STATUS = {"development": "active", "uat": "testing", "production": "stable", "hotfix": "hotfix"}
@@ -59,7 +60,7 @@ def alert_document(alert: Alert) -> dict[str, Any]:
 def environment_status(
     kind: str,
     sample: HealthSample | None,
-    version_seen: Mapping[str, Any] | None,
+    version_seen: VersionSeen | None,
     incident: Alert | None,
     deployment: Mapping[str, Any] | None = None,
     certificate_thresholds: tuple[timedelta, timedelta] | None = None,
@@ -79,9 +80,8 @@ def environment_status(
     elif deployment is not None and deployment.get("version") == version:
         deployed_at, deployed_by = deployment.get("deployedAt"), deployment.get("deployedBy")
         source = "recorded"
-    if version_seen is not None and version_seen.get("version") == version:
-        seen = version_seen.get("first_seen")
-        first_seen = seen.replace("+00:00", "Z") if isinstance(seen, str) else None
+    if version_seen is not None and version_seen.version == version:
+        first_seen = iso(version_seen.first_seen)
     return {
         "umigVersion": version,
         "deployedAt": deployed_at,
@@ -110,3 +110,15 @@ def _certificate_state(
     if thresholds is None:
         return "ok"
     return certificates.level(expiry, sample.ts, *thresholds) or "ok"
+
+
+def silence_document(s: Silence, now: datetime) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "matchers": [str(m) for m in s.matchers],
+        "startsAt": iso(s.starts_at),
+        "endsAt": iso(s.ends_at),
+        "createdBy": s.created_by,
+        "comment": s.comment,
+        "state": "active" if s.active(now) else ("pending" if now < s.starts_at else "expired"),
+    }

@@ -45,7 +45,6 @@ _PATTERN = {
 _IDENT = re.compile(r"[0-9A-Za-z-]+", re.ASCII)
 _NUMBER = re.compile(r"[0-9]+", re.ASCII)
 _HOTFIX_SUFFIX = re.compile(r"hotfix-?([0-9]+)", re.ASCII)
-_DB = re.compile(r"([0-9]+)(-dev)?", re.ASCII)
 _EXPECTED = "expected MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD], e.g. 1.2.0-rc.2"
 
 # One pre-release or build identifier as a comparable, homogeneous tuple:
@@ -225,49 +224,6 @@ def expected_pattern(environment_kind: EnvironmentKind) -> str:
     """The matrix's version pattern, for messages: ``uat`` -> ``1.x.y-rc.n``."""
     _allowed(environment_kind)
     return _PATTERN[environment_kind]
-
-
-@dataclass(frozen=True, slots=True)
-class DbVersion:
-    """A database schema version such as ``031`` or ``032-dev``; ``032-dev`` < ``032`` < ``033-dev``."""
-
-    number: int
-    dev: bool = False
-    raw: str = field(default="", compare=False)
-
-    def __str__(self) -> str:
-        return self.raw or (f"{self.number:03d}-dev" if self.dev else f"{self.number:03d}")
-
-    def sort_key(self) -> tuple[int, int]:
-        return (self.number, 0 if self.dev else 1)
-
-    def __lt__(self, other: object) -> bool:
-        if not isinstance(other, DbVersion):
-            return NotImplemented
-        return self.sort_key() < other.sort_key()
-
-    def __le__(self, other: object) -> bool:
-        if not isinstance(other, DbVersion):
-            return NotImplemented
-        return self.sort_key() <= other.sort_key()
-
-    def __gt__(self, other: object) -> bool:
-        if not isinstance(other, DbVersion):
-            return NotImplemented
-        return self.sort_key() > other.sort_key()
-
-    def __ge__(self, other: object) -> bool:
-        if not isinstance(other, DbVersion):
-            return NotImplemented
-        return self.sort_key() >= other.sort_key()
-
-
-def parse_db_version(text: str) -> DbVersion:
-    raw = text.strip()
-    m = _DB.fullmatch(raw)
-    if not m:
-        raise InvalidVersion(f"'{raw}' is not a database version (expected digits, e.g. 031 or 032-dev)")
-    return DbVersion(int(m.group(1)), m.group(2) is not None, raw)
 
 
 def _semantic_distance(older: Version, newer: Version) -> int:

@@ -19,7 +19,7 @@ from umig_monitor.config.types import redact_url
 from umig_monitor.core.alerts import AlertEvent, NotificationKind
 from umig_monitor.core.assess import Thresholds, assess
 from umig_monitor.core.flapping import FlapNotice, FlapPolicy, notice_alert
-from umig_monitor.core.health import HealthSample, Outcome
+from umig_monitor.core.health import HealthSample, Outcome, VersionSeen
 from umig_monitor.core.tracking import CHURN_WINDOW, Policy, Tracker, observe, seed
 from umig_monitor.metrics import PROBE_ENDPOINTS
 from umig_monitor.probes.client import Fetch, fetch_json
@@ -33,10 +33,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger("umig_monitor.jobs.health")
 ALL_OUTCOMES = tuple(o.value for o in Outcome)
 ENDPOINTS = PROBE_ENDPOINTS  # in the order probe_environment returns its fetches
-
-
-def version_key(environment: str) -> str:
-    return f"version_seen:{environment}"
 
 
 def policy_for(daemon: Daemon, name: str, env: Environment) -> Policy:
@@ -63,9 +59,9 @@ def is_https(env: Environment) -> bool:
 async def load_tracker(daemon: Daemon, name: str, now: datetime) -> Tracker:
     active = await daemon.store.active_alerts(name)
     recent = await daemon.store.recent_health_samples(name, CHURN_WINDOW)
-    seen = await daemon.store.kv_get(version_key(name))
+    seen = await daemon.store.version_seen(name)
     versions = [s.version for s in reversed(recent) if s.version]
-    return seed(active, versions, seen.get("version") if isinstance(seen, dict) else None, now)
+    return seed(active, versions, seen.version if seen is not None else None, now)
 
 
 async def poll_environment(daemon: Daemon, name: str) -> None:
@@ -113,7 +109,7 @@ async def poll_environment(daemon: Daemon, name: str) -> None:
     record_metrics(daemon, sample, fetches, is_https(env))
     if outcomes.version_changed is not None:
         previous, current = outcomes.version_changed
-        await daemon.store.kv_set(version_key(name), {"version": current, "first_seen": now.isoformat()}, now)
+        await daemon.store.set_version_seen(name, VersionSeen(current, now), now)
         log.info("version_changed", env=name, version=current, previous=previous)
         if outcomes.announce_version:  # else folded into a flapping notice
             await daemon.deployments.observed(name, previous, current, now, healthy=sample.outcome.ok)

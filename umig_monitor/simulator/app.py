@@ -68,11 +68,6 @@ def normalise_prefix(prefix: str) -> str:
     return normalised
 
 
-def endpoint_path(endpoint: Endpoint) -> str:
-    """The path of ``endpoint`` below the api prefix, e.g. ``/admin/health``."""
-    return _ROUTES[endpoint][1]
-
-
 def build_app(simulator: Simulator, prefix: str = DEFAULT_PREFIX) -> web.Application:
     app = web.Application()
     app[SIMULATOR_KEY] = simulator

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
@@ -108,13 +107,6 @@ class AlertQueries:
             )
             row = (await conn.execute(sa.select(t).where(t.c.id == alert_id))).mappings().first()
             return (_alert(row) if row is not None else None), result.rowcount == 1
-
-    async def mark_alerts_notified(self, alert_ids: Sequence[int], at: datetime) -> None:
-        if not alert_ids:
-            return
-        t = alert_table
-        async with self._connect("marking alerts notified", write=True) as conn:
-            await conn.execute(t.update().where(t.c.id.in_(alert_ids)).values(last_notified_at=at))
 
     async def list_alerts(
         self,

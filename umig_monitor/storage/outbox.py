@@ -149,12 +149,6 @@ class OutboxQueries:
         async with self._connect("releasing outbox claims", write=True) as conn:
             return int((await conn.execute(statement)).rowcount or 0)
 
-    async def next_delivery_time(self) -> datetime | None:
-        query = sa.select(sa.func.min(outbox.c.next_attempt_at)).where(outbox.c.status == "pending")
-        async with self._connect("reading the outbox", write=False) as conn:
-            value: datetime | None = (await conn.execute(query)).scalar_one_or_none()
-            return value
-
     async def delivery_sent(self, delivery_id: int, at: datetime, *, owner: str | None = None) -> bool:
         return await self._update_delivery(
             delivery_id, owner, status="sent", sent_at=at, attempts=outbox.c.attempts + 1, last_error=None

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from umig_monitor.core.health import HealthSample, Outcome
+from umig_monitor.core.health import HealthSample, Outcome, VersionSeen
 from umig_monitor.storage import dialects, migrations
 from umig_monitor.storage.alerts import AlertQueries
 from umig_monitor.storage.cluster import ClusterQueries
@@ -311,6 +311,23 @@ class Store(AlertQueries, OutboxQueries, DeploymentQueries, InsightQueries, Clus
         async with self._connect("writing daemon state", write=True) as conn:
             await conn.execute(statement, {"key": key, "value": value, "updated_at": now})
 
+    # -- the version each environment runs (kv ``version_seen:<env>``) ------------------------
+
+    async def version_seen(self, environment: str) -> VersionSeen | None:
+        return _version_seen(await self.kv_get(VERSION_SEEN + environment))
+
+    async def versions_seen(self) -> dict[str, VersionSeen]:
+        """Every environment's, in one query."""
+        statement = sa.select(kv_state.c.key, kv_state.c.value).where(kv_state.c.key.startswith(VERSION_SEEN))
+        async with self._connect("reading the versions seen", write=False) as conn:
+            rows = (await conn.execute(statement)).all()
+        found = ((key.removeprefix(VERSION_SEEN), _version_seen(value)) for key, value in rows)
+        return {name: seen for name, seen in found if seen is not None}
+
+    async def set_version_seen(self, environment: str, seen: VersionSeen, now: datetime) -> None:
+        value = {"version": seen.version, "first_seen": seen.first_seen.isoformat()}
+        await self.kv_set(VERSION_SEEN + environment, value, now)
+
     # -- retention ------------------------------------------------------------------------------
 
     async def prune(
@@ -435,3 +452,19 @@ def _brief_sample(row: RowMapping) -> HealthSample:
         response_ms=row["response_ms"],
         error=row["error"],
     )
+
+
+VERSION_SEEN = "version_seen:"
+
+
+def _version_seen(value: Any) -> VersionSeen | None:
+    """The stored record, shape-checked once here: anything else is as if nothing were seen."""
+    if not isinstance(value, dict) or not isinstance(value.get("version"), str):
+        return None
+    try:
+        first_seen = datetime.fromisoformat(str(value.get("first_seen")))
+    except ValueError:
+        return None
+    if first_seen.tzinfo is None:
+        return None
+    return VersionSeen(value["version"], first_seen)

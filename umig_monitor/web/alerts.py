@@ -8,18 +8,17 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from umig_monitor.core.alerts import AlertState
-from umig_monitor.core.status import alert_document, iso
+from umig_monitor.core.status import alert_document, iso, silence_document
 from umig_monitor.pipeline.actions import ActionError, acknowledge, add_silence, escalate, resolve
 from umig_monitor.web import params
 from umig_monitor.web.auth import error
+from umig_monitor.web.keys import DAEMON_KEY
 
 if TYPE_CHECKING:
     from umig_monitor.app import Daemon
 
 
 def _daemon(request: web.Request) -> Daemon:
-    from umig_monitor.web.server import DAEMON_KEY
-
     return request.app[DAEMON_KEY]
 
 
@@ -98,18 +97,6 @@ async def ack_alert(request: web.Request) -> web.Response:
     except ActionError:
         return error(404, f"no alert {alert_id}")
     return web.json_response({"alert": alert_document(alert), "acknowledged": acked})
-
-
-def silence_document(s: Any, now: datetime) -> dict[str, Any]:
-    return {
-        "id": s.id,
-        "matchers": [str(m) for m in s.matchers],
-        "startsAt": iso(s.starts_at),
-        "endsAt": iso(s.ends_at),
-        "createdBy": s.created_by,
-        "comment": s.comment,
-        "state": "active" if s.active(now) else ("pending" if now < s.starts_at else "expired"),
-    }
 
 
 async def list_silences(request: web.Request) -> web.Response:

@@ -9,14 +9,16 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from umig_monitor.core import timetext
-from umig_monitor.core.deployments import EventError, EventType, event_to_record
+from umig_monitor.core.deployments import EventError, EventType
+from umig_monitor.core.history import event_to_record
 from umig_monitor.core.rollouts import EventConflict
 from umig_monitor.core.status import iso
-from umig_monitor.jobs.deployments import Recorded
+from umig_monitor.ops.deployments import Recorded, parse_event_type
+from umig_monitor.ops.views import dora_figures
 from umig_monitor.pipeline.actions import ActionError
 from umig_monitor.web import params
 from umig_monitor.web.auth import error
-from umig_monitor.web.views import dora_figures
+from umig_monitor.web.keys import DAEMON_KEY
 
 if TYPE_CHECKING:
     from umig_monitor.app import Daemon
@@ -24,17 +26,7 @@ if TYPE_CHECKING:
 
 
 def _daemon(request: web.Request) -> Daemon:
-    from umig_monitor.web.server import DAEMON_KEY
-
     return request.app[DAEMON_KEY]
-
-
-def parse_event_type(value: Any) -> EventType:
-    try:
-        return EventType.from_cli(str(value))
-    except ValueError:
-        choices = "start, success, failure, rollback"
-        raise EventError("type", f"must be one of {choices}, got '{value}'") from None
 
 
 def parse_timestamp(value: Any, name: str) -> datetime | None:
@@ -103,7 +95,10 @@ async def list_deployments(request: web.Request) -> web.Response:
         until = params.instant(q.get("until"), now, "until")
         limit = params.integer(q, "limit", 100, 1, 1000)
         offset = params.integer(q, "offset", 0, 0, 10**9)
-        types = [parse_event_type(t[: params.MAX_VALUE]).value for t in q.getall("type", [])[:8]] or None
+        wanted = q.getall("type", [])
+        if len(wanted) > len(EventType):
+            raise ActionError(f"type: at most {len(EventType)} values, got {len(wanted)}")
+        types = [parse_event_type(t[: params.MAX_VALUE]).value for t in wanted] or None
         environment = params.text(q, "environment")
     except (ValueError, ActionError) as exc:
         return error(400, str(exc))

@@ -8,18 +8,17 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from umig_monitor.core.status import iso
-from umig_monitor.jobs.drift import drift_report, finding_document
+from umig_monitor.ops.drift import drift_report, finding_document
 from umig_monitor.pipeline.actions import ActionError
 from umig_monitor.web import params
 from umig_monitor.web.auth import error
+from umig_monitor.web.keys import DAEMON_KEY
 
 if TYPE_CHECKING:
     from umig_monitor.app import Daemon
 
 
 def _daemon(request: web.Request) -> Daemon:
-    from umig_monitor.web.server import DAEMON_KEY
-
     return request.app[DAEMON_KEY]
 
 

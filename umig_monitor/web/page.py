@@ -16,9 +16,10 @@ from umig_monitor.config import Settings
 from umig_monitor.core.alerts import AlertState
 from umig_monitor.core.page import StatusPage, render, render_unavailable
 from umig_monitor.core.timeline import Span, Tally, build_timeline
-from umig_monitor.jobs.drift import drift_report
+from umig_monitor.ops.drift import drift_report
+from umig_monitor.ops.views import environments_view
 from umig_monitor.storage import StorageError, Store
-from umig_monitor.web.views import environments_view
+from umig_monitor.web.keys import DAEMON_KEY
 
 if TYPE_CHECKING:
     from umig_monitor.app import Daemon
@@ -42,8 +43,6 @@ HEADERS = {
 
 
 def _daemon(request: web.Request) -> Daemon:
-    from umig_monitor.web.server import DAEMON_KEY
-
     return request.app[DAEMON_KEY]
 
 

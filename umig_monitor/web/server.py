@@ -9,6 +9,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from umig_monitor.ops.views import environment_detail, environments_view
 from umig_monitor.pipeline.actions import ActionError
 from umig_monitor.storage import StorageError
 from umig_monitor.web import alerts as alerts_api
@@ -18,13 +19,12 @@ from umig_monitor.web import page as status_page
 from umig_monitor.web import params
 from umig_monitor.web.auth import Handler, error, require_token
 from umig_monitor.web.guard import ConnectionGuard
-from umig_monitor.web.views import environment_detail, environments_view
+from umig_monitor.web.keys import DAEMON_KEY
 
 if TYPE_CHECKING:
     from umig_monitor.app import Daemon
 
 log = structlog.get_logger("umig_monitor.web")
-DAEMON_KEY: web.AppKey[Daemon] = web.AppKey("daemon")
 # Answered while starting up and shutting down too; everything else is a 503 then.
 # asyncio accepts up to this many connections per event-loop turn, before the guard sees any of
 # them: kept small so a flood cannot take more descriptors than the cap plus one turn's worth.

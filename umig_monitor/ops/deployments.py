@@ -22,13 +22,8 @@ from umig_monitor.core.alerts import (
     alert_key,
     notification_to_dict,
 )
-from umig_monitor.core.deployments import (
-    DeploymentEvent,
-    EventError,
-    EventType,
-    build_event,
-    event_to_record,
-)
+from umig_monitor.core.deployments import DeploymentEvent, EventError, EventType, build_event
+from umig_monitor.core.history import event_to_record
 from umig_monitor.core.rollouts import VERIFIED_BY, Rollout, attach, incident_context, merge
 from umig_monitor.core.versions import try_parse
 from umig_monitor.metrics import DeploymentMetrics
@@ -38,6 +33,14 @@ from umig_monitor.storage import Store
 from umig_monitor.storage.records import OutboxEntry
 
 log = structlog.get_logger("umig_monitor.deployments")
+
+
+def parse_event_type(value: Any) -> EventType:
+    try:
+        return EventType.from_cli(str(value))
+    except ValueError:
+        choices = "start, success, failure, rollback"
+        raise EventError("type", f"must be one of {choices}, got '{value}'") from None
 
 
 def event_alert(event: DeploymentEvent, settings: Settings) -> Alert:

@@ -5,7 +5,6 @@ an APScheduler job; a watch's state is in storage, so a restarted daemon resumes
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -13,63 +12,17 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import structlog
 
-from umig_monitor.config import Environment
 from umig_monitor.core.deployments import DeploymentEvent, EventType
 from umig_monitor.core.rollouts import VERIFIED_BY, Rollout, attach
 from umig_monitor.core.watch import Step, progress, watch_step
-from umig_monitor.jobs.deployments import canonical
-from umig_monitor.probes.client import fetch_json
+from umig_monitor.ops.deployments import canonical
+from umig_monitor.probes.validation import CHECKS, current_version
 from umig_monitor.storage.deployments import Watch
 
 if TYPE_CHECKING:
-    from umig_monitor.jobs.deployments import DeploymentRecorder
+    from umig_monitor.ops.deployments import DeploymentRecorder
 
 log = structlog.get_logger("umig_monitor.deployments")
-Check = Callable[[aiohttp.ClientSession, Environment], Awaitable[str | None]]  # None = passed
-
-
-async def _health(session: aiohttp.ClientSession, env: Environment) -> str | None:
-    f = await fetch_json(session, env, "/admin/health")
-    status = (f.body or {}).get("umig", {}).get("status") if isinstance(f.body, dict) else None
-    if not f.ok:
-        return f"health check failed: {f.detail}"
-    return None if status == "healthy" else f"health check failed: {status}"
-
-
-async def _orchestrator(session: aiohttp.ClientSession, env: Environment) -> str | None:
-    f = await fetch_json(session, env, "/admin/components")
-    if not f.ok:
-        return f"components check failed: {f.detail}"
-    orchestrator = f.body.get("orchestrator") if isinstance(f.body, dict) else None
-    status = orchestrator.get("status") if isinstance(orchestrator, dict) else None
-    return None if status == "active" else f"component orchestrator not active: {status}"
-
-
-def _endpoint(path: str) -> Check:
-    async def check(session: aiohttp.ClientSession, env: Environment) -> str | None:
-        f = await fetch_json(session, env, path)
-        return (
-            None if f.status == 200 else f"API functionality test failed: {path} HTTP {f.status or f.detail}"
-        )
-
-    return check
-
-
-CHECKS: dict[str, Check] = {
-    "health": _health,
-    "orchestrator": _orchestrator,
-    "teams": _endpoint("/teams"),
-    "users": _endpoint("/users"),
-}
-
-
-async def current_version(session: aiohttp.ClientSession, env: Environment) -> str | None:
-    f = await fetch_json(session, env, "/admin/version")
-    if not f.ok or not isinstance(f.body, dict):
-        return None
-    umig = f.body.get("umig")
-    version = umig.get("version") if isinstance(umig, dict) else None
-    return str(version) if version is not None else None
 
 
 async def look(

@@ -1,4 +1,6 @@
-"""Read models shared by the JSON API and the CLI: they read storage and call core builders."""
+"""Read models shared by the JSON API, the status page and the CLI: the environments (one query per
+kind of fact, not one per environment), one environment's detail, and the DORA figures. They
+read storage and call core builders."""
 
 from __future__ import annotations
 
@@ -10,7 +12,6 @@ from umig_monitor.config import Settings
 from umig_monitor.core.dora import Incident, dora
 from umig_monitor.core.status import alert_document, environment_status, iso, sample_document
 from umig_monitor.core.tracking import HEALTH
-from umig_monitor.jobs.health import version_key
 from umig_monitor.storage import Store
 
 
@@ -19,9 +20,9 @@ async def environments_view(store: Store, settings: Settings) -> dict[str, Any]:
     active = await store.active_alerts()
     incidents = {a.environment: a for a in active if a.key.startswith(f"{HEALTH}/")}
     deployed = await store.latest_deployments()
+    seen_all = await store.versions_seen()
     out: dict[str, Any] = {}
     for name, env in settings.environments.items():
-        seen = await store.kv_get(version_key(name))
         current = deployed.get(name)
         deployment = (
             {"version": current.version, "deployedAt": iso(current.ts), "deployedBy": current.initiated_by}
@@ -31,7 +32,7 @@ async def environments_view(store: Store, settings: Settings) -> dict[str, Any]:
         out[name] = environment_status(
             env.kind,
             latest.get(name),
-            seen if isinstance(seen, dict) else None,
+            seen_all.get(name),
             incidents.get(name),
             deployment,
             (env.thresholds.certificate_warning, env.thresholds.certificate_critical),
