@@ -138,7 +138,7 @@ async def test_escalate_through_the_daemon(
         str(daemon.config_path),
     )
     assert code == 0
-    assert "queued by the daemon" in capsys.readouterr().out
+    assert "queued: the running daemon" in capsys.readouterr().out
     await until(lambda: hook.bodies)
     alert = hook.bodies[0]["alerts"][0]
     assert alert["labels"]["alertname"] == "deployment_failure"

@@ -194,7 +194,6 @@ async def test_status_cli(
     capsys.readouterr()
     assert await asyncio.to_thread(main, ["status", "--config", config, "--json"]) == 1
     data = json.loads(capsys.readouterr().out)
-    assert data["source"] == "daemon"
     assert data["environments"]["production"]["status"] == "incident"
 
 
@@ -207,7 +206,6 @@ async def test_status_cli_reads_storage_without_a_daemon(
     capsys.readouterr()  # the daemon's own log lines
     assert await asyncio.to_thread(main, ["status", "--config", str(daemon.config_path), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["source"] == "storage"
     assert data["environments"]["uat"]["umigVersion"] == "1.2.0-rc.2"
 
 

@@ -39,8 +39,8 @@ from umig_monitor.metrics import (
     SelfMetrics,
     UmigMetrics,
 )
-from umig_monitor.ops.deployments import DeploymentRecorder, canonical
-from umig_monitor.ops.watches import look
+from umig_monitor.ops.deployments import DeploymentRecorder
+from umig_monitor.ops.watches import look, start_watch
 from umig_monitor.pipeline import AlertPipeline
 from umig_monitor.probes.client import make_session
 from umig_monitor.sdnotify import SystemdNotifier
@@ -462,20 +462,8 @@ class Daemon:
     async def start_watch(
         self, deployment_id: str, environment: str, version: str, within: timedelta | None
     ) -> Watch:
-        now = datetime.now(UTC)
-        existing = await self.store.get_watch(deployment_id)
-        if existing is not None and existing.state == "watching":
-            return existing
-        watch = Watch(
-            deployment_id,
-            environment,
-            canonical(version) or version,
-            now,
-            now + (within or self.settings.deployments.watch_timeout),
-            "watching",
-            {},
-        )
-        await self.store.save_watch(watch, now)
+        timeout = within or self.settings.deployments.watch_timeout
+        watch = await start_watch(self.store, deployment_id, environment, version, timeout, datetime.now(UTC))
         if self.is_leader:
             self.add_watch_job(deployment_id)
         # Otherwise the leader's watch_sync job picks it up within deployments.watch_interval.

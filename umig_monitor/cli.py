@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from umig_monitor import __version__
-from umig_monitor.commands.common import ApiError
 from umig_monitor.config import ConfigError, Settings, load_config, resolve_config_path, secret_file_warnings
 from umig_monitor.core.deployments import EventError
 from umig_monitor.core.rollouts import EventConflict
@@ -101,9 +100,6 @@ def _ops(handler_name: str) -> Any:
         except StorageError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
-        except ApiError as exc:
-            print(f"error: the daemon refused: {exc}", file=sys.stderr)
-            return 1 if exc.status == 409 else EXIT_USAGE  # 409: contradicts what is recorded
         except EventConflict as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

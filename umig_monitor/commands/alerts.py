@@ -1,4 +1,5 @@
-"""``alerts``, ``ack``, ``silence``, ``escalate`` (the guide's escalate-alert.sh) and ``notify-test``."""
+"""``alerts``, ``ack``, ``silence``, ``escalate`` (the guide's escalate-alert.sh), ``resolve`` and
+``notify-test``: on storage, the bus the daemon reads too (``commands.common.bus``)."""
 
 from __future__ import annotations
 
@@ -7,43 +8,26 @@ from datetime import UTC, datetime
 
 import aiohttp
 
-from umig_monitor.commands.common import (
-    daemon_request,
-    local_time,
-    offline_pipeline,
-    open_store,
-    print_json,
-    print_table,
-)
+from umig_monitor.commands.common import Bus, bus, local_time, open_store, print_json, print_table
 from umig_monitor.config import Settings
 from umig_monitor.core.alerts import Alert, AlertState, Notification, NotificationKind
-from umig_monitor.core.status import alert_document, silence_document
 from umig_monitor.core.timetext import parse_duration, parse_instant
+from umig_monitor.ops.alerts import alerts_view, silences_view
 from umig_monitor.pipeline.actions import ActionError, acknowledge, add_silence, escalate, resolve
 from umig_monitor.sinks import build_sink
 
 
-def _query(args: argparse.Namespace) -> str:
-    parts = []
-    if args.active:
-        parts.append("active=true")
-    for key in ("since", "environment", "type"):
-        if getattr(args, key, None):
-            parts.append(f"{key}={getattr(args, key)}")
-    return "?" + "&".join(parts) if parts else ""
-
-
 async def alerts(settings: Settings, args: argparse.Namespace) -> int:
-    data = await daemon_request(settings, "GET", "/api/v1/alerts" + _query(args))
-    if data is None:
-        async with open_store(settings) as store:
-            found = await store.list_alerts(
-                state=AlertState.FIRING if args.active else None,
-                environment=args.environment,
-                type=args.type,
-                since=_since(args.since),
-            )
-        data = {"alerts": [alert_document(a) for a in found]}
+    async with open_store(settings) as store:
+        data = await alerts_view(
+            store,
+            settings,
+            datetime.now(UTC),
+            state=AlertState.FIRING if args.active else None,
+            environment=args.environment,
+            type=args.type,
+            since=_since(args.since),
+        )
     if args.json:
         print_json(data)
         return 0
@@ -70,18 +54,15 @@ async def alerts(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def ack(settings: Settings, args: argparse.Namespace) -> int:
-    data = await daemon_request(
-        settings, "POST", f"/api/v1/alerts/{args.id}/ack", body={"by": args.by}, token=True
-    )
-    if data is None:
-        async with open_store(settings) as store:
-            alert, acked = await acknowledge(store, args.id, args.by, datetime.now(UTC))
-        data = {"alert": alert_document(alert), "acknowledged": acked}
-    first = data["alert"]
-    if data.get("acknowledged", True):
-        print(f"alert {args.id} acknowledged by {first['ackedBy']}")
+    async with open_store(settings) as store:
+        alert, acked = await acknowledge(store, args.id, args.by, datetime.now(UTC))
+    if acked:
+        print(f"alert {args.id} acknowledged by {alert.acked_by}")
         return 0
-    print(f"alert {args.id} was already acknowledged by {first['ackedBy']} at {first['ackedAt']}")
+    print(
+        f"alert {args.id} was already acknowledged by {alert.acked_by} "
+        f"at {local_time(alert.acked_at, settings)}"
+    )
     return 1
 
 
@@ -90,38 +71,27 @@ async def silence(settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "add":
         if not args.duration:
             raise ActionError("--duration: required, e.g. --duration 2h (a silence must end)")
-        body = {
-            "matchers": args.matcher,
-            "duration": args.duration,
-            "author": args.author,
-            "comment": args.comment,
-        }
-        data = await daemon_request(settings, "POST", "/api/v1/silences", body=body, token=True)
-        if data is None:
-            async with open_store(settings) as store:
-                created = await add_silence(
-                    store,
-                    args.matcher,
-                    now=now,
-                    duration=parse_duration(args.duration),
-                    author=args.author,
-                    comment=args.comment,
-                )
-            data = {"silence": silence_document(created, now)}
-        print(f"silence {data['silence']['id']} until {data['silence']['endsAt']}")
+        async with open_store(settings) as store:
+            created = await add_silence(
+                store,
+                args.matcher,
+                now=now,
+                duration=parse_duration(args.duration),
+                author=args.author,
+                comment=args.comment,
+            )
+        print(f"silence {created.id} until {local_time(created.ends_at, settings)}")
         return 0
     if args.action == "expire":
-        data = await daemon_request(settings, "DELETE", f"/api/v1/silences/{args.id}", token=True)
-        if data is None:
-            async with open_store(settings) as store:
-                if not await store.expire_silence(args.id, now):
-                    raise ActionError(f"no active silence {args.id}")
+        if not args.id:
+            raise ActionError("id: which silence to expire (silence list shows them)")
+        async with open_store(settings) as store:
+            if not await store.expire_silence(args.id, now):
+                raise ActionError(f"id: no active silence {args.id}")
         print(f"silence {args.id} expired")
         return 0
-    data = await daemon_request(settings, "GET", "/api/v1/silences")
-    if data is None:
-        async with open_store(settings) as store:
-            data = {"silences": [silence_document(s, now) for s in await store.list_silences(now)]}
+    async with open_store(settings) as store:
+        data = await silences_view(store, settings, now)
     if args.json:
         print_json(data)
     else:
@@ -144,24 +114,13 @@ async def silence(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def escalate_cmd(settings: Settings, args: argparse.Namespace) -> int:
-    """A manual alert that fires until ``resolve``: through the daemon, or (no daemon) recorded and
-    dispatched from here, delivered for up to ``--wait`` seconds; the daemon then carries on with
-    its reminders and escalation."""
-    body = {
-        "type": args.type,
-        "environment": args.environment,
-        "severity": args.severity,
-        "message": args.message,
-    }
-    data = await daemon_request(settings, "POST", "/api/v1/alerts", body=body, token=True)
-    if data is not None:
-        alert_id = data["alert"]["id"]
-        print(f"escalated: alert {alert_id}, queued by the daemon; `umig-monitor resolve {alert_id}` ends it")
-        return 0
-    async with offline_pipeline(settings, args.wait, dispatch=True) as off:
+    """A manual alert that fires until ``resolve``, recorded in storage; the leading daemon sends
+    it (with its repeats and escalation), or, with none, this command routes and delivers it for
+    up to ``--wait`` seconds."""
+    async with bus(settings, args.wait) as b:
         alert = await escalate(
-            off.store,
-            off.pipeline,
+            b.store,
+            b.pipeline,
             args.type,
             args.environment,
             args.severity,
@@ -169,24 +128,29 @@ async def escalate_cmd(settings: Settings, args: argparse.Namespace) -> int:
             now=datetime.now(UTC),
             known_environments=list(settings.environments),
         )
-    async with open_store(settings) as store:
-        deliveries = await store.list_deliveries(alert_id=alert.id)
-    print(f"escalated: alert {alert.id}; `umig-monitor resolve {alert.id}` ends it")
-    for d in deliveries:
-        print(f"  {d.sink}: {d.status}{' - ' + d.last_error if d.last_error else ''}")
-    return 0 if deliveries and all(d.status == "sent" for d in deliveries) else 1
+    return await _report_delivery(
+        settings, b, alert.id, f"escalated: alert {alert.id}; `umig-monitor resolve {alert.id}` ends it"
+    )
 
 
 async def resolve_cmd(settings: Settings, args: argparse.Namespace) -> int:
     """End a manual alert; its routes send the resolved notice."""
-    data = await daemon_request(settings, "POST", f"/api/v1/alerts/{args.id}/resolve", body={}, token=True)
-    if data is not None:
-        print(f"resolved: alert {args.id}")
+    async with bus(settings, args.wait) as b:
+        alert = await resolve(b.store, b.pipeline, args.id, datetime.now(UTC))
+    return await _report_delivery(settings, b, alert.id, f"resolved: alert {alert.id}")
+
+
+async def _report_delivery(settings: Settings, b: Bus, alert_id: int | None, headline: str) -> int:
+    """What was sent: queued for the leading daemon, or this command's own deliveries."""
+    print(headline)
+    if b.leader is not None:
+        print(f"  queued: the running daemon ({b.leader}) sends it")
         return 0
-    async with offline_pipeline(settings, args.wait, dispatch=True) as off:
-        alert = await resolve(off.store, off.pipeline, args.id, datetime.now(UTC))
-    print(f"resolved: alert {alert.id}")
-    return 0
+    async with open_store(settings) as store:
+        deliveries = await store.list_deliveries(alert_id=alert_id)
+    for d in deliveries:
+        print(f"  {d.sink}: {d.status}{' - ' + d.last_error if d.last_error else ''}")
+    return 0 if all(d.status == "sent" for d in deliveries) else 1
 
 
 async def notify_test(settings: Settings, args: argparse.Namespace) -> int:

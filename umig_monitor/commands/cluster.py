@@ -7,29 +7,26 @@ from datetime import UTC, datetime
 from typing import Any
 
 from umig_monitor.cluster import LEADER_LEASE
-from umig_monitor.commands.common import daemon_request, open_store, print_json, print_table
+from umig_monitor.commands.common import open_store, print_json, print_table
 from umig_monitor.config import Settings
 from umig_monitor.core.cluster import view
 
 
-async def cluster_state(settings: Settings) -> tuple[dict[str, Any], str]:
-    """From the daemon when one answers, else straight from the shared store."""
-    data = await daemon_request(settings, "GET", "/api/v1/cluster")
-    if data is not None:
-        return data, "daemon"
+async def cluster_state(settings: Settings) -> dict[str, Any]:
+    """The replicas as the shared store knows them (what every replica reads too)."""
     async with open_store(settings) as store:
         known = await store.cluster_members()
         lease = await store.lease(LEADER_LEASE)
     timeout = settings.daemon.cluster.member_timeout
-    return view(known, lease, settings.environments, datetime.now(UTC), timeout), "storage"
+    return view(known, lease, settings.environments, datetime.now(UTC), timeout)
 
 
 async def cluster(settings: Settings, args: argparse.Namespace) -> int:
     """Exit 1 when no live replica holds the leader lease (nothing would send alerts)."""
-    data, source = await cluster_state(settings)
+    data = await cluster_state(settings)
     leader = data["leader"]
     if args.json:
-        print_json({**data, "source": source})
+        print_json(data)
     else:
         rows = [
             (

@@ -1,5 +1,5 @@
-"""What the ops commands share: reaching the daemon's API, opening storage, an alert pipeline in the
-command's own process, printing tables."""
+"""What the ops commands share: storage as the bus to the daemon (``bus``), printing tables and
+times."""
 
 from __future__ import annotations
 
@@ -15,52 +15,12 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 
+from umig_monitor.cluster import LEADER_LEASE
 from umig_monitor.config import Settings
 from umig_monitor.core.timetext import parse_timestamp
 from umig_monitor.metrics import AlertMetrics, SelfMetrics
 from umig_monitor.pipeline import AlertPipeline
 from umig_monitor.storage import Store
-
-
-class ApiError(Exception):
-    """The daemon answered with an error; the message is its own."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        self.status = status
-        super().__init__(message)
-
-
-def api_base(settings: Settings) -> str:
-    host, port = settings.daemon.listen_address
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
-async def daemon_request(
-    settings: Settings, method: str, path: str, *, body: Any = None, token: bool = False, wait: float = 3.0
-) -> Any | None:
-    """JSON from the running daemon, or None when no daemon answers at daemon.listen."""
-    headers = {}
-    if token:
-        secret = settings.daemon.read_api_token()
-        if secret:
-            headers["Authorization"] = f"Bearer {secret}"
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=wait)) as session,
-            session.request(method, api_base(settings) + path, json=body, headers=headers) as resp,
-        ):
-            data = await resp.json(content_type=None)
-            if resp.status >= 400:
-                raise ApiError(
-                    str(data.get("error")) if isinstance(data, dict) else f"HTTP {resp.status}", resp.status
-                )
-            return data
-    except (aiohttp.ClientConnectionError, TimeoutError):
-        return None
-    except (aiohttp.ContentTypeError, json.JSONDecodeError, ValueError):
-        return None
 
 
 @asynccontextmanager
@@ -72,28 +32,40 @@ async def open_store(settings: Settings) -> AsyncIterator[Store]:
         await store.close()
 
 
+async def leader_alive(store: Store, now: datetime) -> str | None:
+    """The member id of the daemon replica that holds the leader lease now (it dispatches and
+    delivers what is in storage), or None when no daemon leads."""
+    lease = await store.lease(LEADER_LEASE)
+    return lease.holder if lease is not None and lease.held_at(now) else None
+
+
 @dataclass(frozen=True, slots=True)
-class Offline:
+class Bus:
+    """What an ops command works with: storage (shared with the daemon), an alert pipeline for
+    what it records, and whether a daemon leads (``leader``, its member id)."""
+
     store: Store
     pipeline: AlertPipeline
     session: aiohttp.ClientSession
+    leader: str | None
 
 
 @asynccontextmanager
-async def offline_pipeline(
-    settings: Settings, deliver_for: float = 10.0, *, dispatch: bool = False
-) -> AsyncIterator[Offline]:
-    """What the daemon would do, in this process: record, enqueue, and try to deliver before exiting
-    (anything not delivered stays in the outbox for the daemon). With ``dispatch``, alerts submitted
-    in the body are also routed and deduplicated here on the way out, as the daemon's dispatcher
-    would (idempotently: a running daemon deciding the same enqueues nothing twice)."""
+async def bus(settings: Settings, deliver_for: float = 10.0) -> AsyncIterator[Bus]:
+    """Storage is the bus between the ops commands and the daemon: a command reads and writes the
+    store the daemon uses, whether or not a daemon runs, so it gives the same answer either way.
+    What it queues (notifications, a watch) the leading daemon picks up from the store within its
+    next tick; when no daemon leads, the command routes and delivers its own notifications here,
+    for up to ``deliver_for`` seconds (anything left stays in the outbox for the daemon)."""
     async with open_store(settings) as store, aiohttp.ClientSession() as session:
         pipeline = AlertPipeline(store, AlertMetrics(SelfMetrics().registry))
         pipeline.configure(settings, session)
+        leader = await leader_alive(store, datetime.now(UTC))
         try:
-            yield Offline(store, pipeline, session)
-            if dispatch:
-                await pipeline.evaluate()
+            yield Bus(store, pipeline, session, leader)
+            if leader is not None:
+                return  # the daemon dispatches and delivers: never both
+            await pipeline.evaluate()
             loop = asyncio.get_running_loop()
             deadline = loop.time() + deliver_for
             while loop.time() < deadline:

@@ -8,18 +8,14 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from umig_monitor.commands.common import (
-    daemon_request,
+    bus,
+    leader_alive,
     local_time,
-    offline_pipeline,
     open_store,
     print_json,
     print_table,
@@ -29,19 +25,9 @@ from umig_monitor.core.deployments import EventError
 from umig_monitor.core.dora import summarize
 from umig_monitor.core.history import event_to_record, parse_history
 from umig_monitor.core.timetext import parse_duration
-from umig_monitor.ops.deployments import DeploymentRecorder, canonical, parse_event_type
+from umig_monitor.ops.deployments import DeploymentRecorder, Recorded, parse_event_type
 from umig_monitor.ops.views import dora_figures
-from umig_monitor.ops.watches import look
-from umig_monitor.storage.deployments import Watch
-
-
-@asynccontextmanager
-async def offline(
-    settings: Settings, deliver_for: float = 10.0
-) -> AsyncIterator[tuple[DeploymentRecorder, aiohttp.ClientSession]]:
-    """The deployment recorder the daemon would use, in this process (see ``offline_pipeline``)."""
-    async with offline_pipeline(settings, deliver_for) as o:
-        yield DeploymentRecorder(o.store, o.pipeline, settings), o.session
+from umig_monitor.ops.watches import look, start_watch
 
 
 def _meta(pairs: list[str]) -> dict[str, str]:
@@ -55,75 +41,57 @@ def _meta(pairs: list[str]) -> dict[str, str]:
 
 
 async def deploy_event(settings: Settings, args: argparse.Namespace) -> int:
-    fields: dict[str, Any] = {
-        "type": parse_event_type(args.event).value,
-        "environment": args.env,
-        "version": args.version,
-        "toVersion": args.to_version,
-        "id": args.id,
-        "error": args.error,
-        "duration": args.duration,
-        "initiatedBy": args.initiated_by,
-        "metadata": _meta(args.meta),
-    }
-    data = await daemon_request(settings, "POST", "/api/v1/deployments/events", body=fields, token=True)
-    if data is not None:
-        record = data["event"]
-    else:
-        async with offline(settings) as (recorder, _):
-            event, _recorded = await recorder.record(
-                parse_event_type(args.event),
-                args.env,
-                datetime.now(UTC),
-                version=args.version,
-                to_version=args.to_version,
-                deployment_id=args.id,
-                initiated_by=args.initiated_by,
-                duration=args.duration,
-                error=args.error,
-                metadata=_meta(args.meta),
-            )
-            record = event_to_record(event)
-    print(record["deploymentId"] if args.print == "deployment" else record["id"])
+    """Record an event in storage, as the API does (the same recorder); the leading daemon sends
+    its notifications, or, with none, this command does."""
+    async with bus(settings) as b:
+        recorder = DeploymentRecorder(b.store, b.pipeline, settings)
+        event, recorded = await recorder.record(
+            parse_event_type(args.event),
+            args.env,
+            datetime.now(UTC),
+            version=args.version,
+            to_version=args.to_version,
+            deployment_id=args.id,
+            initiated_by=args.initiated_by,
+            duration=args.duration,
+            error=args.error,
+            metadata=_meta(args.meta),
+        )
+    if recorded is not Recorded.CREATED:
+        print(f"{event.id}: already recorded ({recorded.value})", file=sys.stderr)
+    print(event.deployment_id if args.print == "deployment" else event.id)
     return 0
 
 
 async def watch_deploy(settings: Settings, args: argparse.Namespace) -> int:
+    """The watch is stored; the leading daemon runs it (it resumes after a restart) and this
+    command follows it, printing each look. With no daemon leading, this command looks itself."""
     deployment_id = args.id or f"watch-{args.env}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     timeout = parse_duration(args.timeout) if args.timeout else settings.deployments.watch_timeout
+    if args.env not in settings.environments:
+        raise EventError("environment", f"unknown environment '{args.env}'")
     print(
         f"Monitoring deployment: {deployment_id}\nExpected version: {args.version}\n"
         f"Timeout: {int(timeout.total_seconds())}s",
         flush=True,
     )
-    body = {"environment": args.env, "version": args.version, "timeout": f"{int(timeout.total_seconds())}s"}
-    started = await daemon_request(
-        settings, "POST", f"/api/v1/deployments/{deployment_id}/watch", body=body, token=True
-    )
-    if started is not None:
+    async with bus(settings) as b:
+        recorder = DeploymentRecorder(b.store, b.pipeline, settings)
+        w = await start_watch(b.store, deployment_id, args.env, args.version, timeout, datetime.now(UTC))
         looks = 0
-        while True:
-            data = await daemon_request(settings, "GET", f"/api/v1/deployments/{deployment_id}")
-            watch = (data or {}).get("watch") or {}
-            if watch.get("state") == "watching" and watch.get("progress") and watch.get("looks", 0) != looks:
-                looks = watch.get("looks", 0)
-                print(f"⏳ {watch['progress']}", flush=True)  # every look, as the guide's loop did
-            if watch.get("state") not in (None, "watching"):
-                return _verdict(watch, args.version)
-            await asyncio.sleep(1)
-    async with offline(settings) as (recorder, session):
-        now = datetime.now(UTC)
-        expected = canonical(args.version) or args.version
-        w = Watch(deployment_id, args.env, expected, now, now + timeout, "watching", {})
-        if args.env not in settings.environments:
-            raise EventError("env", f"unknown environment '{args.env}'")
-        await recorder.store.save_watch(w, now)
+        interval = settings.deployments.watch_interval.total_seconds()
         while w.state == "watching":
-            w = await look(recorder, session, w)
-            if w.state == "watching":
-                print(f"⏳ {w.result.get('progress')}", flush=True)
-                await asyncio.sleep(settings.deployments.watch_interval.total_seconds())
-        return _verdict({"state": w.state, **w.result}, args.version)
+            if b.leader is not None and await leader_alive(b.store, datetime.now(UTC)) is not None:
+                await asyncio.sleep(min(1.0, interval))
+                w = await b.store.get_watch(deployment_id) or w
+            else:
+                w = await look(recorder, b.session, w)
+                if w.state == "watching":
+                    await asyncio.sleep(interval)
+            if w.state == "watching" and int(w.result.get("looks", 0)) != looks:
+                looks = int(w.result.get("looks", 0))
+                print(f"⏳ {w.result.get('progress')}", flush=True)  # every look, as the guide's loop did
+    return _verdict({"state": w.state, **w.result}, args.version)
 
 
 def _verdict(watch: dict[str, Any], version: str) -> int:
@@ -200,10 +168,8 @@ async def import_history(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def dora_cmd(settings: Settings, args: argparse.Namespace) -> int:
-    data = await daemon_request(settings, "GET", f"/api/v1/dora?days={args.days}")
-    if data is None:
-        async with open_store(settings) as store:
-            data = await dora_figures(store, settings, args.days)
+    async with open_store(settings) as store:
+        data = await dora_figures(store, settings, args.days)
     if args.json:
         print_json(data)
         return 0

@@ -8,24 +8,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from umig_monitor.commands.common import (
-    daemon_request,
-    offline_pipeline,
+    bus,
     open_store,
     print_json,
     print_table,
 )
 from umig_monitor.config import Settings
-from umig_monitor.ops.drift import drift_report, finding_document
+from umig_monitor.ops.drift import drift_view
 
 MAX_SAMPLES = 1000  # as jobs.baseline.samples
 
 
 async def drift(settings: Settings, args: argparse.Namespace) -> int:
-    data = await daemon_request(settings, "GET", "/api/v1/drift")
-    if data is None:
-        async with open_store(settings) as store:
-            matrix, findings = await drift_report(store, settings, datetime.now(UTC))
-        data = {"matrix": matrix, "findings": [finding_document(f) for f in findings]}
+    async with open_store(settings) as store:
+        data = await drift_view(store, settings, datetime.now(UTC))
     findings_list: list[dict[str, Any]] = data["findings"]
     if args.json:
         print_json(data)
@@ -71,7 +67,7 @@ async def baseline(settings: Settings, args: argparse.Namespace) -> int:
         print(f"error: --samples must be between 1 and {MAX_SAMPLES}", file=sys.stderr)
         return 2
     samples = args.samples or settings.jobs.baseline.samples
-    async with offline_pipeline(settings, args.wait, dispatch=True) as o:
+    async with bus(settings, args.wait) as o:
         ctx = BaselineContext(settings, o.store, o.session, o.pipeline)
         run = await run_baseline(ctx, args.environment, samples=samples, expect_version=args.version)
     current, comparison = run.current, run.comparison

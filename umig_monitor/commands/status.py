@@ -6,7 +6,7 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any
 
-from umig_monitor.commands.common import daemon_request, local_time, open_store, print_json, print_table
+from umig_monitor.commands.common import local_time, open_store, print_json, print_table
 from umig_monitor.config import Settings
 from umig_monitor.core import certificates
 from umig_monitor.core.assess import Thresholds, assess
@@ -17,12 +17,10 @@ from umig_monitor.probes.client import fetch_json, make_session
 from umig_monitor.probes.umig import probe_environment
 
 
-async def environments(settings: Settings) -> tuple[dict[str, Any], str]:
-    data = await daemon_request(settings, "GET", "/api/v1/environments")
-    if data is not None:
-        return data, "daemon"
+async def environments(settings: Settings) -> dict[str, Any]:
+    """The API's environments document, read from storage (the same view)."""
     async with open_store(settings) as store:
-        return await environments_view(store, settings), "storage"
+        return await environments_view(store, settings)
 
 
 def _ago(iso: str | None, now: datetime, settings: Settings) -> str | None:
@@ -33,10 +31,10 @@ def _ago(iso: str | None, now: datetime, settings: Settings) -> str | None:
 
 
 async def status(settings: Settings, args: argparse.Namespace) -> int:
-    data, source = await environments(settings)
+    data = await environments(settings)
     envs: dict[str, Any] = data["environments"]
     if args.json:
-        print_json({**data, "source": source})
+        print_json(data)
     else:
         now = datetime.now(UTC)
         rows = [

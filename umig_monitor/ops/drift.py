@@ -13,6 +13,7 @@ from umig_monitor.config import Settings
 from umig_monitor.core.deployments import EventType
 from umig_monitor.core.drift import DriftPolicy, EnvironmentVersions, Finding, detect, version_matrix
 from umig_monitor.core.health import HealthSample, VersionSeen
+from umig_monitor.core.status import iso
 from umig_monitor.storage import Store
 
 
@@ -101,3 +102,17 @@ def finding_document(f: Finding) -> dict[str, Any]:
         "summary": f.summary,
         "details": dict(f.details),
     }
+
+
+async def drift_view(store: Store, settings: Settings, now: datetime) -> dict[str, Any]:
+    """The version matrix and the findings, each with when it was first seen (the API's and
+    ``umig-monitor drift``'s document)."""
+    matrix, findings = await drift_report(store, settings, now)
+    stored = {f.key: f for f in await store.drift_findings()}
+    docs = []
+    for f in findings:
+        doc = finding_document(f)
+        known = stored.get(f.key)
+        doc["firstSeen"] = iso(known.first_seen) if known else None
+        docs.append(doc)
+    return {"generatedAt": iso(now), "matrix": matrix, "findings": docs}

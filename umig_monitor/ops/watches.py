@@ -1,12 +1,13 @@
 """Deployment watches: look at the version endpoint until the expected version answers or the
 timeout passes, then run the post-deployment validation (the guide's: health healthy, orchestrator
-active, teams 200) and record success or failure naming the failed check. Each look is one run of
-an APScheduler job; a watch's state is in storage, so a restarted daemon resumes it."""
+active, teams 200) and record the outcome of the deployment watched. A watch's state is in storage:
+the leading daemon runs every stored watch (one job run per look) and resumes them after a
+restart; ``umig-monitor watch-deploy`` follows it there, or looks itself when no daemon leads."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -17,12 +18,28 @@ from umig_monitor.core.rollouts import VERIFIED_BY, Rollout, attach
 from umig_monitor.core.watch import Step, progress, watch_step
 from umig_monitor.ops.deployments import canonical
 from umig_monitor.probes.validation import CHECKS, current_version
+from umig_monitor.storage import Store
 from umig_monitor.storage.deployments import Watch
 
 if TYPE_CHECKING:
     from umig_monitor.ops.deployments import DeploymentRecorder
 
 log = structlog.get_logger("umig_monitor.deployments")
+
+
+async def start_watch(
+    store: Store, deployment_id: str, environment: str, version: str, within: timedelta, now: datetime
+) -> Watch:
+    """Store a watch (the API's and the CLI's): the leading daemon runs stored watches. A watch
+    already running under that id is returned as it is."""
+    existing = await store.get_watch(deployment_id)
+    if existing is not None and existing.state == "watching":
+        return existing
+    watch = Watch(
+        deployment_id, environment, canonical(version) or version, now, now + within, "watching", {}
+    )
+    await store.save_watch(watch, now)
+    return watch
 
 
 async def look(

@@ -19,6 +19,10 @@ class ActionError(ValueError):
     """Bad operator input; the message names the field."""
 
 
+class NotFound(ActionError):
+    """What the action names does not exist (a 404)."""
+
+
 async def add_silence(
     store: Store,
     matchers: list[str],
@@ -62,7 +66,7 @@ async def acknowledge(store: Store, alert_id: int, by: str, now: datetime) -> tu
     by = by.strip()[:100] or "unknown"
     alert, acked = await store.ack_alert(alert_id, by, now)
     if alert is None:
-        raise ActionError(f"id: no alert {alert_id}")
+        raise NotFound(f"id: no alert {alert_id}")
     return alert, acked
 
 
@@ -116,7 +120,7 @@ async def resolve(store: Store, pipeline: AlertPipeline, alert_id: int, now: dat
     check raised resolves itself when the check passes: it is refused here (ack or silence it)."""
     alert = await store.get_alert(alert_id)
     if alert is None:
-        raise ActionError(f"id: no alert {alert_id}")
+        raise NotFound(f"id: no alert {alert_id}")
     if alert.labels.get(MANUAL) != "true":
         raise ActionError(
             f"id: alert {alert_id} ({alert.type}) resolves itself when its check passes; "

@@ -9,7 +9,8 @@ from aiohttp import web
 
 from umig_monitor.core.alerts import AlertState
 from umig_monitor.core.status import alert_document, iso, silence_document
-from umig_monitor.pipeline.actions import ActionError, acknowledge, add_silence, escalate, resolve
+from umig_monitor.ops.alerts import alerts_view, silences_view
+from umig_monitor.pipeline.actions import ActionError, NotFound, acknowledge, add_silence, escalate, resolve
 from umig_monitor.web import params
 from umig_monitor.web.auth import error
 from umig_monitor.web.keys import DAEMON_KEY
@@ -38,17 +39,17 @@ async def list_alerts(request: web.Request) -> web.Response:
         environment, type_ = params.text(q, "environment"), params.text(q, "type")
     except ActionError as exc:
         return error(400, str(exc))
-    alerts = await daemon.store.list_alerts(
-        state=state, environment=environment, type=type_, since=since, limit=limit
+    view = await alerts_view(
+        daemon.store,
+        daemon.settings,
+        datetime.now(UTC),
+        state=state,
+        environment=environment,
+        type=type_,
+        since=since,
+        limit=limit,
     )
-    docs = []
-    for alert in alerts:
-        doc = alert_document(alert)
-        doc["silencedBy"] = (
-            daemon.alerts.suppressed_by(alert.key) if alert.state is AlertState.FIRING else None
-        )
-        docs.append(doc)
-    return web.json_response({"alerts": docs})
+    return web.json_response(view)
 
 
 async def create_alert(request: web.Request) -> web.Response:
@@ -75,9 +76,10 @@ async def resolve_alert(request: web.Request) -> web.Response:
     try:
         alert_id = params.integer(request.match_info, "id", 0, 0, 2**63 - 1)
         alert = await resolve(daemon.store, daemon.alerts, alert_id, datetime.now(UTC))
+    except NotFound as exc:
+        return error(404, str(exc))
     except ActionError as exc:
-        status = 404 if str(exc).startswith("id: no alert") else 400
-        return error(status, str(exc))
+        return error(400, str(exc))
     return web.json_response({"alert": alert_document(alert)})
 
 
@@ -101,32 +103,9 @@ async def ack_alert(request: web.Request) -> web.Response:
 
 async def list_silences(request: web.Request) -> web.Response:
     daemon = _daemon(request)
-    now = datetime.now(UTC)
     include_all = request.query.get("all") in ("1", "true")
-    stored = await daemon.store.list_silences(None if include_all else now)
-    from umig_monitor.pipeline.policy import config_silences, maintenance_windows
-
     return web.json_response(
-        {
-            "silences": [
-                silence_document(s, now)
-                for s in [*config_silences(daemon.settings), *stored]
-                if include_all or s.ends_at > now
-            ],
-            "maintenanceWindows": [
-                {
-                    "id": w.id,
-                    "matchers": [str(m) for m in w.matchers],
-                    "days": list(w.days),
-                    "start": str(w.start),
-                    "duration": str(w.duration),
-                    "timezone": w.timezone,
-                    "active": w.active(now),
-                    "comment": w.comment,
-                }
-                for w in maintenance_windows(daemon.settings)
-            ],
-        }
+        await silences_view(daemon.store, daemon.settings, datetime.now(UTC), include_all)
     )
 
 

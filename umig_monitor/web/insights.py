@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from umig_monitor.core.status import iso
-from umig_monitor.ops.drift import drift_report, finding_document
+from umig_monitor.ops.drift import drift_view
 from umig_monitor.pipeline.actions import ActionError
 from umig_monitor.web import params
 from umig_monitor.web.auth import error
@@ -24,16 +24,7 @@ def _daemon(request: web.Request) -> Daemon:
 
 async def get_drift(request: web.Request) -> web.Response:
     daemon = _daemon(request)
-    now = datetime.now(UTC)
-    matrix, findings = await drift_report(daemon.store, daemon.settings, now)
-    stored = {f.key: f for f in await daemon.store.drift_findings()}
-    docs = []
-    for f in findings:
-        doc = finding_document(f)
-        known = stored.get(f.key)
-        doc["firstSeen"] = iso(known.first_seen) if known else None
-        docs.append(doc)
-    return web.json_response({"generatedAt": iso(now), "matrix": matrix, "findings": docs})
+    return web.json_response(await drift_view(daemon.store, daemon.settings, datetime.now(UTC)))
 
 
 def baseline_document(b: Any) -> dict[str, Any]:
