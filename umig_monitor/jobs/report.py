@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import structlog
 
@@ -44,9 +44,6 @@ from umig_monitor.pipeline import AlertPipeline
 from umig_monitor.pipeline.policy import route_specs
 from umig_monitor.storage import Store
 from umig_monitor.storage.records import Delivery
-
-if TYPE_CHECKING:
-    from umig_monitor.app import Daemon
 
 log = structlog.get_logger("umig_monitor.report")
 ALERT_TYPE = "daily_report"
@@ -182,13 +179,22 @@ async def report_deliveries(store: Store, report: Report, sinks: list[str]) -> d
     return {sink: found[sink] for sink in sinks if sink in found}
 
 
-async def daily_report(daemon: Daemon, now: datetime | None = None) -> None:
+class ReportContext(Protocol):
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def store(self) -> Store: ...
+    @property
+    def alerts(self) -> AlertPipeline: ...
+
+
+async def daily_report(ctx: ReportContext, now: datetime | None = None) -> None:
     """The scheduled job: report on yesterday, write the files, queue the notification. An unwritable
     directory is logged and the report is still sent."""
-    settings = daemon.settings
+    settings = ctx.settings
     now = now or datetime.now(UTC)
     day = previous_day(now, settings.daemon.timezone)
-    report = await build_report(daemon.store, settings, day, now)
+    report = await build_report(ctx.store, settings, day, now)
     rendered = Rendered.of(report)
     directory = report_directory(settings)
     if directory is not None:
@@ -201,7 +207,7 @@ async def daily_report(daemon: Daemon, now: datetime | None = None) -> None:
     if not sinks:
         log.warning("report_not_routed", day=day.isoformat(), route=settings.jobs.daily_report.route)
         return
-    queued = await send_report(daemon.alerts, settings, report, rendered)
+    queued = await send_report(ctx.alerts, settings, report, rendered)
     log.info(
         "report_queued" if queued else "report_already_queued",
         day=day.isoformat(),

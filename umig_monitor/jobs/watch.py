@@ -1,24 +1,27 @@
 """Deployment watches: look at the version endpoint until the expected version answers or the
 timeout passes, then run the post-deployment validation (the guide's: health healthy, orchestrator
 active, teams 200) and record success or failure naming the failed check. Each look is one run of
-an APScheduler job; a watch's state is in storage, so a restarted daemon resumes it."""
+an APScheduler job (``watch:<deployment id>``, leader only); a watch's state is in storage, so a
+restarted daemon resumes it, and the leader's ``watch_sync`` job runs those another replica began."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 import structlog
 
-from umig_monitor.config import Environment
+from umig_monitor.config import Environment, Settings
 from umig_monitor.core.deployments import DeploymentEvent, EventType
 from umig_monitor.core.rollouts import VERIFIED_BY, Rollout, attach
 from umig_monitor.core.watch import Step, progress, watch_step
 from umig_monitor.jobs.deployments import canonical
+from umig_monitor.jobs.spec import JobSpec, JobTable, PerSubject, repeating
 from umig_monitor.probes.client import fetch_json
+from umig_monitor.storage import Store
 from umig_monitor.storage.deployments import Watch
 
 if TYPE_CHECKING:
@@ -205,3 +208,45 @@ async def _finish(
         detail=message,
     )
     return done
+
+
+class WatchContext(Protocol):
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def store(self) -> Store: ...
+    @property
+    def session(self) -> aiohttp.ClientSession: ...
+    @property
+    def deployments(self) -> DeploymentRecorder: ...
+    @property
+    def scheduler(self) -> JobTable: ...
+    @property
+    def timezone(self) -> Any: ...
+
+
+async def watch_deployment(ctx: WatchContext, deployment_id: str) -> None:
+    """The job body: one look; the job ends with the watch."""
+    watch = await ctx.store.get_watch(deployment_id)
+    if watch is None or watch.state != "watching":
+        ctx.scheduler.remove(WATCH.id_for(deployment_id))
+        return
+    watch = await look(ctx.deployments, ctx.session, watch)
+    if watch.state != "watching":
+        ctx.scheduler.remove(WATCH.id_for(deployment_id))
+
+
+async def sync_watches(ctx: WatchContext) -> None:
+    """The leader runs every deployment watch, including those another replica was asked for."""
+    for watch in await ctx.store.active_watches():
+        spec = watch_spec(watch.deployment_id, ctx.settings, ctx.timezone)
+        if not ctx.scheduler.has(spec.id):
+            ctx.scheduler.add(spec)
+
+
+WATCH = PerSubject("watch", watch_deployment, leader_only=True, on_demand=lambda settings: True)
+
+
+def watch_spec(deployment_id: str, settings: Settings, tz: Any) -> JobSpec[WatchContext]:
+    """A watch's job: a look every ``deployments.watch_interval``, the first one now."""
+    return WATCH.spec(deployment_id, repeating(settings.deployments.watch_interval, datetime.now(tz), tz))
