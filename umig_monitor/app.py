@@ -9,7 +9,7 @@ import signal
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -19,12 +19,13 @@ from umig_monitor.cluster import Coordinator, default_member_id
 from umig_monitor.config import ConfigError, Settings, load_config, secret_file_warnings
 from umig_monitor.jobs import desired_jobs, implied_tasks, running_kinds
 from umig_monitor.jobs.baseline import baseline_soon
-from umig_monitor.jobs.deployments import DeploymentRecorder, canonical
+from umig_monitor.jobs.deployments import DeploymentRecorder
 from umig_monitor.jobs.exposition import Following, refresh_exposition
 from umig_monitor.jobs.health import HealthPoller
 from umig_monitor.jobs.pushgateway import delete_group
 from umig_monitor.jobs.samples import SampleWriter
-from umig_monitor.jobs.watch import WATCH, watch_spec
+from umig_monitor.jobs.watch import WATCH, begin_watch
+from umig_monitor.liveness import check_storage, feed_watchdog
 from umig_monitor.logs import FailureStreak
 from umig_monitor.metrics import (
     AlertMetrics,
@@ -43,6 +44,7 @@ from umig_monitor.storage.deployments import Watch
 from umig_monitor.web.server import WebServer
 
 log = structlog.get_logger("umig_monitor.app")
+T = TypeVar("T")
 
 
 class Daemon:
@@ -88,33 +90,27 @@ class Daemon:
 
     @property
     def store(self) -> Store:
-        assert self._store is not None, "daemon not started"
-        return self._store
+        return _started(self._store)
 
     @property
     def session(self) -> aiohttp.ClientSession:
-        assert self._session is not None, "daemon not started"
-        return self._session
+        return _started(self._session)
 
     @property
     def writer(self) -> SampleWriter:
-        assert self._writer is not None, "daemon not started"
-        return self._writer
+        return _started(self._writer)
 
     @property
     def alerts(self) -> AlertPipeline:
-        assert self._alerts is not None, "daemon not started"
-        return self._alerts
+        return _started(self._alerts)
 
     @property
     def deployments(self) -> DeploymentRecorder:
-        assert self._deployments is not None, "daemon not started"
-        return self._deployments
+        return _started(self._deployments)
 
     @property
     def cluster(self) -> Coordinator:
-        assert self._cluster is not None, "daemon not started"
-        return self._cluster
+        return _started(self._cluster)
 
     def mine(self) -> frozenset[str]:
         """The environments this replica polls (all of them when it runs alone)."""
@@ -126,8 +122,7 @@ class Daemon:
 
     @property
     def scheduler(self) -> Schedule:
-        assert self._scheduler is not None, "daemon not started"
-        return self._scheduler
+        return _started(self._scheduler)
 
     @property
     def timezone(self) -> ZoneInfo:
@@ -135,8 +130,7 @@ class Daemon:
 
     @property
     def listen_url(self) -> str:
-        assert self._web is not None
-        return self._web.url
+        return _started(self._web).url
 
     def settings_token(self) -> str | None:
         return self.settings.daemon.read_api_token()
@@ -159,10 +153,7 @@ class Daemon:
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        for warning in secret_file_warnings(self.settings):
-            log.warning("secret_file_unreadable", detail=warning)
-        for warning in self.settings.alertmanager_warnings():
-            log.warning("config_warning", detail=warning)
+        _warn_about(self.settings)
         self._store = await Store.open(
             self.settings.daemon.storage, pool_size=self.settings.daemon.storage_pool_size
         )
@@ -215,9 +206,9 @@ class Daemon:
         self._scheduler.start()
         self._accepting = True
         self._spawn(self._cluster.run())
-        self._spawn(self._storage_check_loop())
+        self._spawn(check_storage(lambda: self.store, lambda: self.settings, self._storage_check))
         if self.notifier.watchdog_interval:
-            self._spawn(self._watchdog_loop(self.notifier.watchdog_interval))
+            self._spawn(feed_watchdog(self.notifier, self.alive, self.notifier.watchdog_interval))
         # Everything built so far (modules, config, pools) lives as long as the process: keep it
         # out of the cyclic collector's generations. Measured: about a tenth of a poll's CPU.
         gc.freeze()
@@ -294,10 +285,7 @@ class Daemon:
     def _apply(self, new: Settings) -> None:
         old = self.settings
         self.settings = new
-        for warning in secret_file_warnings(new):
-            log.warning("secret_file_unreadable", detail=warning)
-        for warning in new.alertmanager_warnings():
-            log.warning("config_warning", detail=warning)
+        _warn_about(new)
         if (
             old.daemon.storage != new.daemon.storage
             or old.daemon.listen != new.daemon.listen
@@ -343,48 +331,12 @@ class Daemon:
     async def start_watch(
         self, deployment_id: str, environment: str, version: str, within: timedelta | None
     ) -> Watch:
-        now = datetime.now(UTC)
-        existing = await self.store.get_watch(deployment_id)
-        if existing is not None and existing.state == "watching":
-            return existing
-        watch = Watch(
-            deployment_id,
-            environment,
-            canonical(version) or version,
-            now,
-            now + (within or self.settings.deployments.watch_timeout),
-            "watching",
-            {},
-        )
-        await self.store.save_watch(watch, now)
-        if self.is_leader:
-            self.scheduler.add(watch_spec(deployment_id, self.settings, self.timezone))
-        # Otherwise the leader's watch_sync job picks it up within deployments.watch_interval.
-        return watch
-
-    async def _storage_check_loop(self) -> None:
-        """Storage is checked on its own, not only when something asks /readyz: an outage, or a
-        SQLite file deleted or replaced under the daemon, is one clear line when it starts."""
-        while True:
-            await asyncio.sleep(self.settings.daemon.storage_check_interval.total_seconds())
-            try:
-                async with asyncio.timeout(10):
-                    await self.store.ping()
-            except (StorageError, TimeoutError) as exc:
-                self._storage_check.failed(str(exc) or "no answer within 10 s")
-            else:
-                self._storage_check.succeeded()
+        return await begin_watch(self, deployment_id, environment, version, within)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-    async def _watchdog_loop(self, interval: float) -> None:
-        while True:
-            if self.alive():
-                self.notifier.watchdog()
-            await asyncio.sleep(interval)
 
     def request_stop(self) -> None:
         self._stop_requested.set()
@@ -404,6 +356,18 @@ class Daemon:
 
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def _started(part: T | None) -> T:
+    assert part is not None, "daemon not started"
+    return part
+
+
+def _warn_about(settings: Settings) -> None:
+    for warning in secret_file_warnings(settings):
+        log.warning("secret_file_unreadable", detail=warning)
+    for warning in settings.alertmanager_warnings():
+        log.warning("config_warning", detail=warning)
 
 
 async def async_run(settings: Settings, config_path: Path | None) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
@@ -250,3 +250,42 @@ WATCH = PerSubject("watch", watch_deployment, leader_only=True, on_demand=lambda
 def watch_spec(deployment_id: str, settings: Settings, tz: Any) -> JobSpec[WatchContext]:
     """A watch's job: a look every ``deployments.watch_interval``, the first one now."""
     return WATCH.spec(deployment_id, repeating(settings.deployments.watch_interval, datetime.now(tz), tz))
+
+
+class BeginContext(Protocol):
+    """What starting a watch needs: it is stored, and run here when this replica leads."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def store(self) -> Store: ...
+    @property
+    def scheduler(self) -> JobTable: ...
+    @property
+    def timezone(self) -> Any: ...
+    @property
+    def is_leader(self) -> bool: ...
+
+
+async def begin_watch(
+    ctx: BeginContext, deployment_id: str, environment: str, version: str, within: timedelta | None
+) -> Watch:
+    """Start watching a deployment (or answer the watch already running under its id)."""
+    now = datetime.now(UTC)
+    existing = await ctx.store.get_watch(deployment_id)
+    if existing is not None and existing.state == "watching":
+        return existing
+    watch = Watch(
+        deployment_id,
+        environment,
+        canonical(version) or version,
+        now,
+        now + (within or ctx.settings.deployments.watch_timeout),
+        "watching",
+        {},
+    )
+    await ctx.store.save_watch(watch, now)
+    if ctx.is_leader:
+        ctx.scheduler.add(watch_spec(deployment_id, ctx.settings, ctx.timezone))
+    # Otherwise the leader's watch_sync job picks it up within deployments.watch_interval.
+    return watch
