@@ -17,7 +17,7 @@ import structlog
 
 from umig_monitor.cluster import Coordinator, default_member_id
 from umig_monitor.config import ConfigError, Settings, load_config, secret_file_warnings
-from umig_monitor.jobs import desired_jobs, implied_tasks, running_kinds
+from umig_monitor.jobs import JobContext, desired_jobs, implied_tasks, running_kinds
 from umig_monitor.jobs.baseline import baseline_soon
 from umig_monitor.jobs.deployments import DeploymentRecorder
 from umig_monitor.jobs.exposition import Following, refresh_exposition
@@ -78,7 +78,7 @@ class Daemon:
         self._session: aiohttp.ClientSession | None = None
         self._writer: SampleWriter | None = None
         self._alerts: AlertPipeline | None = None
-        self._scheduler: Schedule | None = None
+        self._scheduler: Schedule[JobContext] | None = None
         self._web: WebServer | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._storage_check = FailureStreak(log, "storage_unhealthy")
@@ -121,7 +121,7 @@ class Daemon:
         return self._cluster is not None and self._cluster.is_leader
 
     @property
-    def scheduler(self) -> Schedule:
+    def scheduler(self) -> Schedule[JobContext]:
         return _started(self._scheduler)
 
     @property
@@ -160,7 +160,7 @@ class Daemon:
         self._session = make_session(self.settings)
         self._writer = SampleWriter(self._store)
         self._writer.start()
-        self._scheduler = Schedule(
+        self._scheduler = Schedule[JobContext](
             self,
             self.metrics,
             timezone=self.timezone,

@@ -1,5 +1,5 @@
 """The schedule: a small typed facade over APScheduler 3 that runs the registry's jobs
-(``jobs.JobSpec``) against one ``JobContext``. Each run is wrapped the same way: none while the
+(``jobs.spec.JobSpec``) against one context. Each run is wrapped the same way: none while the
 daemon is not accepting work, none of a leader-only kind without the lease, a failure logged once
 per streak for the expected ones (storage, push), and every run counted in the metrics."""
 
@@ -9,28 +9,29 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable
 from datetime import timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from umig_monitor.jobs import JobContext, JobSpec
 from umig_monitor.jobs.pushgateway import PushFailed
+from umig_monitor.jobs.spec import JobSpec
 from umig_monitor.logs import FailureStreak
 from umig_monitor.metrics import SelfMetrics
 from umig_monitor.storage import StorageError
 
 log = structlog.get_logger("umig_monitor.scheduling")
+Ctx = TypeVar("Ctx")
 
 
-class Schedule:
+class Schedule(Generic[Ctx]):
     """The daemon's jobs. ``sync`` makes the scheduled ones match a list of specs (added,
     rescheduled, removed; on-demand jobs such as watches are left alone); ``add``/``remove``/
-    ``has`` start, end and find single jobs."""
+    ``has`` start, end and find single jobs. The daemon's is a ``Schedule[jobs.JobContext]``."""
 
     def __init__(
         self,
-        context: JobContext,
+        context: Ctx,
         metrics: SelfMetrics,
         *,
         timezone: Any,
@@ -79,7 +80,7 @@ class Schedule:
 
     # --- jobs ------------------------------------------------------------------------------------
 
-    def sync(self, specs: Iterable[JobSpec[JobContext]]) -> int:
+    def sync(self, specs: Iterable[JobSpec[Ctx]]) -> int:
         """Make the synced jobs match ``specs``: add, reschedule, remove; keep the rest. Returns how
         many there are."""
         wanted = {spec.id: spec for spec in specs}
@@ -97,11 +98,11 @@ class Schedule:
             self._fingerprints[spec.id] = spec.fingerprint
         return len(self._fingerprints)
 
-    def add(self, spec: JobSpec[JobContext]) -> None:
+    def add(self, spec: JobSpec[Ctx]) -> None:
         """Start an on-demand job, replacing one with its id."""
         self._add(spec, replace=True)
 
-    def _add(self, spec: JobSpec[JobContext], *, replace: bool) -> None:
+    def _add(self, spec: JobSpec[Ctx], *, replace: bool) -> None:
         options: dict[str, Any] = {"replace_existing": True} if replace else {}
         if spec.when.first_run is not None:
             options["next_run_time"] = spec.when.first_run
@@ -133,7 +134,7 @@ class Schedule:
 
     # --- one run ---------------------------------------------------------------------------------
 
-    async def _run(self, spec: JobSpec[JobContext]) -> None:
+    async def _run(self, spec: JobSpec[Ctx]) -> None:
         if not self._accepting():
             return
         if spec.job.leader_only and not self._leading():
