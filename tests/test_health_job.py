@@ -9,6 +9,7 @@ import json
 import re
 import ssl
 import subprocess
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 import trustme
+from prometheus_client import CollectorRegistry
 
 from tests.support import (
     ConfigWriter,
@@ -29,11 +31,17 @@ from tests.support import (
 )
 from umig_monitor.app import Daemon
 from umig_monitor.cli import main
-from umig_monitor.config import load_config
+from umig_monitor.config import Settings, load_config
 from umig_monitor.core.alerts import Alert, AlertState
 from umig_monitor.core.status import iso
-from umig_monitor.jobs.health import poll_environment
-from umig_monitor.simulator import RunningSimulator, start_simulator
+from umig_monitor.jobs.health import HealthPoller, poll_environment
+from umig_monitor.jobs.samples import SampleWriter
+from umig_monitor.metrics import AlertMetrics, UmigMetrics
+from umig_monitor.ops.deployments import DeploymentRecorder
+from umig_monitor.pipeline import AlertPipeline
+from umig_monitor.probes.client import make_session
+from umig_monitor.simulator import Fault, FaultKind, RunningSimulator, start_simulator
+from umig_monitor.storage import Store
 
 EXTRA = """
 jobs:
@@ -398,3 +406,75 @@ async def test_flapping_versions_give_one_notice_per_window(
 
 async def no_pending(daemon: Daemon) -> bool:
     return not await daemon.store.list_deliveries(status="pending")
+
+
+@dataclass
+class HealthJob:
+    """The health job's context, built here as a test (or another caller) would: no daemon."""
+
+    settings: Settings
+    session: aiohttp.ClientSession
+    store: Store
+    writer: SampleWriter
+    alerts: AlertPipeline
+    deployments: DeploymentRecorder
+    umig_metrics: UmigMetrics
+    health: HealthPoller
+
+
+async def test_the_poll_body_runs_without_a_daemon(
+    simulator: RunningSimulator, write_config: ConfigWriter
+) -> None:
+    """The job body against the simulator, a real SQLite store and a real pipeline: an outage is
+    one alert after the failure threshold, resolved after the success threshold; the poller owns
+    the memory and forgets what is no longer configured."""
+    settings = load_config(write_config(simulator, poll_interval="1h", extra=EXTRA))
+    registry = CollectorRegistry()
+    store = await Store.open(settings.daemon.storage)
+    session = make_session(settings)
+    writer = SampleWriter(store)
+    alerts = AlertPipeline(store, AlertMetrics(registry))
+    alerts.configure(settings, session)
+    try:
+        ctx = HealthJob(
+            settings,
+            session,
+            store,
+            writer,
+            alerts,
+            DeploymentRecorder(store, alerts, settings),
+            UmigMetrics(registry),
+            HealthPoller(settings),
+        )
+        assert ctx.health.missing(settings.environments) == set(settings.environments)
+        await poll_environment(ctx, "uat")
+        assert ctx.health.missing(settings.environments) == {"development", "production"}
+
+        simulator.simulator.add_fault("uat", Fault(FaultKind.HTTP_ERROR, status=500))
+        for _ in range(2):
+            await poll_environment(ctx, "uat")
+        assert await store.active_alerts("uat") == []  # below failure_threshold: 3
+        await poll_environment(ctx, "uat")
+        [alert] = await store.active_alerts("uat")
+        assert alert.environment == "uat"
+
+        simulator.simulator.clear_faults("uat")
+        await poll_environment(ctx, "uat")
+        assert await store.active_alerts("uat") != []  # success_threshold: 2
+        await poll_environment(ctx, "uat")
+        assert await store.active_alerts("uat") == []
+
+        assert await writer.flush() == 6
+        outcomes = [s.outcome.value for s in await store.recent_health_samples("uat", 10_000)]
+        # newest first
+        assert outcomes == ["healthy", "healthy", "http_error", "http_error", "http_error", "healthy"]
+        assert "uat" in ctx.health.trackers
+        ctx.health.keep_only({"production"})
+        assert ctx.health.trackers == {}
+        assert ctx.health.polled == set()
+        assert ctx.health.missing({"production"}) == {"production"}
+    finally:
+        await alerts.close()
+        await session.close()
+        await writer.close()
+        await store.close()

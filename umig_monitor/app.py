@@ -6,30 +6,25 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import aiohttp
 import structlog
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from umig_monitor.cluster import Coordinator, default_member_id
 from umig_monitor.config import ConfigError, Settings, load_config, secret_file_warnings
-from umig_monitor.core.health import Outcome
-from umig_monitor.core.tracking import Tracker
-from umig_monitor.jobs import LEADER_KINDS, JobSpec, desired_jobs, implied_tasks
-from umig_monitor.jobs.baseline import baseline_all, baseline_environment
-from umig_monitor.jobs.drift import detect_drift
+from umig_monitor.jobs import JobContext, desired_jobs, implied_tasks, running_kinds
+from umig_monitor.jobs.baseline import baseline_soon
 from umig_monitor.jobs.exposition import Following, refresh_exposition
-from umig_monitor.jobs.health import poll_environment
-from umig_monitor.jobs.pushgateway import PushFailed, delete_group, push_metrics
-from umig_monitor.jobs.report import daily_report
-from umig_monitor.jobs.retention import enforce_retention
+from umig_monitor.jobs.health import HealthPoller
+from umig_monitor.jobs.pushgateway import delete_group
 from umig_monitor.jobs.samples import SampleWriter
+from umig_monitor.jobs.watch import WATCH, begin_watch
+from umig_monitor.liveness import check_storage, feed_watchdog
 from umig_monitor.logs import FailureStreak
 from umig_monitor.metrics import (
     AlertMetrics,
@@ -40,52 +35,16 @@ from umig_monitor.metrics import (
     UmigMetrics,
 )
 from umig_monitor.ops.deployments import DeploymentRecorder
-from umig_monitor.ops.watches import look, start_watch
 from umig_monitor.pipeline import AlertPipeline
 from umig_monitor.probes.client import make_session
+from umig_monitor.scheduling import Schedule
 from umig_monitor.sdnotify import SystemdNotifier
 from umig_monitor.storage import StorageError, Store
 from umig_monitor.storage.deployments import Watch
 from umig_monitor.web.server import WebServer
 
 log = structlog.get_logger("umig_monitor.app")
-
-JobBody = Callable[..., Awaitable[None]]
-
-
-async def watch_deployment(daemon: Daemon, deployment_id: str) -> None:
-    watch = await daemon.store.get_watch(deployment_id)
-    if watch is None or watch.state != "watching":
-        daemon.end_watch_job(deployment_id)
-        return
-    watch = await look(daemon.deployments, daemon.session, watch)
-    if watch.state != "watching":
-        daemon.end_watch_job(deployment_id)
-
-
-async def baseline_one(daemon: Daemon, environment: str) -> None:
-    await baseline_environment(daemon, environment)
-
-
-async def sync_watches(daemon: Daemon) -> None:
-    """The leader runs every deployment watch, including those another replica was asked for."""
-    for watch in await daemon.store.active_watches():
-        if daemon.scheduler.get_job(f"watch:{watch.deployment_id}") is None:
-            daemon.add_watch_job(watch.deployment_id)
-
-
-JOB_BODIES: dict[str, JobBody] = {
-    "health": poll_environment,
-    "watch": watch_deployment,
-    "retention": enforce_retention,
-    "pushgateway": push_metrics,
-    "drift": detect_drift,
-    "baseline": baseline_all,
-    "baseline_env": baseline_one,
-    "watch_sync": sync_watches,
-    "exposition": refresh_exposition,
-    "daily_report": daily_report,
-}
+T = TypeVar("T")
 
 
 class Daemon:
@@ -103,9 +62,7 @@ class Daemon:
         self.metrics = SelfMetrics()
         self.notifier = notifier or SystemdNotifier()
         self.started_at = datetime.now(UTC)
-        self.polled: set[str] = set()
-        self.trackers: dict[str, Tracker] = {}
-        self.last_outcome: dict[str, Outcome] = {}
+        self.health = HealthPoller(settings)
         registry = self.metrics.registry
         self.umig_metrics = UmigMetrics(registry)
         self.alert_metrics = AlertMetrics(registry, leading=lambda: self.is_leader)
@@ -121,17 +78,9 @@ class Daemon:
         self._session: aiohttp.ClientSession | None = None
         self._writer: SampleWriter | None = None
         self._alerts: AlertPipeline | None = None
-        self.poll_slots = asyncio.Semaphore(settings.daemon.max_concurrent_polls)
-        # Environments seeding their incident memory from storage at once (first polls).
-        self.seed_slots = asyncio.Semaphore(max(1, settings.daemon.storage_pool_size // 2))
-        self._scheduler: AsyncIOScheduler | None = None
+        self._scheduler: Schedule[JobContext] | None = None
         self._web: WebServer | None = None
-        self._fingerprints: dict[str, str] = {}
-        self._inflight: set[asyncio.Task[Any]] = set()
         self._background: set[asyncio.Task[Any]] = set()
-        # Storage and push failures: one job_failed line per job kind when it starts failing and
-        # one job_failed_recovered when it works again, not a line per poll of every environment.
-        self._job_failures: dict[str, FailureStreak] = {}
         self._storage_check = FailureStreak(log, "storage_unhealthy")
         self._reload_lock = asyncio.Lock()
         self._stop_requested = asyncio.Event()
@@ -141,33 +90,27 @@ class Daemon:
 
     @property
     def store(self) -> Store:
-        assert self._store is not None, "daemon not started"
-        return self._store
+        return _started(self._store)
 
     @property
     def session(self) -> aiohttp.ClientSession:
-        assert self._session is not None, "daemon not started"
-        return self._session
+        return _started(self._session)
 
     @property
     def writer(self) -> SampleWriter:
-        assert self._writer is not None, "daemon not started"
-        return self._writer
+        return _started(self._writer)
 
     @property
     def alerts(self) -> AlertPipeline:
-        assert self._alerts is not None, "daemon not started"
-        return self._alerts
+        return _started(self._alerts)
 
     @property
     def deployments(self) -> DeploymentRecorder:
-        assert self._deployments is not None, "daemon not started"
-        return self._deployments
+        return _started(self._deployments)
 
     @property
     def cluster(self) -> Coordinator:
-        assert self._cluster is not None, "daemon not started"
-        return self._cluster
+        return _started(self._cluster)
 
     def mine(self) -> frozenset[str]:
         """The environments this replica polls (all of them when it runs alone)."""
@@ -178,9 +121,8 @@ class Daemon:
         return self._cluster is not None and self._cluster.is_leader
 
     @property
-    def scheduler(self) -> AsyncIOScheduler:
-        assert self._scheduler is not None, "daemon not started"
-        return self._scheduler
+    def scheduler(self) -> Schedule[JobContext]:
+        return _started(self._scheduler)
 
     @property
     def timezone(self) -> ZoneInfo:
@@ -188,8 +130,7 @@ class Daemon:
 
     @property
     def listen_url(self) -> str:
-        assert self._web is not None
-        return self._web.url
+        return _started(self._web).url
 
     def settings_token(self) -> str | None:
         return self.settings.daemon.read_api_token()
@@ -202,29 +143,30 @@ class Daemon:
     def alive(self) -> bool:
         return self._scheduler is not None and self._scheduler.running
 
+    @property
+    def polled(self) -> set[str]:
+        return self.health.polled
+
     def first_round_done(self) -> bool:
-        return self.mine() <= self.polled
+        return not self.health.missing(self.mine())
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        for warning in secret_file_warnings(self.settings):
-            log.warning("secret_file_unreadable", detail=warning)
-        for warning in self.settings.alertmanager_warnings():
-            log.warning("config_warning", detail=warning)
+        _warn_about(self.settings)
         self._store = await Store.open(
             self.settings.daemon.storage, pool_size=self.settings.daemon.storage_pool_size
         )
         self._session = make_session(self.settings)
         self._writer = SampleWriter(self._store)
         self._writer.start()
-        self._scheduler = AsyncIOScheduler(
+        self._scheduler = Schedule[JobContext](
+            self,
+            self.metrics,
             timezone=self.timezone,
-            job_defaults={
-                "max_instances": 1,
-                "coalesce": True,
-                "misfire_grace_time": int(self.settings.jobs.misfire_grace_time.total_seconds()),
-            },
+            misfire_grace_time=self.settings.jobs.misfire_grace_time,
+            accepting=lambda: self._accepting,
+            leading=lambda: self.is_leader,
         )
         host, port = self.settings.daemon.listen_address
         self._web = WebServer(self)
@@ -264,9 +206,9 @@ class Daemon:
         self._scheduler.start()
         self._accepting = True
         self._spawn(self._cluster.run())
-        self._spawn(self._storage_check_loop())
+        self._spawn(check_storage(lambda: self.store, lambda: self.settings, self._storage_check))
         if self.notifier.watchdog_interval:
-            self._spawn(self._watchdog_loop(self.notifier.watchdog_interval))
+            self._spawn(feed_watchdog(self.notifier, self.alive, self.notifier.watchdog_interval))
         # Everything built so far (modules, config, pools) lives as long as the process: keep it
         # out of the cyclic collector's generations. Measured: about a tenth of a poll's CPU.
         gc.freeze()
@@ -286,17 +228,11 @@ class Daemon:
         self.notifier.stopping()
         self._accepting = False
         deadline = self.settings.daemon.shutdown_timeout.total_seconds()
-        log.info("daemon_stopping", inflight_jobs=len(self._inflight), deadline_s=deadline)
+        inflight = len(self._scheduler.inflight) if self._scheduler is not None else 0
+        log.info("daemon_stopping", inflight_jobs=inflight, deadline_s=deadline)
         try:
-            if self._scheduler is not None and self._scheduler.running:
-                self._scheduler.shutdown(wait=False)
-            if self._inflight:
-                _, pending = await asyncio.wait(set(self._inflight), timeout=deadline)
-                for task in pending:
-                    task.cancel()
-                if pending:
-                    log.warning("jobs_cancelled_at_shutdown", count=len(pending))
-                    await asyncio.wait(pending, timeout=1)
+            if self._scheduler is not None:
+                await self._scheduler.stop(deadline)
             for task in self._background:
                 task.cancel()
             if self._background:
@@ -349,10 +285,7 @@ class Daemon:
     def _apply(self, new: Settings) -> None:
         old = self.settings
         self.settings = new
-        for warning in secret_file_warnings(new):
-            log.warning("secret_file_unreadable", detail=warning)
-        for warning in new.alertmanager_warnings():
-            log.warning("config_warning", detail=warning)
+        _warn_about(new)
         if (
             old.daemon.storage != new.daemon.storage
             or old.daemon.listen != new.daemon.listen
@@ -361,10 +294,7 @@ class Daemon:
             log.warning("config_change_needs_restart", keys="daemon.storage/daemon.listen/daemon.cluster")
         self.alerts.configure(new, self.session)
         self.deployments.settings = new
-        for gone in set(old.environments) - set(new.environments):
-            self.trackers.pop(gone, None)
-        if old.daemon.max_concurrent_polls != new.daemon.max_concurrent_polls:
-            self.poll_slots = asyncio.Semaphore(new.daemon.max_concurrent_polls)
+        self.health.reconfigure(new)
         self.cluster.environments_changed()
         self._sync_jobs()
 
@@ -372,49 +302,19 @@ class Daemon:
         """Leadership or this replica's share of environments changed."""
         if self._scheduler is None:
             return
-        mine = self.mine()
-        for gone in set(self.trackers) - mine:
-            # Another replica polls it now and seeds its own memory from storage; if it comes back
-            # here, so will this one.
-            self.trackers.pop(gone, None)
-            self.last_outcome.pop(gone, None)
-        self.polled &= mine
+        self.health.keep_only(self.mine())
         if not self.is_leader:
-            for job in self.scheduler.get_jobs():
-                if job.id.startswith("watch:"):
-                    job.remove()
+            self.scheduler.remove_kind(WATCH.kind)
             self.insight_metrics.set_drift([])  # not stale should it lead again
         self._sync_jobs()
 
     def _sync_jobs(self) -> None:
         """Make the scheduler's jobs match the config: add, reschedule, remove; keep the rest."""
-        scheduler = self.scheduler
-        specs = {
-            s.id: s
-            for s in desired_jobs(
-                self.settings,
-                datetime.now(self.timezone),
-                self.timezone,
-                mine=self.mine(),
-                leader=self.is_leader,
-            )
-        }
+        now = datetime.now(self.timezone)
+        specs = desired_jobs(self.settings, now, self.timezone, mine=self.mine(), leader=self.is_leader)
         self._sync_exposition()
-        for job_id in set(self._fingerprints) - set(specs):
-            scheduler.remove_job(job_id)
-            del self._fingerprints[job_id]
-        for spec in specs.values():
-            known = self._fingerprints.get(spec.id)
-            if known == spec.fingerprint:
-                continue
-            if known is None:
-                scheduler.add_job(self._run_job, spec.trigger, args=(spec,), id=spec.id, name=spec.id)
-            else:
-                scheduler.reschedule_job(spec.id, trigger=spec.trigger)
-            self._fingerprints[spec.id] = spec.fingerprint
-        self.metrics.scheduled_jobs.set(len(self._fingerprints))
-        kinds = {spec.kind for spec in specs.values()}
-        self.metrics.running(kinds | ({"watch", "baseline_env"} if self.is_leader else set()))
+        self.metrics.scheduled_jobs.set(self.scheduler.sync(specs))
+        self.metrics.running(running_kinds(specs, self.is_leader))
 
     def _sync_exposition(self) -> None:
         """The series this replica exports: its environments' (added at 0, or removed when they
@@ -425,111 +325,18 @@ class Daemon:
         self.insight_metrics.track(mine)
         self.metrics.tasks(implied_tasks(self.settings))
 
-    def add_watch_job(self, deployment_id: str) -> None:
-        every = self.settings.deployments.watch_interval.total_seconds()
-        spec = JobSpec(f"watch:{deployment_id}", "watch", (deployment_id,), None, "")
-        self.scheduler.add_job(
-            self._run_job,
-            "interval",
-            seconds=every,
-            args=(spec,),
-            id=spec.id,
-            name=spec.id,
-            next_run_time=datetime.now(self.timezone),
-            replace_existing=True,
-        )
-
     def baseline_soon(self, environment: str) -> None:
-        """A verified deployment gets its performance baseline right away (not at the next cron)."""
-        if not self.settings.jobs.baseline.enabled:
-            return
-        spec = JobSpec(f"baseline:{environment}", "baseline_env", (environment,), None, "")
-        self.scheduler.add_job(
-            self._run_job,
-            "date",
-            run_date=datetime.now(self.timezone),
-            args=(spec,),
-            id=spec.id,
-            name=spec.id,
-            replace_existing=True,
-        )
-
-    def end_watch_job(self, deployment_id: str) -> None:
-        job = self.scheduler.get_job(f"watch:{deployment_id}")
-        if job is not None:
-            job.remove()
+        baseline_soon(self.scheduler, self.settings, self.timezone, environment)
 
     async def start_watch(
         self, deployment_id: str, environment: str, version: str, within: timedelta | None
     ) -> Watch:
-        timeout = within or self.settings.deployments.watch_timeout
-        watch = await start_watch(self.store, deployment_id, environment, version, timeout, datetime.now(UTC))
-        if self.is_leader:
-            self.add_watch_job(deployment_id)
-        # Otherwise the leader's watch_sync job picks it up within deployments.watch_interval.
-        return watch
-
-    async def _run_job(self, spec: JobSpec) -> None:
-        if not self._accepting:
-            return
-        if spec.kind in LEADER_KINDS and not self.is_leader:
-            # Leadership lapsed and the jobs were not taken down yet (the database may be too
-            # slow to say so): never act as a leader without the lease.
-            return
-        task = asyncio.current_task()
-        assert task is not None
-        self._inflight.add(task)
-        started = time.perf_counter()
-        result = "success"
-        try:
-            await JOB_BODIES[spec.kind](self, *spec.args)
-        except asyncio.CancelledError:
-            result = "cancelled"
-            if self._accepting:
-                raise
-            # Cancelled by shutdown after its deadline: said once in jobs_cancelled_at_shutdown;
-            # not re-raised, so the scheduler does not log it as a crash.
-        except (StorageError, PushFailed) as exc:
-            result = "failure"
-            self._job_streak(spec.kind).failed(str(exc), job=spec.id)
-        except Exception:
-            result = "failure"
-            log.exception("job_failed", job=spec.id)
-        finally:
-            self._inflight.discard(task)
-            self.metrics.job_finished(spec.kind, result, time.perf_counter() - started, time.time())
-            if result == "success":
-                self._job_streak(spec.kind).succeeded()
-
-    def _job_streak(self, kind: str) -> FailureStreak:
-        streak = self._job_failures.get(kind)
-        if streak is None:
-            streak = self._job_failures[kind] = FailureStreak(log, "job_failed", kind=kind)
-        return streak
-
-    async def _storage_check_loop(self) -> None:
-        """Storage is checked on its own, not only when something asks /readyz: an outage, or a
-        SQLite file deleted or replaced under the daemon, is one clear line when it starts."""
-        while True:
-            await asyncio.sleep(self.settings.daemon.storage_check_interval.total_seconds())
-            try:
-                async with asyncio.timeout(10):
-                    await self.store.ping()
-            except (StorageError, TimeoutError) as exc:
-                self._storage_check.failed(str(exc) or "no answer within 10 s")
-            else:
-                self._storage_check.succeeded()
+        return await begin_watch(self, deployment_id, environment, version, within)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-    async def _watchdog_loop(self, interval: float) -> None:
-        while True:
-            if self.alive():
-                self.notifier.watchdog()
-            await asyncio.sleep(interval)
 
     def request_stop(self) -> None:
         self._stop_requested.set()
@@ -549,6 +356,18 @@ class Daemon:
 
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def _started(part: T | None) -> T:
+    assert part is not None, "daemon not started"
+    return part
+
+
+def _warn_about(settings: Settings) -> None:
+    for warning in secret_file_warnings(settings):
+        log.warning("secret_file_unreadable", detail=warning)
+    for warning in settings.alertmanager_warnings():
+        log.warning("config_warning", detail=warning)
 
 
 async def async_run(settings: Settings, config_path: Path | None) -> int:

@@ -1,102 +1,147 @@
-"""The scheduled jobs: which ones the config asks for, and when they run.
+"""The scheduled jobs: one registry of job kinds, each with its typed body, whether only the
+cluster's leader runs it, and when the config says it runs.
 
-Job bodies live in their own modules and stay thin: fetch, let ``core`` decide, store and notify."""
+Job bodies live in their own modules and stay thin: fetch, let ``core`` decide, store and notify.
+Each takes the narrow context it uses; ``JobContext`` is all of them together, what the daemon
+provides, and mypy checks every registered body against it."""
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
+from typing import Any, Protocol
 
 from umig_monitor.config import Settings
+from umig_monitor.jobs.baseline import BASELINE_ENV, BaselineJobContext, baseline_all
+from umig_monitor.jobs.drift import DriftContext, detect_drift
+from umig_monitor.jobs.exposition import ExpositionContext, refresh_exposition
+from umig_monitor.jobs.health import HealthContext, poll_environment
+from umig_monitor.jobs.pushgateway import PushContext, push_metrics
+from umig_monitor.jobs.report import ReportContext, daily_report
+from umig_monitor.jobs.retention import RetentionContext, enforce_retention
+from umig_monitor.jobs.spec import JobSpec, Periodic, PerSubject, Planning, When, cron, interval
+from umig_monitor.jobs.watch import WATCH, WatchContext, sync_watches
+
+__all__ = ["JOBS", "JobContext", "JobSpec", "desired_jobs", "implied_tasks", "running_kinds"]
 
 # First polls are spread over at most this long, so hundreds of environments do not fire at once
 # while the first round (and with it /readyz) still completes quickly.
 FIRST_RUN_SPREAD = timedelta(seconds=10)
 SLOTS = 10
-# Job kinds only the cluster's leader runs.
-LEADER_KINDS = frozenset(
-    {"retention", "watch", "watch_sync", "drift", "baseline", "baseline_env", "daily_report"}
-)
 
 
-@dataclass(frozen=True, slots=True)
-class JobSpec:
-    """One scheduler entry. ``fingerprint`` changes exactly when the job must be rescheduled."""
+class JobContext(
+    HealthContext,
+    WatchContext,
+    DriftContext,
+    ReportContext,
+    RetentionContext,
+    ExpositionContext,
+    PushContext,
+    BaselineJobContext,
+    Protocol,
+):
+    """Everything the registered job bodies use."""
 
-    id: str
-    kind: str
-    args: tuple[str, ...]
-    trigger: Any
-    fingerprint: str
 
-
-def _spread(name: str, interval: timedelta) -> timedelta:
+def _spread(name: str, every: timedelta) -> timedelta:
     """A stable phase for the environment's polls, in one of SLOTS slots of the spread window:
     environments sharing a slot are started by one scheduler wake-up, not one each (measured:
     about a quarter of a poll's CPU at 200 environments), while the slots still spread the load."""
-    window = min(interval, FIRST_RUN_SPREAD).total_seconds()
+    window = min(every, FIRST_RUN_SPREAD).total_seconds()
     # crc32, not hash(): stable across processes, so a restart keeps each environment's phase.
     slot = zlib.crc32(name.encode()) % SLOTS
     return timedelta(seconds=slot * window / SLOTS)
 
 
-def _every(kind: str, every: timedelta, now: datetime, offset: timedelta, tz: Any, *args: str) -> JobSpec:
-    trigger = IntervalTrigger(seconds=every.total_seconds(), start_date=now + offset, timezone=tz)
-    job_id = ":".join((kind, *args))
-    return JobSpec(job_id, kind, args, trigger, f"interval:{every.total_seconds()}")
+def _health(p: Planning) -> Iterable[tuple[str, When]]:
+    """Health polls for the environments this replica polls (``mine``)."""
+    for name, env in p.settings.environments.items():
+        if name in p.mine:
+            yield name, interval(env.poll_interval, p.now + _spread(name, env.poll_interval), p.tz)
 
 
-def _cron(kind: str, expression: str, tz: Any) -> JobSpec:
-    return JobSpec(kind, kind, (), cron_trigger(expression, tz), f"cron:{expression}:{tz}")
+def _exposition(p: Planning) -> When:
+    # Every replica: its exported series in step with the shared store (deployments recorded
+    # elsewhere, stored baselines; the leader's drift findings).
+    follow = p.settings.daemon.cluster.heartbeat_interval
+    return interval(follow, p.now + min(follow, FIRST_RUN_SPREAD), p.tz)
+
+
+def _retention(p: Planning) -> When:
+    return interval(p.settings.daemon.retention.interval, p.now + timedelta(seconds=60), p.tz)
+
+
+def _watch_sync(p: Planning) -> When:
+    return interval(p.settings.deployments.watch_interval, p.now, p.tz)
+
+
+def _drift(p: Planning) -> When | None:
+    drift = p.settings.jobs.drift
+    if not drift.enabled:
+        return None
+    return interval(drift.interval, p.now + min(drift.interval, 2 * FIRST_RUN_SPREAD), p.tz)
+
+
+def _baseline(p: Planning) -> When | None:
+    baseline = p.settings.jobs.baseline
+    return cron(baseline.cron, p.tz) if baseline.enabled else None
+
+
+def _daily_report(p: Planning) -> When | None:
+    report = p.settings.jobs.daily_report
+    return cron(report.cron, p.tz) if report.enabled else None
+
+
+def _pushgateway(p: Planning) -> When | None:
+    if p.settings.pushgateway is None:  # every replica pushes its own share
+        return None
+    every = p.settings.pushgateway.interval
+    return interval(every, p.now + min(every, FIRST_RUN_SPREAD), p.tz)
+
+
+# In the order the scheduler is given them; the last two are started on demand (a watch begun,
+# a deployment verified).
+JOBS: tuple[Periodic[JobContext] | PerSubject[JobContext], ...] = (
+    PerSubject("health", poll_environment, _health),
+    Periodic("exposition", refresh_exposition, _exposition),
+    Periodic("retention", enforce_retention, _retention, leader_only=True),
+    Periodic("watch_sync", sync_watches, _watch_sync, leader_only=True),
+    Periodic("drift", detect_drift, _drift, leader_only=True),
+    Periodic("baseline", baseline_all, _baseline, leader_only=True),
+    Periodic("daily_report", daily_report, _daily_report, leader_only=True),
+    Periodic("pushgateway", push_metrics, _pushgateway),
+    WATCH,
+    BASELINE_ENV,
+)
 
 
 def desired_jobs(
     settings: Settings, now: datetime, tz: Any, *, mine: Collection[str], leader: bool
-) -> list[JobSpec]:
-    """Health polls for the environments this replica polls (``mine``); the cluster-wide jobs
-    (``LEADER_KINDS``) only on the leader."""
-    specs = [
-        _every("health", env.poll_interval, now, _spread(name, env.poll_interval), tz, name)
-        for name, env in settings.environments.items()
-        if name in mine
-    ]
-    # Every replica: its exported series in step with the shared store (deployments recorded
-    # elsewhere, stored baselines; the leader's drift findings).
-    follow = settings.daemon.cluster.heartbeat_interval
-    specs.append(_every("exposition", follow, now, min(follow, FIRST_RUN_SPREAD), tz))
-    specs.append(_every("retention", settings.daemon.retention.interval, now, timedelta(seconds=60), tz))
-    watch_every = settings.deployments.watch_interval
-    specs.append(_every("watch_sync", watch_every, now, timedelta(0), tz))
-    jobs = settings.jobs
-    if jobs.drift.enabled:
-        specs.append(
-            _every("drift", jobs.drift.interval, now, min(jobs.drift.interval, 2 * FIRST_RUN_SPREAD), tz)
-        )
-    if jobs.baseline.enabled:
-        specs.append(_cron("baseline", jobs.baseline.cron, tz))
-    if jobs.daily_report.enabled:
-        specs.append(_cron("daily_report", jobs.daily_report.cron, tz))
-    if settings.pushgateway is not None:  # every replica pushes its own share
-        every = settings.pushgateway.interval
-        specs.append(_every("pushgateway", every, now, min(every, FIRST_RUN_SPREAD), tz))
-    return [spec for spec in specs if leader or spec.kind not in LEADER_KINDS]
+) -> list[JobSpec[JobContext]]:
+    """The scheduled jobs the config asks of this replica; the leader-only ones only on the leader."""
+    planning = Planning(settings, now, tz, frozenset(mine))
+    return [spec for job in JOBS if leader or not job.leader_only for spec in job.specs(planning)]
+
+
+def running_kinds(specs: Iterable[JobSpec[Any]], leader: bool) -> frozenset[str]:
+    """The kinds this replica runs: those scheduled, and those it starts on demand."""
+    on_demand = {
+        job.kind
+        for job in JOBS
+        if isinstance(job, PerSubject) and job.schedule is None and (leader or not job.leader_only)
+    }
+    return frozenset({spec.kind for spec in specs} | on_demand)
 
 
 def implied_tasks(settings: Settings) -> frozenset[str]:
     """Every task kind the config can make a replica run (leading, and polling something)."""
     everything = desired_jobs(settings, datetime.now(UTC), UTC, mine=settings.environments, leader=True)
     kinds = {spec.kind for spec in everything}
-    kinds.add("watch")
-    if settings.jobs.baseline.enabled:
-        kinds.add("baseline_env")
+    kinds |= {
+        job.kind
+        for job in JOBS
+        if isinstance(job, PerSubject) and job.on_demand is not None and job.on_demand(settings)
+    }
     return frozenset(kinds)
-
-
-def cron_trigger(expression: str, tz: Any) -> CronTrigger:
-    return CronTrigger.from_crontab(expression, timezone=tz)

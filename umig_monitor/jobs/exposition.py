@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from umig_monitor.app import Daemon
+from umig_monitor.metrics import DeploymentMetrics, InsightMetrics
+from umig_monitor.storage import Store
 
 # Recorded events are read again this far back: rows can commit out of order, and the replicas'
 # clocks (which stamp them) differ a little. An event is counted once however often it is read.
@@ -25,12 +25,25 @@ class Following:
     baselines_after: int | None = None
 
 
-async def refresh_exposition(daemon: Daemon) -> None:
+class ExpositionContext(Protocol):
+    @property
+    def store(self) -> Store: ...
+    @property
+    def following(self) -> Following: ...
+    @property
+    def deployment_metrics(self) -> DeploymentMetrics: ...
+    @property
+    def insight_metrics(self) -> InsightMetrics: ...
+    @property
+    def is_leader(self) -> bool: ...
+
+
+async def refresh_exposition(ctx: ExpositionContext) -> None:
     now = datetime.now(UTC)
-    state = daemon.following
-    counter = daemon.deployment_metrics
+    state = ctx.following
+    counter = ctx.deployment_metrics
     newest = state.deployments_after
-    recorded = await daemon.store.deployments_recorded_since(state.deployments_after - OVERLAP)
+    recorded = await ctx.store.deployments_recorded_since(state.deployments_after - OVERLAP)
     for event, recorded_at in recorded:
         since = counter.counting_since(event.environment)
         if since is not None and recorded_at >= since:
@@ -39,14 +52,14 @@ async def refresh_exposition(daemon: Daemon) -> None:
     state.deployments_after = min(newest, now)  # a clock ahead must not make us skip the others
     counter.forget_seen(state.deployments_after - OVERLAP)
 
-    insights = daemon.insight_metrics
+    insights = ctx.insight_metrics
     restore = set(insights.unrestored)
-    state.baselines_after, latest = await daemon.store.latest_baselines(
+    state.baselines_after, latest = await ctx.store.latest_baselines(
         None if restore else state.baselines_after
     )
     for environment, baseline in latest.items():
         insights.set_baseline(environment, baseline.endpoints)
     insights.unrestored -= restore  # those without any stored baseline have nothing to show
 
-    if daemon.is_leader:
-        insights.set_drift(await daemon.store.drift_findings())
+    if ctx.is_leader:
+        insights.set_drift(await ctx.store.drift_findings())

@@ -1,20 +1,23 @@
 """The health poll job: probe one environment, let core classify it and decide its alerts, then
-store the sample, update the metrics and raise or resolve alerts. Per-environment memory (the
-Tracker) is seeded from storage on the first poll after start-up, so a restart neither re-sends
-nor forgets an incident."""
+store the sample, update the metrics and raise or resolve alerts. ``HealthPoller`` owns the job's
+memory: per environment its Tracker, seeded from storage on the first poll after start-up (so a
+restart neither re-sends nor forgets an incident), its last outcome, whether it was polled since it
+became this replica's, and the slots bounding concurrent polls and seeding."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+import aiohttp
 import structlog
 
-from umig_monitor.config import Environment
+from umig_monitor.config import Environment, Settings
 from umig_monitor.config.types import redact_url
 from umig_monitor.core.alerts import AlertEvent, NotificationKind
 from umig_monitor.core.assess import Thresholds, assess
@@ -24,19 +27,89 @@ from umig_monitor.core.tracking import CHURN_WINDOW, Policy, Tracker, observe, s
 from umig_monitor.metrics import PROBE_ENDPOINTS
 from umig_monitor.probes.client import Fetch, fetch_json
 from umig_monitor.probes.umig import probe_environment
-from umig_monitor.storage import StorageError
+from umig_monitor.storage import StorageError, Store
 
 if TYPE_CHECKING:
-    from umig_monitor.app import Daemon
+    from umig_monitor.jobs.samples import SampleWriter
     from umig_monitor.metrics import UmigMetrics
+    from umig_monitor.ops.deployments import DeploymentRecorder
+    from umig_monitor.pipeline import AlertPipeline
 
 log = structlog.get_logger("umig_monitor.jobs.health")
 ALL_OUTCOMES = tuple(o.value for o in Outcome)
 ENDPOINTS = PROBE_ENDPOINTS  # in the order probe_environment returns its fetches
 
 
-def policy_for(daemon: Daemon, name: str, env: Environment) -> Policy:
-    health = daemon.settings.jobs.health
+class HealthDeps(Protocol):
+    """What a health poll uses, besides the poller's own memory."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def session(self) -> aiohttp.ClientSession: ...
+    @property
+    def store(self) -> Store: ...
+    @property
+    def writer(self) -> SampleWriter: ...
+    @property
+    def alerts(self) -> AlertPipeline: ...
+    @property
+    def deployments(self) -> DeploymentRecorder: ...
+    @property
+    def umig_metrics(self) -> UmigMetrics: ...
+
+
+class HealthContext(HealthDeps, Protocol):
+    """The health job's context: its dependencies and the poller holding its memory."""
+
+    @property
+    def health(self) -> HealthPoller: ...
+
+
+class HealthPoller:
+    """The health job's memory, owned in one place. ``keep_only`` forgets the environments that
+    left the config or moved to another replica (which seeds its own memory from storage; should
+    one come back here, so will this one)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.trackers: dict[str, Tracker] = {}
+        self.last_outcome: dict[str, Outcome] = {}
+        self.polled: set[str] = set()  # polled since it became this replica's: /readyz
+        self._concurrency = settings.daemon.max_concurrent_polls
+        self.poll_slots = asyncio.Semaphore(self._concurrency)
+        # Environments seeding their incident memory from storage at once (first polls).
+        self.seed_slots = asyncio.Semaphore(max(1, settings.daemon.storage_pool_size // 2))
+
+    def reconfigure(self, settings: Settings) -> None:
+        """After a reload: environments no longer configured are forgotten, the poll slots follow
+        ``daemon.max_concurrent_polls`` (polls holding an old slot finish on it)."""
+        self.keep_only(settings.environments)
+        if settings.daemon.max_concurrent_polls != self._concurrency:
+            self._concurrency = settings.daemon.max_concurrent_polls
+            self.poll_slots = asyncio.Semaphore(self._concurrency)
+
+    def keep_only(self, environments: Collection[str]) -> None:
+        for gone in set(self.trackers) - set(environments):
+            self.trackers.pop(gone, None)
+        for gone in set(self.last_outcome) - set(environments):
+            self.last_outcome.pop(gone, None)
+        self.polled &= set(environments)
+
+    def missing(self, mine: Collection[str]) -> frozenset[str]:
+        """This replica's environments not polled yet (since they became its own)."""
+        return frozenset(mine) - self.polled
+
+    async def poll(self, ctx: HealthDeps, name: str) -> None:
+        await _poll(self, ctx, name)
+
+
+async def poll_environment(ctx: HealthContext, name: str) -> None:
+    """The job body: one poll of environment ``name``."""
+    await ctx.health.poll(ctx, name)
+
+
+def policy_for(settings: Settings, name: str, env: Environment) -> Policy:
+    health = settings.jobs.health
     return Policy(
         environment=name,
         kind=env.kind,
@@ -56,74 +129,76 @@ def is_https(env: Environment) -> bool:
     return str(env.base_url).lower().startswith("https:")
 
 
-async def load_tracker(daemon: Daemon, name: str, now: datetime) -> Tracker:
-    active = await daemon.store.active_alerts(name)
-    recent = await daemon.store.recent_health_samples(name, CHURN_WINDOW)
-    seen = await daemon.store.version_seen(name)
+async def load_tracker(store: Store, name: str, now: datetime) -> Tracker:
+    active = await store.active_alerts(name)
+    recent = await store.recent_health_samples(name, CHURN_WINDOW)
+    seen = await store.version_seen(name)
     versions = [s.version for s in reversed(recent) if s.version]
     return seed(active, versions, seen.version if seen is not None else None, now)
 
 
-async def poll_environment(daemon: Daemon, name: str) -> None:
-    env = daemon.settings.environments.get(name)
+async def _poll(poller: HealthPoller, ctx: HealthDeps, name: str) -> None:
+    env = ctx.settings.environments.get(name)
     if env is None:  # removed by a reload while this run was queued
         return
-    async with daemon.poll_slots:
-        docs, fetches = await probe_environment(daemon.session, env)
+    async with poller.poll_slots:
+        docs, fetches = await probe_environment(ctx.session, env)
         dev_status = None
         if env.kind == "development" and docs.health_failure is None:
-            dev_status = await fetch_json(daemon.session, env, "/admin/dev-status")
+            dev_status = await fetch_json(ctx.session, env, "/admin/dev-status")
     now = datetime.now(UTC)
     t = env.thresholds
     sample, checks = assess(name, now, docs, Thresholds(t.error_rate, t.response_time_ms, t.db_connections))
     if dev_status is not None and dev_status.ok:
         sample = replace(sample, metrics={**sample.metrics, **dev_figures(dev_status.body)})
 
-    previous_outcome = daemon.last_outcome.get(name)
-    daemon.last_outcome[name] = sample.outcome
-    tracker = daemon.trackers.get(name)
+    previous_outcome = poller.last_outcome.get(name)
+    poller.last_outcome[name] = sample.outcome
+    tracker = poller.trackers.get(name)
     if tracker is None:
         try:
             # Bounded: a replica taking over hundreds of environments at once must not let their
             # seeding queries take every pooled connection from sample writes and the API.
-            async with daemon.seed_slots:
-                tracker = await load_tracker(daemon, name, now)
+            async with poller.seed_slots:
+                tracker = await load_tracker(ctx.store, name, now)
         except StorageError as exc:
             # No memory of this environment yet and storage cannot give it now: the sample is
             # still kept; its alerts are decided from the next poll, once the memory is seeded.
-            daemon.writer.add(sample)
-            daemon.polled.add(name)
-            record_metrics(daemon, sample, fetches, is_https(env))
+            ctx.writer.add(sample)
+            poller.polled.add(name)
+            record_metrics(ctx.umig_metrics, sample, fetches, is_https(env))
             log.warning("incident_memory_unavailable", env=name, status=sample.outcome.value, error=str(exc))
             return
-    tracker, outcomes = observe(tracker, sample, checks, policy_for(daemon, name, env))
+    tracker, outcomes = observe(tracker, sample, checks, policy_for(ctx.settings, name, env))
 
     if outcomes.regenerate_test_data:
-        result = await fetch_json(daemon.session, env, "/admin/test-data/regenerate", method="POST")
+        result = await fetch_json(ctx.session, env, "/admin/test-data/regenerate", method="POST")
         action = f"regenerate_test_data: {'ok' if result.ok else result.detail}"
         sample = replace(sample, metrics={**sample.metrics, "actions": [action]})
         log.warning("test_data_regeneration_requested", env=name, status=result.status, error=result.detail)
 
-    daemon.writer.add(sample)
-    daemon.polled.add(name)
-    record_metrics(daemon, sample, fetches, is_https(env))
+    ctx.writer.add(sample)
+    poller.polled.add(name)
+    record_metrics(ctx.umig_metrics, sample, fetches, is_https(env))
     if outcomes.version_changed is not None:
         previous, current = outcomes.version_changed
-        await daemon.store.set_version_seen(name, VersionSeen(current, now), now)
+        await ctx.store.set_version_seen(name, VersionSeen(current, now), now)
         log.info("version_changed", env=name, version=current, previous=previous)
         if outcomes.announce_version:  # else folded into a flapping notice
-            await daemon.deployments.observed(name, previous, current, now, healthy=sample.outcome.ok)
-    elif daemon.deployments.awaiting:
-        await daemon.deployments.polled(name, sample.version, sample.outcome.ok, now)
+            await ctx.deployments.observed(name, previous, current, now, healthy=sample.outcome.ok)
+    elif ctx.deployments.awaiting:
+        await ctx.deployments.polled(name, sample.version, sample.outcome.ok, now)
     if outcomes.flapping is not None:
-        await notify_flapping(daemon, name, env, outcomes.flapping, sample.version or tracker.last_version)
+        await notify_flapping(
+            ctx.alerts, name, env, outcomes.flapping, sample.version or tracker.last_version
+        )
     for event in outcomes.events:
         if event.firing:
-            event = await with_deployment(daemon, event, now)
-        await daemon.alerts.submit(event)
+            event = await with_deployment(ctx.deployments, event, now)
+        await ctx.alerts.submit(event)
     # Only now: if storing an alert or a version change failed, the next poll decides it again
     # (submits are idempotent per key) instead of having forgotten it.
-    daemon.trackers[name] = tracker
+    poller.trackers[name] = tracker
     if env.health_log is not None:
         await asyncio.to_thread(append_health_log, env.health_log, sample)
     # Every poll at debug; at info only what ops want in the journal: failures and changes.
@@ -140,12 +215,12 @@ async def poll_environment(daemon: Daemon, name: str) -> None:
     )
 
 
-async def with_deployment(daemon: Daemon, event: AlertEvent, now: datetime) -> AlertEvent:
+async def with_deployment(deployments: DeploymentRecorder, event: AlertEvent, now: datetime) -> AlertEvent:
     """An incident that started during or soon after a deployment says so and is linked to it;
     during one, it is held for deployments.alert_grace before it pages (core.dedup)."""
     if event.environment is None:
         return event
-    context = await daemon.deployments.incident_context(event.environment, event.starts_at or now)
+    context = await deployments.incident_context(event.environment, event.starts_at or now)
     if context is None:
         return event
     return replace(
@@ -156,11 +231,11 @@ async def with_deployment(daemon: Daemon, event: AlertEvent, now: datetime) -> A
 
 
 async def notify_flapping(
-    daemon: Daemon, name: str, env: Environment, notice: FlapNotice, version: str | None
+    alerts: AlertPipeline, name: str, env: Environment, notice: FlapNotice, version: str | None
 ) -> None:
     """One window of version flapping, as one notice through routing (idempotent per window)."""
     alert = notice_alert(name, env.kind, notice, version, dict(env.labels))
-    queued = await daemon.alerts.notify(alert, NotificationKind.EVENT, alert.key)
+    queued = await alerts.notify(alert, NotificationKind.EVENT, alert.key)
     log.warning(
         "version_flapping",
         env=name,
@@ -208,8 +283,7 @@ def observe_state(metrics: UmigMetrics, sample: HealthSample) -> None:
     )
 
 
-def record_metrics(daemon: Daemon, sample: HealthSample, fetches: list[Fetch], https: bool) -> None:
-    m = daemon.umig_metrics
+def record_metrics(m: UmigMetrics, sample: HealthSample, fetches: list[Fetch], https: bool) -> None:
     env = sample.environment
     observe_state(m, sample)
     expiry = sample.tls_cert_expiry

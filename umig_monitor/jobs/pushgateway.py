@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Collection, Iterator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import aiohttp
 import structlog
@@ -19,11 +19,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from umig_monitor.cluster import Coordinator
+from umig_monitor.config import Settings
 from umig_monitor.config.models import Pushgateway
 from umig_monitor.config.types import redact_url
-
-if TYPE_CHECKING:
-    from umig_monitor.app import Daemon
+from umig_monitor.metrics import SelfMetrics
 
 log = structlog.get_logger("umig_monitor.jobs.pushgateway")
 
@@ -68,14 +68,32 @@ def render(registry: CollectorRegistry, names: Collection[str]) -> bytes:
     return generate_latest(selected)
 
 
-async def push_metrics(daemon: Daemon) -> None:
-    config = daemon.settings.pushgateway
+class PushTarget(Protocol):
+    """What deleting a group needs."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def session(self) -> aiohttp.ClientSession: ...
+
+
+class PushContext(PushTarget, Protocol):
+    @property
+    def cluster(self) -> Coordinator: ...
+    @property
+    def metrics(self) -> SelfMetrics: ...
+    @property
+    def is_leader(self) -> bool: ...
+
+
+async def push_metrics(ctx: PushContext) -> None:
+    config = ctx.settings.pushgateway
     if config is None:
         return
-    url = group_url(config, daemon.cluster.member_id)
-    body = await asyncio.to_thread(render, daemon.metrics.registry, config.metrics)
+    url = group_url(config, ctx.cluster.member_id)
+    body = await asyncio.to_thread(render, ctx.metrics.registry, config.metrics)
     try:
-        async with daemon.session.put(
+        async with ctx.session.put(
             url,
             data=body,
             headers={"Content-Type": CONTENT_TYPE_LATEST},
@@ -87,21 +105,21 @@ async def push_metrics(daemon: Daemon) -> None:
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise PushFailed(f"cannot reach pushgateway {redact_url(url)}: {exc}") from exc
     log.debug("metrics_pushed", url=redact_url(url), bytes=len(body))
-    if daemon.is_leader and "instance" not in config.grouping_key:
-        live = {m.id for m in daemon.cluster.members}
-        for member in daemon.cluster.known:
+    if ctx.is_leader and "instance" not in config.grouping_key:
+        live = {m.id for m in ctx.cluster.members}
+        for member in ctx.cluster.known:
             if member.id not in live:
-                await delete_group(daemon, member.id)
+                await delete_group(ctx, member.id)
 
 
-async def delete_group(daemon: Daemon, member_id: str) -> None:
+async def delete_group(ctx: PushTarget, member_id: str) -> None:
     """Remove a replica's group; a failure is logged, and the next leader's push tries again."""
-    config = daemon.settings.pushgateway
+    config = ctx.settings.pushgateway
     if config is None:
         return
     url = group_url(config, member_id)
     try:
-        async with daemon.session.delete(url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
+        async with ctx.session.delete(url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
             if resp.status >= 300:
                 log.warning("pushgateway_delete_failed", url=redact_url(url), status=resp.status)
                 return

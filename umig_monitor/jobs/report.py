@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import structlog
 
+from umig_monitor.config import Settings
 from umig_monitor.core.report import previous_day
 from umig_monitor.ops.reports import (
     Rendered,
@@ -18,20 +19,28 @@ from umig_monitor.ops.reports import (
     send_report,
     write_report_files,
 )
-
-if TYPE_CHECKING:
-    from umig_monitor.app import Daemon
+from umig_monitor.pipeline import AlertPipeline
+from umig_monitor.storage import Store
 
 log = structlog.get_logger("umig_monitor.report")
 
 
-async def daily_report(daemon: Daemon, now: datetime | None = None) -> None:
+class ReportContext(Protocol):
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def store(self) -> Store: ...
+    @property
+    def alerts(self) -> AlertPipeline: ...
+
+
+async def daily_report(ctx: ReportContext, now: datetime | None = None) -> None:
     """The scheduled job: report on yesterday, write the files, queue the notification. An unwritable
     directory is logged and the report is still sent."""
-    settings = daemon.settings
+    settings = ctx.settings
     now = now or datetime.now(UTC)
     day = previous_day(now, settings.daemon.timezone)
-    report = await build_report(daemon.store, settings, day, now)
+    report = await build_report(ctx.store, settings, day, now)
     rendered = Rendered.of(report)
     directory = report_directory(settings)
     if directory is not None:
@@ -44,7 +53,7 @@ async def daily_report(daemon: Daemon, now: datetime | None = None) -> None:
     if not sinks:
         log.warning("report_not_routed", day=day.isoformat(), route=settings.jobs.daily_report.route)
         return
-    queued = await send_report(daemon.alerts, settings, report, rendered)
+    queued = await send_report(ctx.alerts, settings, report, rendered)
     log.info(
         "report_queued" if queued else "report_already_queued",
         day=day.isoformat(),

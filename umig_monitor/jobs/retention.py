@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import structlog
 
-if TYPE_CHECKING:
-    from umig_monitor.app import Daemon
+from umig_monitor.config import Settings
+from umig_monitor.storage import Store
 
 log = structlog.get_logger("umig_monitor.jobs.retention")
 
 
-async def enforce_retention(daemon: Daemon) -> None:
-    r = daemon.settings.daemon.retention
+class RetentionContext(Protocol):
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def store(self) -> Store: ...
+
+
+async def enforce_retention(ctx: RetentionContext) -> None:
+    r = ctx.settings.daemon.retention
     now = datetime.now(UTC)
-    rolled = await daemon.store.rollup_health(now)
-    result = await daemon.store.prune(
+    rolled = await ctx.store.rollup_health(now)
+    result = await ctx.store.prune(
         now,
         raw_samples=r.raw_samples,
         hourly_rollups=r.hourly_rollups,
