@@ -14,6 +14,7 @@ from typing import Any
 
 from umig_monitor import __version__
 from umig_monitor.config import ConfigError, Settings, load_config, resolve_config_path, secret_file_warnings
+from umig_monitor.config.loader import CONFIG_ENV_VAR
 from umig_monitor.core.deployments import EventError
 from umig_monitor.core.rollouts import EventConflict
 from umig_monitor.logs import configure_logging
@@ -29,6 +30,13 @@ def _load(args: argparse.Namespace) -> tuple[Settings, Path]:
 
 
 def _print_config_error(exc: ConfigError) -> None:
+    if not Path(exc.source).exists():
+        print(
+            f"{exc.source}: no such config file. Point the command at the daemon's config with "
+            f"--config FILE or ${CONFIG_ENV_VAR} (a running `umig-monitor demo` prints its own).",
+            file=sys.stderr,
+        )
+        return
     print(f"{exc.source}: configuration is invalid:", file=sys.stderr)
     for issue in exc.issues:
         print(f"  {issue}", file=sys.stderr)
@@ -83,6 +91,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+class UnknownEnvironment(ValueError):
+    """An environment named on the command line that the config does not have (exit 2)."""
+
+
+# The argument that names an environment, per command (``--env`` is stored as ``env``).
+_ENVIRONMENT_ARGS = ("environment", "env")
+
+
+def _known_environment(settings: Settings, args: argparse.Namespace) -> None:
+    """Every command refuses an environment the config does not know, before doing anything: an
+    empty history of a misspelt one would read as "no deployments"."""
+    for name in _ENVIRONMENT_ARGS:
+        value = getattr(args, name, None)
+        if isinstance(value, str) and value and value not in settings.environments:
+            known = ", ".join(settings.environments)
+            raise UnknownEnvironment(f"unknown environment '{value}' (known: {known})")
+
+
 def _ops(handler_name: str) -> Any:
     """Wrap an async ops command: load config, run it, map storage errors to a message."""
 
@@ -95,6 +121,7 @@ def _ops(handler_name: str) -> Any:
         target = getattr(importlib.import_module(f"umig_monitor.commands.{module}"), func)
         settings, _ = _load(args)
         configure_logging("warning", "auto")
+        _known_environment(settings, args)
         try:
             code: int = asyncio.run(target(settings, args))
         except StorageError as exc:
@@ -103,7 +130,7 @@ def _ops(handler_name: str) -> Any:
         except EventConflict as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-        except (ActionError, EventError) as exc:
+        except (ActionError, EventError, UnknownEnvironment) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
         return code
@@ -216,8 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_ops("deployments.watch_deploy"))
 
     p = command("history", "deployment history with its summary (the guide's query-deployment-history)")
-    p.add_argument("environment", nargs="?")
-    p.add_argument("--days", type=float, default=30)
+    p.add_argument(
+        "environment",
+        nargs="?",
+        type=lambda v: None if v == "all" else v,
+        help="one environment, or all (the guide's `all`)",
+    )
+    p.add_argument("days_arg", nargs="?", type=float, metavar="DAYS", help="as --days (the guide's form)")
+    p.add_argument("--days", type=float, default=None, help="how far back (default 30)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--export", choices=["jsonl"], help="write the guide's deployment-history.jsonl records")
     p.set_defaults(func=_ops("deployments.history"))
@@ -277,11 +310,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
+        sys.stdout.flush()
     except ConfigError as exc:
         _print_config_error(exc)
         return EXIT_USAGE
+    except UnknownEnvironment as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`, `| grep -q`): not an error of ours. Point stdout at
+        # /dev/null so that the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
     return code
 
 

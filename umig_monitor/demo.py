@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -36,6 +37,8 @@ async def run_demo(config_path: Path, port: int, simulator_port: int, data_dir: 
             print(f"demo could not start: {exc}")
             return 2
         base = daemon.listen_url
+        ops_config = await asyncio.to_thread(write_ops_config, config_path, data_dir)
+        token = settings.daemon.read_api_token()
         print(
             "\numig-monitor demo is running (Ctrl-C to stop)\n"
             f"  status page      {base}/\n"
@@ -44,6 +47,9 @@ async def run_demo(config_path: Path, port: int, simulator_port: int, data_dir: 
             f"  metrics          {base}/metrics\n"
             f"  database         {data_dir / 'umig-monitor.db'}\n"
             f"  simulator        {simulator.url}/<environment>/rest/scriptrunner/latest/custom/admin/health\n"
+            f"  ops commands     umig-monitor status --config {ops_config}\n"
+            f"                   (also alerts, history, dora, drift, deploy-event, watch-deploy ...)\n"
+            f"  API token        {token or 'none'} (POST endpoints: Authorization: Bearer <token>)\n"
             f"  make production unhealthy:\n"
             f"    curl -X PATCH {simulator.url}/_control/environments/production "
             "-H 'Content-Type: application/json' -d '{\"status\": \"unhealthy\"}'\n",
@@ -64,3 +70,17 @@ async def run_demo(config_path: Path, port: int, simulator_port: int, data_dir: 
         if daemon is not None:
             await daemon.stop()
         await simulator.stop()
+
+
+def write_ops_config(config_path: Path, data_dir: Path) -> Path:
+    """The demo's config with this run's values filled in (simulator URL, data dir, listen), so
+    that the ops commands in another terminal read the same storage: ``--config`` this file."""
+    text = config_path.read_text(encoding="utf-8")
+    values = {n: os.environ[n] for n in ("UMIG_DEMO_SIMULATOR_URL", "UMIG_DEMO_DATA_DIR", "UMIG_DEMO_LISTEN")}
+    text = re.sub(r"\$\{(UMIG_DEMO_[A-Z_]+)(:-[^}]*)?\}", lambda m: values.get(m[1], m[0]), text)
+    target = data_dir / "umig-monitor.yaml"
+    target.write_text(
+        "# Written by `umig-monitor demo` for the ops commands: --config this file.\n" + text,
+        encoding="utf-8",
+    )
+    return target

@@ -28,6 +28,7 @@ from umig_monitor.core.timetext import parse_duration
 from umig_monitor.ops.deployments import DeploymentRecorder, Recorded, parse_event_type
 from umig_monitor.ops.views import dora_figures
 from umig_monitor.ops.watches import look, start_watch
+from umig_monitor.pipeline.actions import ActionError
 
 
 def _meta(pairs: list[str]) -> dict[str, str]:
@@ -116,6 +117,11 @@ def _verdict(watch: dict[str, Any], version: str) -> int:
 
 
 async def history(settings: Settings, args: argparse.Namespace) -> int:
+    if args.days_arg is not None and args.days is not None and args.days_arg != args.days:
+        raise ActionError(f"days: given twice ({args.days_arg:g} and --days {args.days:g})")
+    args.days = args.days_arg if args.days_arg is not None else (args.days if args.days is not None else 30.0)
+    if not 0 < args.days <= 36500:
+        raise ActionError(f"days: between 0 and 36500, got {args.days:g}")
     since = datetime.now(UTC) - timedelta(days=args.days)
     async with open_store(settings) as store:
         events = await store.deployment_events(
@@ -154,7 +160,12 @@ async def history(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def import_history(settings: Settings, args: argparse.Namespace) -> int:
-    text = await asyncio.to_thread(Path(args.file).read_text, encoding="utf-8")
+    try:
+        text = await asyncio.to_thread(Path(args.file).read_text, encoding="utf-8")
+    except OSError as exc:
+        raise ActionError(f"{args.file}: cannot read it: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ActionError(f"{args.file}: not UTF-8 text") from None
     events, errors = parse_history(text.splitlines(), list(settings.environments))
     async with open_store(settings) as store:
         new = await store.add_deployment_events(events, datetime.now(UTC), history=True)
