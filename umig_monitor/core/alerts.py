@@ -24,6 +24,11 @@ def alert_key(kind: str, environment: str | None, subject: str = "") -> str:
     return f"{kind}/{environment or '-'}/{subject}"
 
 
+def key_kind(key: str) -> str:
+    """The kind an ``alert_key`` was made with: the one place that reads a key apart."""
+    return key.partition("/")[0]
+
+
 _FNV64_OFFSET = 14695981039346656037
 _FNV64_PRIME = 1099511628211
 _MASK64 = (1 << 64) - 1
@@ -82,6 +87,12 @@ class Alert:
     def fingerprint(self) -> str:
         """Alertmanager's fingerprint of ``label_set()``."""
         return label_set_fingerprint(self.label_set())
+
+    @property
+    def kind(self) -> str:
+        """The kind of incident the key names (``alert_key``'s first part), e.g. ``environment_health``
+        for an outage whatever its ``type`` (unreachable or unhealthy)."""
+        return key_kind(self.key)
 
     def all_labels(self) -> dict[str, str]:
         """Labels routes match on: the alert's own plus alertname/type/severity/environment."""

@@ -68,6 +68,7 @@ class Check:
     value: Any
     limit: Any
     severity: str = "warning"
+    component: str | None = None  # a component's own check: its name (one incident per component)
 
     def describe(self) -> str:
         return f"{self.name}: {self.value} (limit {self.limit})"
@@ -184,7 +185,7 @@ def assess(
         checks.append(Check("orchestrator_inactive", orchestrator, "active"))
     for name, comp_status in components.items():
         if comp_status != "healthy":
-            checks.append(Check(f"component_{comp_status}", name, "healthy"))
+            checks.append(Check(f"component_{comp_status}", name, "healthy", component=name))
 
     if status != "healthy":
         outcome = Outcome.UNHEALTHY

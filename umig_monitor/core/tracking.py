@@ -250,8 +250,8 @@ def observe(
 
 
 def _check_key(env: str, check: Check) -> str:
-    if check.name.startswith("component_"):
-        return alert_key("component_unhealthy", env, str(check.value))
+    if check.component is not None:
+        return alert_key("component_unhealthy", env, check.component)
     return alert_key(check.name, env)
 
 

@@ -20,7 +20,6 @@ from umig_monitor.core.alerts import (
     Notification,
     NotificationKind,
     alert_key,
-    notification_to_dict,
 )
 from umig_monitor.core.deployments import DeploymentEvent, EventError, EventType, build_event
 from umig_monitor.core.history import event_to_record
@@ -30,7 +29,6 @@ from umig_monitor.metrics import DeploymentMetrics
 from umig_monitor.pipeline import AlertPipeline
 from umig_monitor.sinks.forward import FORWARD_SINK
 from umig_monitor.storage import Store
-from umig_monitor.storage.records import OutboxEntry
 
 log = structlog.get_logger("umig_monitor.deployments")
 
@@ -257,19 +255,7 @@ class DeploymentRecorder:
                 details={"record": record},
             )
             note = Notification(f"forward-{event.id}", NotificationKind.EVENT, FORWARD_SINK, (alert,), now)
-            await self.store.enqueue(
-                [
-                    OutboxEntry(
-                        sink=FORWARD_SINK,
-                        kind="event",
-                        idempotency_key=note.idempotency_key,
-                        payload=notification_to_dict(note),
-                        created_at=now,
-                        deadline=now + self.settings.deployments.forward_retry.deadline,
-                    )
-                ],
-                [],
-            )
+            await self.pipeline.send_to(note, FORWARD_SINK)
 
     async def observed(
         self, environment: str, previous: str | None, version: str, now: datetime, *, healthy: bool

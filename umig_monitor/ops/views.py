@@ -18,7 +18,7 @@ from umig_monitor.storage import Store
 async def environments_view(store: Store, settings: Settings) -> dict[str, Any]:
     latest = await store.latest_health_samples()
     active = await store.active_alerts()
-    incidents = {a.environment: a for a in active if a.key.startswith(f"{HEALTH}/")}
+    incidents = {a.environment: a for a in active if a.kind == HEALTH}
     deployed = await store.latest_deployments()
     seen_all = await store.versions_seen()
     out: dict[str, Any] = {}
@@ -44,7 +44,7 @@ async def environment_detail(store: Store, settings: Settings, name: str, limit:
     view = await environments_view(store, settings)
     entry = view["environments"][name]
     active = await store.active_alerts(name)
-    incident = next((a for a in active if a.key.startswith(f"{HEALTH}/")), None)
+    incident = next((a for a in active if a.kind == HEALTH), None)
     samples = await store.recent_health_samples(name, limit)
     return {
         "name": name,
@@ -73,7 +73,7 @@ async def dora_figures(
         )
         alerts = await store.list_alerts(environment=name, since=start, limit=5000)
         incidents = sorted(
-            (Incident(a.starts_at, a.ends_at) for a in alerts if a.key.startswith(f"{HEALTH}/")),
+            (Incident(a.starts_at, a.ends_at) for a in alerts if a.kind == HEALTH),
             key=lambda x: x.starts_at,
         )
         out[name] = asdict(dora(name, events, incidents, start, end, link))

@@ -41,7 +41,10 @@ def policy_from(settings: Settings) -> Policy:
         default=default,
         silences=config_silences(settings),
         windows=maintenance_windows(settings),
-        deadlines={name: sink.retry.deadline for name, sink in settings.sinks.items()},
+        deadlines={
+            **{name: sink.retry.deadline for name, sink in settings.sinks.items()},
+            FORWARD_SINK: settings.deployments.forward_retry.deadline,
+        },
         external_url=str(settings.daemon.external_url) if settings.daemon.external_url else None,
     )
 
@@ -159,6 +162,15 @@ class AlertPipeline:
                 )
                 entries.append(outbox_entry(notification, sink, policy, alert.id))
         inserted = await self._store.enqueue(entries, [])
+        if inserted:
+            self._deliverer.wake()
+        return inserted
+
+    async def send_to(self, notification: Notification, sink: str) -> int:
+        """Queue ``notification`` for one sink, outside routing (the central deployment log): the
+        same outbox row, retries and deadline as any notification. Idempotent per its key."""
+        entry = outbox_entry(notification, sink, self._dispatcher.policy, None)
+        inserted = await self._store.enqueue([entry], [])
         if inserted:
             self._deliverer.wake()
         return inserted
