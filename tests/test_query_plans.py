@@ -10,7 +10,7 @@ whole index (no condition) is a full read too, allowed only where a LIMIT stops 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -181,7 +181,7 @@ def _big(name: str) -> bool:
     return any(name == table or name.endswith(f"_{table}") for table in BIG)
 
 
-def sqlite_full_reads(plan: list[Any], limited: bool) -> list[str]:
+def sqlite_full_reads(plan: Sequence[Any], limited: bool) -> list[str]:
     out = []
     for row in plan:
         detail = str(row[-1])
