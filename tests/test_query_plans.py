@@ -182,18 +182,20 @@ def _big(name: str) -> bool:
 
 
 def sqlite_full_reads(plan: Sequence[Any], limited: bool) -> list[str]:
+    details = [str(row[-1]) for row in plan]
+    # A LIMIT stops an index walk early only if the walk gives the order (nothing sorts after it).
+    stops = limited and "USE TEMP B-TREE FOR ORDER BY" not in details
     out = []
-    for row in plan:
-        detail = str(row[-1])
+    for detail in details:
         scan = re.match(r"SCAN (\S+)(?: AS \S+)?( USING (?:COVERING )?INDEX \S+)?", detail)
-        if scan and _big(scan.group(1)) and not (scan.group(2) and limited):
+        if scan and _big(scan.group(1)) and not (scan.group(2) and stops):
             out.append(detail)
     return out
 
 
-def _bounded(node: dict[str, Any], limited: bool) -> bool:
+def _bounded(node: dict[str, Any], stops: bool) -> bool:
     """An index read with a condition, stopped by a LIMIT, or of a partial index."""
-    return "Index Cond" in node or limited or node["Index Name"] in PARTIAL
+    return "Index Cond" in node or stops or node["Index Name"] in PARTIAL
 
 
 def postgres_full_reads(node: dict[str, Any], limited: bool) -> list[str]:
@@ -205,8 +207,10 @@ def postgres_full_reads(node: dict[str, Any], limited: bool) -> list[str]:
             out.append(f"Seq Scan on {relation}")
         elif kind in ("Index Scan", "Index Only Scan") and not _bounded(node, limited):
             out.append(f"{kind} using {node['Index Name']} on {relation}, no condition")
+    # Under a full sort, a LIMIT above no longer stops the read.
+    below = limited and kind != "Sort"
     for child in node.get("Plans", ()):
-        out += postgres_full_reads(child, limited)
+        out += postgres_full_reads(child, below)
     return out
 
 
@@ -237,6 +241,8 @@ def test_the_checks_see_full_reads() -> None:
     assert sqlite_full_reads([(2, 0, 0, "SCAN health_samples")], limited=False)
     assert sqlite_full_reads([(2, 0, 0, "SCAN alerts USING INDEX ix_x")], limited=False)
     assert not sqlite_full_reads([(2, 0, 0, "SCAN alerts USING INDEX ix_x")], limited=True)
+    sorted_walk = [(2, 0, 0, "SCAN alerts USING INDEX ix_x"), (3, 0, 0, "USE TEMP B-TREE FOR ORDER BY")]
+    assert sqlite_full_reads(sorted_walk, limited=True)
     assert sqlite_full_reads([(2, 0, 0, "SCAN newest_health_samples USING COVERING INDEX ix")], limited=False)
     assert not sqlite_full_reads([(2, 0, 0, "SCAN names")], limited=False)
     assert not sqlite_full_reads([(2, 0, 0, "SEARCH alerts USING INDEX ix (state=?)")], limited=False)
@@ -246,3 +252,5 @@ def test_the_checks_see_full_reads() -> None:
     assert postgres_full_reads(walk, limited=False)
     assert not postgres_full_reads({**walk, "Index Cond": "(state = 'firing')"}, limited=False)
     assert not postgres_full_reads({**walk, "Index Name": "uq_alerts_firing_key"}, limited=False)
+    assert not postgres_full_reads({"Node Type": "Limit", "Plans": [walk]}, limited=True)
+    assert postgres_full_reads({"Node Type": "Sort", "Plans": [walk]}, limited=True)
