@@ -20,6 +20,7 @@ from tests.support import POSTGRES_URL, scratch_database
 from umig_monitor.core.health import HealthSample, Outcome
 from umig_monitor.storage import LATEST_VERSION, HealthRollup, PruneResult, StorageError, Store
 from umig_monitor.storage.engine import normalize_url, redacted
+from umig_monitor.storage.records import OutboxEntry
 from umig_monitor.storage.schema import alerts, health_samples, outbox
 from umig_monitor.storage.store import ROLLUP_SETTLE, rollup_boundary
 from umig_monitor.storage.types import UTCDateTime
@@ -271,6 +272,34 @@ async def test_last_versioned_sample_is_what_an_unreachable_environment_last_ran
     assert held is not None
     assert (held.version, held.ts) == ("1.2.0-rc.2", T0 + timedelta(seconds=30))
     assert await store.last_versioned_sample("nowhere") is None
+
+
+async def test_last_versioned_samples_of_many_environments_in_one_read(store: Store) -> None:
+    await store.add_health_samples(
+        [
+            sample("uat", T0, version="1.2.0-rc.1"),
+            sample("uat", T0 + timedelta(seconds=30), Outcome.UNREACHABLE),
+            sample("dev", T0, version="d1"),
+            sample("dev", T0 + timedelta(seconds=30), version="d2"),
+            sample("prod", T0, Outcome.UNREACHABLE),
+        ]
+    )
+    held = await store.last_versioned_samples(["uat", "dev", "prod", "nowhere"])
+    assert {env: (s.version, s.ts) for env, s in held.items()} == {
+        "uat": ("1.2.0-rc.1", T0),
+        "dev": ("d2", T0 + timedelta(seconds=30)),
+    }
+    assert await store.last_versioned_samples([]) == {}
+
+
+async def test_latest_samples_of_more_environments_than_one_read_takes(store: Store) -> None:
+    names = [f"env-{i:04d}" for i in range(2500)]  # more than latest.CHUNK ids
+    await store.add_health_samples(
+        [sample(name, T0 + timedelta(seconds=s)) for name in names for s in (0, 1)]
+    )
+    latest = await store.latest_health_samples()
+    assert sorted(latest) == names
+    assert {s.ts for s in latest.values()} == {T0 + timedelta(seconds=1)}
 
 
 async def test_recent_samples_are_newest_first_and_limited(store: Store) -> None:
@@ -566,3 +595,14 @@ async def test_previous_version_is_the_latest_other_known_version_before(store: 
     assert await store.previous_version("production", "1.1.2", T0 + timedelta(hours=5)) == "1.2.0"
     assert await store.previous_version("production", "1.1.1", T0 + timedelta(minutes=30)) is None
     assert await store.previous_version("uat", "1.1.3", T0 + timedelta(hours=5)) is None
+
+
+async def test_pending_counts_are_per_sink_and_only_pending(store: Store) -> None:
+    def entry(key: str, sink: str) -> OutboxEntry:
+        return OutboxEntry(sink, "firing", key, {}, T0, T0 + timedelta(hours=1))
+
+    await store.enqueue([entry("a", "ops"), entry("b", "ops"), entry("c", "mail")], [])
+    (sent,) = [d for d in await store.due_deliveries(T0) if d.idempotency_key == "c"]
+    await store.delivery_sent(sent.id, T0)
+    assert await store.pending_counts() == {"ops": 2}
+    assert await store.outbox_counts() == {("ops", "pending"): 2, ("mail", "sent"): 1}

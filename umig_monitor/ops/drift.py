@@ -14,6 +14,7 @@ from umig_monitor.core.deployments import EventType
 from umig_monitor.core.drift import DriftPolicy, EnvironmentVersions, Finding, detect, version_matrix
 from umig_monitor.core.health import HealthSample, VersionSeen
 from umig_monitor.core.status import iso
+from umig_monitor.ops.latest import Latest, read_latest
 from umig_monitor.storage import Store
 
 
@@ -30,29 +31,35 @@ def policy_for(settings: Settings) -> DriftPolicy:
     )
 
 
-async def drift_inputs(store: Store, settings: Settings) -> tuple[list[EnvironmentVersions], list[str]]:
-    latest = await store.latest_health_samples()
-    deployed = await store.latest_deployments()
-    versions_seen = await store.versions_seen()
+async def drift_inputs(
+    store: Store, settings: Settings, latest: Latest | None = None
+) -> tuple[list[EnvironmentVersions], list[str]]:
+    if latest is None:
+        latest = await read_latest(store)
     envs = []
     for name, env in settings.environments.items():
-        sample = latest.get(name)
-        last = deployed.get(name)
+        sample = latest.samples.get(name)
+        last = latest.deployments.get(name)
         last_ts = last.ts if last is not None else None
-        seen = versions_seen.get(name)
-        first_seen = seen.first_seen if seen is not None else None
+        seen = latest.versions_seen.get(name)
         if last_ts is None:
-            last_ts = first_seen
-        versions = EnvironmentVersions(
-            name=name,
-            kind=env.kind,
-            version=sample.version if sample else None,
-            components=dict(sample.component_versions) if sample else {},
-            last_deployment=last_ts,
+            last_ts = seen.first_seen if seen is not None else None
+        envs.append(
+            EnvironmentVersions(
+                name=name,
+                kind=env.kind,
+                version=sample.version if sample else None,
+                components=dict(sample.component_versions) if sample else {},
+                last_deployment=last_ts,
+            )
         )
-        if versions.version is None:
-            versions = await _held(store, versions, seen, first_seen)
-        envs.append(versions)
+    silent = [e.name for e in envs if e.version is None]
+    if silent:
+        versioned = await store.last_versioned_samples(silent)
+        envs = [
+            _held(e, versioned.get(e.name), latest.versions_seen.get(e.name)) if e.version is None else e
+            for e in envs
+        ]
     production = policy_for(settings).production_env
     history: list[str] = []
     if production is not None:
@@ -70,26 +77,25 @@ async def drift_inputs(store: Store, settings: Settings) -> tuple[list[Environme
     return envs, history
 
 
-async def _held(
-    store: Store, env: EnvironmentVersions, seen: VersionSeen | None, first_seen: datetime | None
+def _held(
+    env: EnvironmentVersions, sample: HealthSample | None, seen: VersionSeen | None
 ) -> EnvironmentVersions:
     """An environment that reports no version now, with the version it last reported and when:
     from its newest sample that had one, else (samples pruned) the health job's record of the
     version, seen at least when it first appeared. Unchanged when neither is known."""
-    sample: HealthSample | None = await store.last_versioned_sample(env.name)
     if sample is not None and sample.version is not None:
         return replace(
             env, version=sample.version, components=dict(sample.component_versions), last_seen=sample.ts
         )
-    if seen is not None and first_seen is not None:
-        return replace(env, version=seen.version, last_seen=first_seen)
+    if seen is not None:
+        return replace(env, version=seen.version, last_seen=seen.first_seen)
     return env
 
 
 async def drift_report(
-    store: Store, settings: Settings, now: datetime
+    store: Store, settings: Settings, now: datetime, latest: Latest | None = None
 ) -> tuple[list[dict[str, Any]], list[Finding]]:
-    envs, history = await drift_inputs(store, settings)
+    envs, history = await drift_inputs(store, settings, latest)
     return version_matrix(envs), detect(envs, policy_for(settings), now, history)
 
 

@@ -4,26 +4,40 @@ read storage and call core builders."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from umig_monitor.config import Settings
+from umig_monitor.core.alerts import Alert
 from umig_monitor.core.dora import Incident, dora
 from umig_monitor.core.status import alert_document, environment_status, iso, sample_document
 from umig_monitor.core.tracking import HEALTH
+from umig_monitor.ops.latest import Latest, read_latest
 from umig_monitor.storage import Store
 
 
-async def environments_view(store: Store, settings: Settings) -> dict[str, Any]:
-    latest = await store.latest_health_samples()
-    active = await store.active_alerts()
-    incidents = {a.environment: a for a in active if a.kind == HEALTH}
-    deployed = await store.latest_deployments()
-    seen_all = await store.versions_seen()
+async def environments_view(
+    store: Store,
+    settings: Settings,
+    latest: Latest | None = None,
+    firing: Sequence[Alert] | None = None,
+    *,
+    only: str | None = None,
+) -> dict[str, Any]:
+    """The environment documents of every configured environment (``only``: of that one). A caller
+    that also needs the latest state or the firing alerts reads them once and passes them in."""
+    if latest is None:
+        latest = await read_latest(store)
+    if firing is None:
+        firing = await store.active_alerts()
+    incidents = {a.environment: a for a in firing if a.kind == HEALTH}
     out: dict[str, Any] = {}
     for name, env in settings.environments.items():
-        current = deployed.get(name)
+        if only is not None and name != only:
+            continue
+        current = latest.deployments.get(name)
         deployment = (
             {"version": current.version, "deployedAt": iso(current.ts), "deployedBy": current.initiated_by}
             if current is not None
@@ -31,8 +45,8 @@ async def environments_view(store: Store, settings: Settings) -> dict[str, Any]:
         )
         out[name] = environment_status(
             env.kind,
-            latest.get(name),
-            seen_all.get(name),
+            latest.samples.get(name),
+            latest.versions_seen.get(name),
             incidents.get(name),
             deployment,
             (env.thresholds.certificate_warning, env.thresholds.certificate_critical),
@@ -41,9 +55,9 @@ async def environments_view(store: Store, settings: Settings) -> dict[str, Any]:
 
 
 async def environment_detail(store: Store, settings: Settings, name: str, limit: int = 50) -> dict[str, Any]:
-    view = await environments_view(store, settings)
-    entry = view["environments"][name]
     active = await store.active_alerts(name)
+    view = await environments_view(store, settings, firing=active, only=name)
+    entry = view["environments"][name]
     incident = next((a for a in active if a.kind == HEALTH), None)
     samples = await store.recent_health_samples(name, limit)
     return {

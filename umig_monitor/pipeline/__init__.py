@@ -187,8 +187,7 @@ class AlertPipeline:
     async def refresh_metrics(self) -> None:
         firing = await self._store.active_alerts()
         self._metrics.set_firing(dict(Counter((a.severity, a.type) for a in firing)))
-        counts = await self._store.outbox_counts()
-        self._metrics.set_pending({sink: n for (sink, status), n in counts.items() if status == "pending"})
+        self._metrics.set_pending(await self._store.pending_counts())
 
     async def _loop(self) -> None:
         last_metrics = 0.0

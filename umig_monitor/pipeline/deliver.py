@@ -249,9 +249,8 @@ class Deliverer:
                 await asyncio.sleep(IDLE_POLL)
                 continue
             try:
-                counts = await self._store.outbox_counts()
-                for sink, status in counts:
-                    if status == "pending" and sink not in self._sinks:
+                for sink in await self._store.pending_counts():
+                    if sink not in self._sinks:
                         failed = await self._store.fail_pending(
                             sink, f"sink '{sink}' is no longer configured"
                         )

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from umig_monitor.core.deployments import DeploymentEvent, EventType, Summary
 from umig_monitor.storage import dialects
+from umig_monitor.storage.latest import newest_rows
 from umig_monitor.storage.migrations import rollup_select
 from umig_monitor.storage.schema import deployment_events as events
 from umig_monitor.storage.schema import deployment_rollups as rollups
@@ -246,19 +247,9 @@ class DeploymentQueries:
     async def latest_deployments(self) -> dict[str, DeploymentEvent]:
         """Per environment, the latest success or observed deployment (what is running now)."""
         kinds = (EventType.SUCCESS.value, EventType.OBSERVED.value)
-        latest = (
-            sa.select(events.c.environment, sa.func.max(events.c.ts).label("ts"))
-            .where(events.c.type.in_(kinds))
-            .group_by(events.c.environment)
-            .subquery()
-        )
-        query = (
-            sa.select(events)
-            .join(latest, sa.and_(events.c.environment == latest.c.environment, events.c.ts == latest.c.ts))
-            .where(events.c.type.in_(kinds))
-        )
         async with self._connect("reading current deployments", write=False) as conn:
-            return {r["environment"]: _event(r) for r in (await conn.execute(query)).mappings()}
+            rows = await newest_rows(conn, events, tuple(events.c), where=[events.c.type.in_(kinds)])
+        return {r["environment"]: _event(r) for r in rows}
 
     # -- watches -------------------------------------------------------------------------------
 

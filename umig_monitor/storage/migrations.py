@@ -368,6 +368,33 @@ def _0010_deployed_at_by(conn: Connection) -> None:
     conn.execute(sa.text("ALTER TABLE health_samples ADD COLUMN deployed_by VARCHAR"))
 
 
+def _0011_read_path_indexes(conn: Connection) -> None:
+    md = sa.MetaData(naming_convention=_NAMING_CONVENTION)
+    rollups = sa.Table(
+        "health_rollups_hourly", md, sa.Column("hour", UTCDateTime), sa.Column("environment", sa.String)
+    )
+    events = sa.Table("deployment_events", md, sa.Column("ts", UTCDateTime))
+    alerts = sa.Table(
+        "alerts",
+        md,
+        sa.Column("state", sa.String),
+        sa.Column("environment", sa.String),
+        sa.Column("starts_at", UTCDateTime),
+    )
+    log = sa.Table("notification_log", md, sa.Column("last_kind", sa.String))
+    # The status page's 24 hours of every environment (and the rollup's newest hour): the primary
+    # key starts with the environment, so a time range over all of them read every row.
+    sa.Index(None, rollups.c.hour, rollups.c.environment).create(conn)
+    # The page's latest events of all environments, newest first.
+    sa.Index(None, events.c.ts).create(conn)
+    # Firing (every poll, the dispatcher, the page) and recently resolved alerts, newest first.
+    sa.Index(None, alerts.c.state, alerts.c.starts_at).create(conn)
+    # One environment's alerts over a window (DORA).
+    sa.Index(None, alerts.c.environment, alerts.c.starts_at).create(conn)
+    # The dispatcher's resolved alerts whose resolved notice may still be due, every second.
+    sa.Index(None, log.c.last_kind).create(conn)
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "initial tables", _0001_initial_tables),
     Migration(2, "hourly health rollups; health_samples time indexes", _0002_hourly_rollups),
@@ -379,6 +406,11 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(8, "index of deployment events by recording time", _0008_deployment_events_created_at),
     Migration(9, "TLS certificate expiry with each health sample", _0009_certificate_expiry),
     Migration(10, "deployed at and by, as the environment's version endpoint says", _0010_deployed_at_by),
+    Migration(
+        11,
+        "indexes for the read paths: rollups by hour, events by time, alerts by state",
+        _0011_read_path_indexes,
+    ),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1].version
 MIGRATION_LOCK_ID: Final = 0x756D6967  # "umig": the advisory lock migrations take on PostgreSQL

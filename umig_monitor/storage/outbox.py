@@ -223,6 +223,17 @@ class OutboxQueries:
         async with self._connect("counting the outbox", write=False) as conn:
             return {(sink, status): int(n) for sink, status, n in (await conn.execute(query)).all()}
 
+    async def pending_counts(self) -> dict[str, int]:
+        """Pending rows per sink: read through the (status, next attempt) index, where
+        ``outbox_counts`` reads every row ever sent (the pipeline's metrics, every 5 s)."""
+        query = (
+            sa.select(outbox.c.sink, sa.func.count())
+            .where(outbox.c.status == "pending")
+            .group_by(outbox.c.sink)
+        )
+        async with self._connect("counting pending notifications", write=False) as conn:
+            return {sink: int(n) for sink, n in (await conn.execute(query)).all()}
+
     async def list_deliveries(
         self, *, status: str | None = None, alert_id: int | None = None, limit: int = 200
     ) -> list[Delivery]:

@@ -59,6 +59,8 @@ health_rollups_hourly = sa.Table(
     sa.Column("failed", sa.Integer, nullable=False),
     sa.Column("response_ms_avg", sa.Double),
     sa.Column("response_ms_max", sa.Double),
+    # A time range over every environment (the status page); the key serves one environment.
+    sa.Index("ix_health_rollups_hourly_hour_environment", "hour", "environment"),
 )
 
 deployment_events = sa.Table(
@@ -82,6 +84,8 @@ deployment_events = sa.Table(
     sa.Index("ix_deployment_events_summary", "environment", "ts", "type", "deployment_id"),
     sa.Index("ix_deployment_events_deployment_id", "deployment_id"),
     sa.Index("ix_deployment_events_created_at", "created_at"),
+    # The latest events of all environments (the status page).
+    sa.Index("ix_deployment_events_ts", "ts"),
 )
 
 alerts = sa.Table(
@@ -111,6 +115,9 @@ alerts = sa.Table(
         sqlite_where=sa.text("state = 'firing'"),
         postgresql_where=sa.text("state = 'firing'"),
     ),
+    # Firing or recently resolved alerts, newest first; one environment's over a window.
+    sa.Index("ix_alerts_state_starts_at", "state", "starts_at"),
+    sa.Index("ix_alerts_environment_starts_at", "environment", "starts_at"),
 )
 
 outbox = sa.Table(
@@ -182,6 +189,8 @@ notification_log = sa.Table(
     sa.Column("last_at", UTCDateTime, nullable=False),
     sa.Column("count", sa.Integer, nullable=False),
     sa.Column("escalated_at", UTCDateTime),
+    # The alerts whose resolved notice may be due (the dispatcher, every second).
+    sa.Index("ix_notification_log_last_kind", "last_kind"),
 )
 
 silences = sa.Table(

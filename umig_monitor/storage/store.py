@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +28,7 @@ from umig_monitor.storage.deployments import DeploymentQueries
 from umig_monitor.storage.engine import WRITE_TRANSACTION, create_engine, is_sqlite_memory, redacted
 from umig_monitor.storage.errors import StorageError, translate_errors
 from umig_monitor.storage.insights import InsightQueries
+from umig_monitor.storage.latest import newest_rows
 from umig_monitor.storage.outbox import OutboxQueries
 from umig_monitor.storage.records import HealthRollup, PruneResult
 from umig_monitor.storage.schema import alerts as alert_table
@@ -175,27 +176,22 @@ class Store(AlertQueries, OutboxQueries, DeploymentQueries, InsightQueries, Clus
             await conn.execute(health_samples.insert(), rows)
 
     async def latest_health_samples(self) -> dict[str, HealthSample]:
-        """The newest sample of every environment that has one."""
-        newest = (
-            sa.select(health_samples.c.environment, sa.func.max(health_samples.c.ts).label("ts"))
-            .group_by(health_samples.c.environment)
-            .subquery()
-        )
-        statement = (
-            sa.select(*_SAMPLE_COLUMNS)
-            .join(
-                newest,
-                sa.and_(
-                    health_samples.c.environment == newest.c.environment,
-                    health_samples.c.ts == newest.c.ts,
-                ),
-            )
-            # Two samples with the same timestamp: the later insert wins (last one in the dict).
-            .order_by(health_samples.c.id)
-        )
+        """The newest sample of every environment that has one (of two with the same timestamp,
+        the later insert), by index seeks per environment (``latest.py``)."""
         async with self._connect("reading the latest health samples", write=False) as conn:
-            result = await conn.execute(statement)
-            return {row["environment"]: _sample_from_row(row) for row in result.mappings()}
+            rows = await newest_rows(conn, health_samples, _SAMPLE_COLUMNS)
+        return {row["environment"]: _sample_from_row(row) for row in rows}
+
+    async def last_versioned_samples(self, environments: Collection[str]) -> dict[str, HealthSample]:
+        """``last_versioned_sample`` of each of ``environments`` that has one, in two queries."""
+        if not environments:
+            return {}
+        versioned = [health_samples.c.version.is_not(None)]
+        async with self._connect("reading the last reported versions", write=False) as conn:
+            rows = await newest_rows(
+                conn, health_samples, _SAMPLE_COLUMNS, where=versioned, only=environments
+            )
+        return {row["environment"]: _sample_from_row(row) for row in rows}
 
     async def recent_health_samples(self, environment: str, limit: int) -> list[HealthSample]:
         """Up to ``limit`` samples of ``environment``, newest first."""
