@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
@@ -13,13 +13,10 @@ from umig_monitor.ops.alerts import alerts_view, silences_view
 from umig_monitor.pipeline.actions import ActionError, NotFound, acknowledge, add_silence, escalate, resolve
 from umig_monitor.web import params
 from umig_monitor.web.auth import error
-from umig_monitor.web.keys import DAEMON_KEY
-
-if TYPE_CHECKING:
-    from umig_monitor.app import Daemon
+from umig_monitor.web.keys import DAEMON_KEY, WebContext
 
 
-def _daemon(request: web.Request) -> Daemon:
+def _daemon(request: web.Request) -> WebContext:
     return request.app[DAEMON_KEY]
 
 

@@ -18,14 +18,13 @@ from umig_monitor.ops.views import dora_figures
 from umig_monitor.pipeline.actions import ActionError
 from umig_monitor.web import params
 from umig_monitor.web.auth import error
-from umig_monitor.web.keys import DAEMON_KEY
+from umig_monitor.web.keys import DAEMON_KEY, WebContext
 
 if TYPE_CHECKING:
-    from umig_monitor.app import Daemon
     from umig_monitor.storage.deployments import Watch
 
 
-def _daemon(request: web.Request) -> Daemon:
+def _daemon(request: web.Request) -> WebContext:
     return request.app[DAEMON_KEY]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
@@ -12,13 +12,10 @@ from umig_monitor.ops.drift import drift_view
 from umig_monitor.pipeline.actions import ActionError
 from umig_monitor.web import params
 from umig_monitor.web.auth import error
-from umig_monitor.web.keys import DAEMON_KEY
-
-if TYPE_CHECKING:
-    from umig_monitor.app import Daemon
+from umig_monitor.web.keys import DAEMON_KEY, WebContext
 
 
-def _daemon(request: web.Request) -> Daemon:
+def _daemon(request: web.Request) -> WebContext:
     return request.app[DAEMON_KEY]
 
 

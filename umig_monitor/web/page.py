@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING
 
 import structlog
 from aiohttp import web
@@ -22,10 +21,7 @@ from umig_monitor.ops.drift import drift_report
 from umig_monitor.ops.latest import read_latest
 from umig_monitor.ops.views import environments_view
 from umig_monitor.storage import StorageError, Store
-from umig_monitor.web.keys import DAEMON_KEY
-
-if TYPE_CHECKING:
-    from umig_monitor.app import Daemon
+from umig_monitor.web.keys import DAEMON_KEY, WebContext
 
 log = structlog.get_logger("umig_monitor.web.page")
 
@@ -45,7 +41,7 @@ HEADERS = {
 }
 
 
-def _daemon(request: web.Request) -> Daemon:
+def _daemon(request: web.Request) -> WebContext:
     return request.app[DAEMON_KEY]
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 import structlog
 from aiohttp import web
@@ -19,10 +18,7 @@ from umig_monitor.web import page as status_page
 from umig_monitor.web import params
 from umig_monitor.web.auth import Handler, error, require_token
 from umig_monitor.web.guard import ConnectionGuard
-from umig_monitor.web.keys import DAEMON_KEY
-
-if TYPE_CHECKING:
-    from umig_monitor.app import Daemon
+from umig_monitor.web.keys import DAEMON_KEY, WebContext
 
 log = structlog.get_logger("umig_monitor.web")
 # Answered while starting up and shutting down too; everything else is a 503 then.
@@ -44,7 +40,7 @@ async def storage_errors(request: web.Request, handler: Handler) -> web.StreamRe
         return error(503, f"storage unavailable: {exc}")
 
 
-def build_app(daemon: Daemon) -> web.Application:
+def build_app(daemon: WebContext) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024, middlewares=[storage_errors])
     app[DAEMON_KEY] = daemon
     guarded = require_token(daemon.settings_token)
@@ -134,7 +130,7 @@ class WebServer:
     """aiohttp's request handling behind a ConnectionGuard: a cap on connections, a header
     deadline and aiohttp's own keep-alive timeout (settings under ``daemon.http``)."""
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: WebContext) -> None:
         http = daemon.settings.daemon.http
         self._app = build_app(daemon)
         self._runner = web.AppRunner(
