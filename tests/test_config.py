@@ -238,7 +238,7 @@ def test_check_config_cli_bad_duration(tmp_path: Path, capsys: pytest.CaptureFix
 
 def test_check_config_cli_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-config", "--config", str(tmp_path / "absent.yaml")]) == 2
-    assert "cannot read config file" in capsys.readouterr().err
+    assert "no such config file" in capsys.readouterr().err
 
 
 AM_SINKS = """

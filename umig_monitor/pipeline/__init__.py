@@ -27,7 +27,7 @@ from umig_monitor.pipeline.deliver import Deliverer
 from umig_monitor.pipeline.dispatch import Dispatcher, Policy, outbox_entry
 from umig_monitor.pipeline.policy import config_silences, maintenance_windows, route_specs
 from umig_monitor.sinks import Sink, build_sink
-from umig_monitor.sinks.forward import FORWARD_SINK, ForwardSink
+from umig_monitor.sinks.forward import FORWARD_SINK, forward_sink
 from umig_monitor.storage import StorageError, Store
 
 log = structlog.get_logger("umig_monitor.pipeline")
@@ -85,7 +85,7 @@ class AlertPipeline:
         }
         retry = {name: cfg.retry for name, cfg in settings.sinks.items()}
         if settings.deployments.forwarding:
-            sinks[FORWARD_SINK] = ForwardSink(settings.deployments, session)
+            sinks[FORWARD_SINK] = forward_sink(settings.deployments, session)
             retry[FORWARD_SINK] = settings.deployments.forward_retry
         self._deliverer.configure(sinks, retry)
         self._metrics.set_sinks(sinks)
