@@ -128,6 +128,14 @@ class SelfMetrics:
             registry=r,
         )
         self.config_last_reload_success.set(1)
+        self.page_builds = Counter(
+            "umig_monitor_page_builds",
+            "Builds of a document served from memory between builds (status page, environments).",
+            ["page"],
+            registry=r,
+        )
+        for page in ("status", "environments"):
+            self.page_builds.labels(page)
         self.scheduled_jobs = Gauge("umig_monitor_scheduled_jobs", "Jobs in the scheduler.", registry=r)
         self._tasks: frozenset[str] = frozenset()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import TYPE_CHECKING
 
 import structlog
@@ -20,6 +21,7 @@ from umig_monitor.web import params
 from umig_monitor.web.auth import Handler, error, require_token
 from umig_monitor.web.guard import ConnectionGuard
 from umig_monitor.web.keys import DAEMON_KEY
+from umig_monitor.web.rendered import Rendered, respond
 
 if TYPE_CHECKING:
     from umig_monitor.app import Daemon
@@ -30,6 +32,7 @@ log = structlog.get_logger("umig_monitor.web")
 # them: kept small so a flood cannot take more descriptors than the cap plus one turn's worth.
 ACCEPT_BACKLOG = 100
 ALWAYS_SERVED = frozenset({"/healthz", "/readyz", "/metrics"})
+ENVIRONMENTS_KEY: web.AppKey[Rendered] = web.AppKey("environments", Rendered)
 
 
 @web.middleware
@@ -47,6 +50,9 @@ async def storage_errors(request: web.Request, handler: Handler) -> web.StreamRe
 def build_app(daemon: Daemon) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024, middlewares=[storage_errors])
     app[DAEMON_KEY] = daemon
+    app[ENVIRONMENTS_KEY] = Rendered(
+        lambda: build_environments(daemon), lambda: daemon.settings.daemon.http.page_max_age.total_seconds()
+    )
     guarded = require_token(daemon.settings_token)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -107,9 +113,15 @@ async def config(request: web.Request) -> web.Response:
     return web.json_response({"config": daemon.settings.redacted(), "last_reload": daemon.last_reload})
 
 
+async def build_environments(daemon: Daemon) -> bytes:
+    daemon.metrics.page_builds.labels("environments").inc()
+    return json.dumps(await environments_view(daemon.store, daemon.settings)).encode()
+
+
 async def environments(request: web.Request) -> web.Response:
     daemon = request.app[DAEMON_KEY]
-    return web.json_response(await environments_view(daemon.store, daemon.settings))
+    built = await request.app[ENVIRONMENTS_KEY].get(daemon.settings)
+    return respond(request, built, "application/json", {"Cache-Control": "no-cache"})
 
 
 async def environment(request: web.Request) -> web.Response:
