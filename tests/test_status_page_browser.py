@@ -94,7 +94,7 @@ async def test_status_page_in_chromium(daemon: Daemon, simulator: RunningSimulat
 
             async def reloaded_unhealthy() -> bool:  # the page served may be up to page_max_age old
                 await page.reload()
-                return await cell.text_content() == "unhealthy"
+                return str(await cell.text_content()) == "unhealthy"
 
             await until(reloaded_unhealthy, interval=0.3)
             await expect(cell).to_have_text("unhealthy")
