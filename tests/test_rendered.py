@@ -201,3 +201,14 @@ async def test_reload_rebuilds_at_once(simulator: RunningSimulator, write_config
         assert (await daemon.reload())[0]
         await get(url)
         assert builds(daemon, "status") == 2
+
+
+async def test_max_age_zero_shares_only_the_build_under_way() -> None:
+    """/metrics: concurrent scrapes share one exposition, and the next scrape gets a new one."""
+    gate = Gate()
+    rendered = Rendered(gate, lambda: 0.0)
+    waiting = [asyncio.create_task(rendered.get(None)) for _ in range(10)]
+    await until(lambda: gate.calls == 1)
+    gate.open.set()
+    assert {b.body for b in await asyncio.gather(*waiting)} == {b"build 1"}
+    assert (await rendered.get(None)).body == b"build 2"

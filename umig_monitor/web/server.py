@@ -33,6 +33,9 @@ log = structlog.get_logger("umig_monitor.web")
 ACCEPT_BACKLOG = 100
 ALWAYS_SERVED = frozenset({"/healthz", "/readyz", "/metrics"})
 ENVIRONMENTS_KEY: web.AppKey[Rendered] = web.AppKey("environments", Rendered)
+# Max age 0: never served from memory, but scrapes that arrive during one exposition share it, so
+# concurrent scrapers cost one exposition's CPU, not one each (which starved the polls).
+METRICS_KEY: web.AppKey[Rendered] = web.AppKey("metrics", Rendered)
 
 
 @web.middleware
@@ -52,6 +55,9 @@ def build_app(daemon: Daemon) -> web.Application:
     app[DAEMON_KEY] = daemon
     app[ENVIRONMENTS_KEY] = Rendered(
         lambda: build_environments(daemon), lambda: daemon.settings.daemon.http.page_max_age.total_seconds()
+    )
+    app[METRICS_KEY] = Rendered(
+        lambda: asyncio.to_thread(generate_latest, daemon.metrics.registry), lambda: 0.0
     )
     guarded = require_token(daemon.settings_token)
     app.router.add_get("/healthz", healthz)
@@ -96,8 +102,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    daemon = request.app[DAEMON_KEY]
-    body = await asyncio.to_thread(generate_latest, daemon.metrics.registry)
+    body = (await request.app[METRICS_KEY].get(None)).body
     resp = web.Response(body=body)
     resp.content_type = CONTENT_TYPE_LATEST.split(";")[0]
     resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
