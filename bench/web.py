@@ -173,6 +173,25 @@ def bench_count(n: int, args: argparse.Namespace, tmp: Path) -> Section:
                 "% of a core",
                 f"over {args.idle:g}s, {n / args.interval:g} polls/s planned",
             )
+            # One scrape at a time (as a Prometheus scrapes): its CPU, less the polling's meanwhile.
+            single = []
+            for _ in range(3):
+                cpu, t0 = proc_cpu_seconds(daemon.pid), time.monotonic()
+                scrape(port)
+                polling = idle_cpu / args.idle * (time.monotonic() - t0)
+                single.append(max(0.0, proc_cpu_seconds(daemon.pid) - cpu - polling) * 1000)
+            section.add(
+                f"metrics_scrape_cpu_ms_{n}",
+                "/metrics CPU per single scrape",
+                sorted(single)[1],
+                "ms",
+                "median of 3, one at a time, polling's share taken out (10 ms ticks)",
+                **(
+                    judged(f"<= {TARGET_METRICS_CPU_MS:g} ms", sorted(single)[1] <= TARGET_METRICS_CPU_MS)
+                    if n == 1000
+                    else {}
+                ),
+            )
             for path in PATHS:
                 progress(f"{n} environments: {path} for {args.duration:g}s")
                 builds_before = scrape(port)
@@ -213,12 +232,9 @@ def bench_count(n: int, args: argparse.Namespace, tmp: Path) -> Section:
                         builds_before, "umig_monitor_page_builds_total", page=page
                     )
                     note += f"; {built:g} builds in {elapsed:.1f}s"
-                target = (
-                    judged(f"<= {TARGET_METRICS_CPU_MS:g} ms", per <= TARGET_METRICS_CPU_MS)
-                    if path == "/metrics" and n == 1000
-                    else {}
-                )
-                section.add(f"{key}_cpu_ms_{n}", f"{path} daemon CPU per request", per, "ms", note, **target)
+                if path == "/metrics":
+                    note += "; concurrent scrapes share one exposition"
+                section.add(f"{key}_cpu_ms_{n}", f"{path} daemon CPU per request", per, "ms", note)
                 if path == "/metrics":
                     section.facts[f"metrics_bytes_{n}"] = len(after.encode())
             polls = counter(scrape(port), "umig_monitor_job_runs_total", task="health") - polls_before
