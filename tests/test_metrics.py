@@ -73,13 +73,15 @@ def test_a_tracked_environment_starts_at_zero_and_an_untracked_one_has_no_series
     for env in ("uat", "production"):
         for reason in FAILURE_REASONS:
             assert f'umig_probe_failures_total{{environment="{env}",reason="{reason}"}} 0.0' in exposed
-        for endpoint in ("health", "version", "components"):
-            assert (
-                f'umig_probe_duration_seconds_count{{endpoint="{endpoint}",environment="{env}"}} 0.0'
-                in exposed
-            )
+        assert f'umig_probe_duration_seconds_count{{endpoint="health",environment="{env}"}} 0.0' in exposed
+        # one latency histogram per environment: its series stay bounded
+        assert not any("umig_probe_duration" in s and 'endpoint="version"' in s for s in exposed)
+        bucket = "umig_probe_duration_seconds_bucket"
+        assert len([s for s in exposed if s.startswith(bucket) and f'"{env}"' in s]) == 10
     m.failed("uat", "timeout")
+    m.observe_duration("uat", "version", 0.2)  # not timed: no series of its own
     assert 'umig_probe_failures_total{environment="uat",reason="timeout"} 1.0' in series(r)
+    assert not any('endpoint="version"' in s for s in series(r))
     # Another replica polls development: a poll of it here (one that finished after it moved
     # away) leaves no series behind.
     observe(m, "development")

@@ -94,6 +94,9 @@ class Http(Strict):
     header_timeout: PositiveDuration = timedelta(seconds=10)
     # An idle keep-alive connection is closed after this.
     keepalive_timeout: PositiveDuration = timedelta(seconds=15)
+    # The status page and GET /api/v1/environments are built at most this often and served from
+    # memory in between (a build reads every environment's state).
+    page_max_age: PositiveDuration = Field(default=timedelta(seconds=1), le=timedelta(minutes=5))
 
 
 class Daemon(Strict):

@@ -406,6 +406,7 @@ def render(page: StatusPage) -> str:
     state = overall_state(page.environments, _firing(page))
     headline = _headline(page)
     generated = _clock(page.now, page.tz)
+    generated_at = page.now.astimezone(UTC).isoformat(timespec="seconds")
     sections: list[Callable[[StatusPage], str]] = [
         _environments,
         _timelines,
@@ -426,7 +427,8 @@ def render(page: StatusPage) -> str:
         f'<p class="overall state-{state}" role="status">{escape(headline)}</p>\n'
         f"{_figures(page)}</header>\n"
         "<main>\n" + "".join(render_section(page) for render_section in sections) + "</main>\n"
-        f"<footer><p>Generated {escape(generated)} by {escape(version)}; refreshes every "
+        f'<footer><p>Generated <time datetime="{escape(generated_at)}">'
+        f"{escape(generated)}</time> by {escape(version)}; refreshes every "
         f"{int(page.refresh_seconds)} s. JSON: "
         '<a href="api/v1/environments">environments</a>, <a href="api/v1/alerts?active=true">alerts</a>, '
         '<a href="api/v1/drift">drift</a>, <a href="api/v1/deployments">deployments</a>, '

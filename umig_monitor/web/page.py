@@ -1,6 +1,7 @@
 """GET /: the status page for people. It reads the same read models as the JSON API (environment
 documents, drift report, alerts, deployment history, stored health) and renders them with
-``core.page``; no JavaScript, no remote assets, refreshed by the browser every 30 seconds."""
+``core.page``; no JavaScript, no remote assets, refreshed by the browser every 30 seconds. Built at
+most once per ``daemon.http.page_max_age`` and served from memory with an ETag in between."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from umig_monitor.ops.latest import read_latest
 from umig_monitor.ops.views import environments_view
 from umig_monitor.storage import StorageError, Store
 from umig_monitor.web.keys import DAEMON_KEY, WebContext
+from umig_monitor.web.rendered import Rendered, respond
 
 log = structlog.get_logger("umig_monitor.web.page")
 
@@ -35,7 +37,8 @@ HEADERS = {
         "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
         "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     ),
-    "Cache-Control": "no-store",
+    # Kept by the browser but asked about again each time: a 304 while the same build is served.
+    "Cache-Control": "no-cache",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
@@ -96,23 +99,38 @@ async def gather_page(
     )
 
 
-def _html(body: str, status: int = 200) -> web.Response:
-    return web.Response(text=body, status=status, content_type="text/html", charset="utf-8", headers=HEADERS)
+PAGE_KEY: web.AppKey[Rendered] = web.AppKey("status_page", Rendered)
+
+
+async def build_page(daemon: WebContext) -> bytes:
+    """One build: read everything the page shows now and render it; "Generated" is this ``now``."""
+    daemon.metrics.page_builds.labels("status").inc()
+    page = await gather_page(
+        daemon.store, daemon.settings, datetime.now(UTC), daemon.timezone, daemon.alerts.suppressed_by
+    )
+    return render(page).encode()
 
 
 async def status_page(request: web.Request) -> web.Response:
     daemon = _daemon(request)
-    now = datetime.now(UTC)
     try:
-        page = await gather_page(
-            daemon.store, daemon.settings, now, daemon.timezone, daemon.alerts.suppressed_by
-        )
+        built = await request.app[PAGE_KEY].get(daemon.settings)
     except StorageError as exc:
         log.error("status_page_failed", error=str(exc))
-        return _html(render_unavailable(str(exc), now), status=503)
-    return _html(render(page))
+        return web.Response(
+            text=render_unavailable(str(exc), datetime.now(UTC)),
+            status=503,
+            content_type="text/html",
+            charset="utf-8",
+            headers={**HEADERS, "Cache-Control": "no-store"},
+        )
+    return respond(request, built, "text/html", HEADERS)
 
 
 def register(app: web.Application) -> None:
     """Add ``GET /`` (and HEAD) to the daemon's app; ``app[DAEMON_KEY]`` must be set."""
+    daemon = app[DAEMON_KEY]
+    app[PAGE_KEY] = Rendered(
+        lambda: build_page(daemon), lambda: daemon.settings.daemon.http.page_max_age.total_seconds()
+    )
     app.router.add_get("/", status_page)

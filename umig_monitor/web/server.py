@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import structlog
 from aiohttp import web
@@ -19,6 +20,7 @@ from umig_monitor.web import params
 from umig_monitor.web.auth import Handler, error, require_token
 from umig_monitor.web.guard import ConnectionGuard
 from umig_monitor.web.keys import DAEMON_KEY, WebContext
+from umig_monitor.web.rendered import Rendered, respond
 
 log = structlog.get_logger("umig_monitor.web")
 # Answered while starting up and shutting down too; everything else is a 503 then.
@@ -26,6 +28,10 @@ log = structlog.get_logger("umig_monitor.web")
 # them: kept small so a flood cannot take more descriptors than the cap plus one turn's worth.
 ACCEPT_BACKLOG = 100
 ALWAYS_SERVED = frozenset({"/healthz", "/readyz", "/metrics"})
+ENVIRONMENTS_KEY: web.AppKey[Rendered] = web.AppKey("environments", Rendered)
+# Max age 0: never served from memory, but scrapes that arrive during one exposition share it, so
+# concurrent scrapers cost one exposition's CPU, not one each (which starved the polls).
+METRICS_KEY: web.AppKey[Rendered] = web.AppKey("metrics", Rendered)
 
 
 @web.middleware
@@ -43,6 +49,12 @@ async def storage_errors(request: web.Request, handler: Handler) -> web.StreamRe
 def build_app(daemon: WebContext) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024, middlewares=[storage_errors])
     app[DAEMON_KEY] = daemon
+    app[ENVIRONMENTS_KEY] = Rendered(
+        lambda: build_environments(daemon), lambda: daemon.settings.daemon.http.page_max_age.total_seconds()
+    )
+    app[METRICS_KEY] = Rendered(
+        lambda: asyncio.to_thread(generate_latest, daemon.metrics.registry), lambda: 0.0
+    )
     guarded = require_token(daemon.settings_token)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -86,8 +98,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    daemon = request.app[DAEMON_KEY]
-    body = await asyncio.to_thread(generate_latest, daemon.metrics.registry)
+    body = (await request.app[METRICS_KEY].get(None)).body
     resp = web.Response(body=body)
     resp.content_type = CONTENT_TYPE_LATEST.split(";")[0]
     resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
@@ -103,9 +114,15 @@ async def config(request: web.Request) -> web.Response:
     return web.json_response({"config": daemon.settings.redacted(), "last_reload": daemon.last_reload})
 
 
+async def build_environments(daemon: WebContext) -> bytes:
+    daemon.metrics.page_builds.labels("environments").inc()
+    return json.dumps(await environments_view(daemon.store, daemon.settings)).encode()
+
+
 async def environments(request: web.Request) -> web.Response:
     daemon = request.app[DAEMON_KEY]
-    return web.json_response(await environments_view(daemon.store, daemon.settings))
+    built = await request.app[ENVIRONMENTS_KEY].get(daemon.settings)
+    return respond(request, built, "application/json", {"Cache-Control": "no-cache"})
 
 
 async def environment(request: web.Request) -> web.Response:
