@@ -70,13 +70,15 @@ def create_engine(url: str | URL, *, pool_size: int = 5) -> AsyncEngine:
     target = normalize_url(url)
     if target.get_backend_name() == "sqlite":
         return _sqlite_engine(target, pool_size=pool_size)
-    return create_async_engine(
+    engine = create_async_engine(
         target,
         pool_size=pool_size,
         pool_pre_ping=True,
         # Keep the server's session time zone out of date_trunc() and of timestamptz rendering.
         connect_args={"server_settings": {"timezone": "UTC"}},
     )
+    engine.dialect.do_terminate = _terminate_postgres_connection  # type: ignore[method-assign]
+    return engine
 
 
 def _sqlite_engine(url: URL, *, pool_size: int) -> AsyncEngine:
@@ -152,6 +154,18 @@ def _terminate_sqlite_connection(dbapi_connection: Any) -> None:
         dbapi_connection.close()
     else:
         dbapi_connection.terminate()
+
+
+def _terminate_postgres_connection(dbapi_connection: Any) -> None:
+    """How the pool throws away an asyncpg connection whose statement was cancelled.
+
+    SQLAlchemy's own way closes it gracefully inside ``asyncio.shield``; when the caller is
+    cancelled again meanwhile it aborts the connection under the still-running graceful close,
+    whose ``ConnectionError('unexpected connection_lost() call')`` nobody then retrieves: an
+    asyncio "Future exception was never retrieved" error in the log at every shutdown that
+    interrupts a query (asyncpg issue 1211). Aborting at once is what that path ends in anyway:
+    the socket closes and the server ends the session."""
+    dbapi_connection.driver_connection.terminate()
 
 
 def _begin_sqlite_transaction(connection: Connection) -> None:
