@@ -908,6 +908,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 progress(f"daemon on {run.title()}: first round, warm-up, then a {args.duration:g}s window")
                 scratch_run = tmp / f"run{i}"
                 scratch_run.mkdir()
+                gc.collect()  # the daemon runs before this one leave their garbage behind
                 daemon_run = bench_daemon(envs, sim.pid, port, args, scratch_run, run, headline=i == 0)
                 sections.append(eventloop.run(daemon_run, run.loop_factory))
             progress(f"bare aiohttp: {args.requests} requests")
