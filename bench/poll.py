@@ -7,6 +7,7 @@ Run it from the repository root (the package is installed editable, so ``import 
     python bench/poll.py --envs 1000 --duration 30
     python bench/poll.py --json > poll.json          # machine-readable
     python bench/poll.py --profile poll.prof         # cProfile the window (inflates the CPU figures)
+    python bench/poll.py --loop asyncio --polls full # one daemon run: asyncio's loop, 3 requests a poll
 
 What happens, in order:
 
@@ -16,7 +17,11 @@ What happens, in order:
    every environment at ``--interval``, JSON logs to a file as off a terminal). After the first
    round and a warm-up, process CPU (all threads, ``time.process_time``) over ``--duration``
    seconds is divided by the polls the daemon completed in that window (the delta of its
-   ``umig_monitor_job_runs_total{task="health"}`` counter); stored samples are counted as a check.
+   ``umig_monitor_job_runs_total{task="health"}`` counter); stored samples are counted as a check,
+   and the requests the simulator served in the window give the requests per poll. This runs once
+   per event loop (``--loop``: uvloop, as ``umig-monitor run`` uses, and asyncio's own) and per way
+   of polling (``--polls``: ``reduced`` at the default ``full_poll_every``, ``full``: 1, all three
+   documents every poll), each a fresh daemon and database, one after another.
 3. The same targets are then checked the other ways, one after another so nothing competes for
    the CPU: bare aiohttp, blackbox_exporter's ``http_2xx`` probe, and the guide's curl + jq check.
 
@@ -79,7 +84,7 @@ from common import (
     started_at,
 )
 
-import umig_monitor.app as umig_app
+from umig_monitor import eventloop
 from umig_monitor.app import Daemon
 from umig_monitor.config import parse_config
 from umig_monitor.logs import configure_logging
@@ -226,7 +231,9 @@ def served(
 # --- the daemon ------------------------------------------------------------------------------------
 
 
-def daemon_config(envs: Sequence[str], sim_port: int, interval: float, tmp: Path) -> str:
+def daemon_config(
+    envs: Sequence[str], sim_port: int, interval: float, tmp: Path, full_poll_every: int | None
+) -> str:
     lines = [
         "daemon:",
         f"  listen: {HOST}:{free_port()}",
@@ -242,6 +249,8 @@ def daemon_config(envs: Sequence[str], sim_port: int, interval: float, tmp: Path
             f"    poll_interval: {round(interval * 1000)}ms",
             "    timeout: 5s",
         ]
+        if full_poll_every is not None:
+            lines.append(f"    full_poll_every: {full_poll_every}")
     return "\n".join(lines) + "\n"
 
 
@@ -287,12 +296,12 @@ class LagProbe:
             (self.missed if event.code == EVENT_JOB_MISSED else self.skipped).append((time.time(), 1.0))
 
     def wrap(self, body: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
-        async def timed(daemon: Daemon, name: str) -> None:
+        async def timed(ctx: Any, name: str) -> None:
             scheduled = self._due.pop(name, None)
             if scheduled is not None:
                 now = time.time()
                 self.start_lags.append((now, now - scheduled))
-            await body(daemon, name)
+            await body(ctx, name)
 
         return timed
 
@@ -350,6 +359,44 @@ class Snapshot:
         )
 
 
+def requests_served(sim_port: int) -> dict[str, int]:
+    """Requests the simulator served so far, per endpoint, summed over its environments."""
+    conn = http.client.HTTPConnection(HOST, sim_port, timeout=10)
+    try:
+        conn.request("GET", "/_control/environments")
+        environments = json.loads(conn.getresponse().read())["environments"]
+    finally:
+        conn.close()
+    totals: dict[str, int] = {}
+    for snapshot in environments.values():
+        for endpoint, count in snapshot["requests"].items():
+            totals[endpoint] = totals.get(endpoint, 0) + count
+    return totals
+
+
+@dataclass(frozen=True)
+class Run:
+    """One daemon run: its event loop and its way of polling."""
+
+    loop: str  # "uvloop" or "asyncio"
+    polls: str  # "reduced" (the default full_poll_every) or "full" (full_poll_every 1)
+
+    @property
+    def full_poll_every(self) -> int | None:
+        return 1 if self.polls == "full" else None
+
+    @property
+    def loop_factory(self) -> eventloop.LoopFactory | None:
+        return eventloop.fast_loop_factory() if self.loop == "uvloop" else asyncio.new_event_loop
+
+    def key(self, key: str, headline: bool) -> str:
+        return key if headline else f"{key}_{self.loop}_{self.polls}"
+
+    def title(self) -> str:
+        how = "full_poll_every 1: 3 requests a poll" if self.polls == "full" else "default full_poll_every"
+        return f"{self.loop}, {how}"
+
+
 def stored_samples(db: Path, start: float, end: float) -> int:
     """Samples stored with a timestamp inside the window (SQLite keeps naive UTC ISO text)."""
 
@@ -364,28 +411,37 @@ def stored_samples(db: Path, start: float, end: float) -> int:
 
 
 async def run_daemon(
-    envs: Sequence[str], sim_pid: int, sim_port: int, args: argparse.Namespace, tmp: Path, lag: LagProbe
-) -> tuple[Snapshot, Snapshot, GcTimer, float]:
+    envs: Sequence[str],
+    sim_pid: int,
+    sim_port: int,
+    args: argparse.Namespace,
+    tmp: Path,
+    lag: LagProbe,
+    run: Run,
+) -> tuple[Snapshot, Snapshot, GcTimer, float, dict[str, int]]:
     """Run the daemon through start, first round, warm-up and the window; return the window's edges,
-    the GC time in it and the process's peak RSS in MB."""
-    settings = parse_config(daemon_config(envs, sim_port, args.interval, tmp), "bench/poll.py")
-    original = umig_app.JOB_BODIES["health"]
+    the GC time in it, the process's peak RSS in MB and the requests served in the window."""
+    config = daemon_config(envs, sim_port, args.interval, tmp, run.full_poll_every)
+    settings = parse_config(config, "bench/poll.py")
     gc_timer = GcTimer()
     profiler = cProfile.Profile() if args.profile else None
     with (tmp / "daemon.log").open("w") as log_stream:
         configure_logging("info", "json", log_stream)  # as `umig-monitor run` off a terminal
-        umig_app.JOB_BODIES["health"] = lag.wrap(original)
         gc.callbacks.append(gc_timer)
         daemon = Daemon(settings)
+        # The health job body calls its poller's poll: wrapped on this daemon's poller only.
+        daemon.health.poll = lag.wrap(daemon.health.poll)  # type: ignore[method-assign,assignment]
         try:
             await daemon.start()
-            daemon.scheduler.add_listener(lag.on_submitted, EVENT_JOB_SUBMITTED)
-            daemon.scheduler.add_listener(lag.on_not_run, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+            scheduler = daemon.scheduler._scheduler  # APScheduler's own, behind the Schedule facade
+            scheduler.add_listener(lag.on_submitted, EVENT_JOB_SUBMITTED)
+            scheduler.add_listener(lag.on_not_run, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
             for _ in range(round(10 * max(30.0, 3 * args.interval + 15))):  # that many seconds at most
                 if daemon.first_round_done():
                     break
                 await asyncio.sleep(0.1)
             await asyncio.sleep(max(2.0, 2 * args.interval))  # warm-up: trackers seeded, caches hot
+            served_before = requests_served(sim_port)  # outside the window: it blocks the loop
             before = Snapshot.take(daemon, sim_pid)
             gc_timer.on = True
             if profiler is not None:
@@ -395,31 +451,43 @@ async def run_daemon(
                 profiler.disable()
             gc_timer.on = False
             after = Snapshot.take(daemon, sim_pid)
+            served_after = requests_served(sim_port)
         finally:
             try:
                 await daemon.stop()
             finally:
-                umig_app.JOB_BODIES["health"] = original
                 gc.callbacks.remove(gc_timer)
                 configure_logging("warning", "console", sys.stderr)
     if profiler is not None:
         profiler.dump_stats(args.profile)
         print(f"\ncProfile of the window (main thread only), saved in {args.profile}:", file=sys.stderr)
         pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
-    return before, after, gc_timer, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    served = {k: v - served_before.get(k, 0) for k, v in served_after.items()}
+    return before, after, gc_timer, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, served
 
 
 async def bench_daemon(
-    envs: Sequence[str], sim_pid: int, sim_port: int, args: argparse.Namespace, tmp: Path
+    envs: Sequence[str],
+    sim_pid: int,
+    sim_port: int,
+    args: argparse.Namespace,
+    tmp: Path,
+    run: Run,
+    headline: bool,
 ) -> Section:
     section = Section(
-        "umig-monitor daemon (in this process)",
+        f"umig-monitor daemon (in this process; {run.title()})",
         f"{len(envs)} environments every {args.interval:g}s; process CPU (all threads) over a "
         f"{args.duration:g}s window after the first round and a warm-up, divided by the health polls "
         "completed in it (delta of umig_monitor_job_runs_total{task=health}); JSON logs to a file.",
     )
+    section.facts["event_loop"] = eventloop.loop_name()
     lag = LagProbe()
-    before, after, gc_timer, peak_rss = await run_daemon(envs, sim_pid, sim_port, args, tmp, lag)
+    before, after, gc_timer, peak_rss, served = await run_daemon(envs, sim_pid, sim_port, args, tmp, lag, run)
+
+    def named(key: str) -> str:
+        return run.key(key, headline)
+
     start, end = before.wall, after.wall
     cpu, wall = after.cpu - before.cpu, end - start
     polls = after.polls - before.polls
@@ -454,28 +522,32 @@ async def bench_daemon(
         per_poll = cpu * 1000 / polls
         switches = after.usage.ru_nvcsw - before.usage.ru_nvcsw
         section.facts["voluntary_context_switches_per_poll"] = round(switches / polls, 2)
+        requests = sum(served.get(endpoint, 0) for endpoint in ("health", "version", "components"))
+        section.facts["requests_served_in_window"] = served
         simulator_ms = (after.simulator_cpu - before.simulator_cpu) * 1000
-        section.facts["simulator_cpu_ms_per_request"] = round(simulator_ms / (polls * REQUESTS_PER_POLL), 4)
+        section.facts["simulator_cpu_ms_per_request"] = round(simulator_ms / max(requests, 1), 4)
         note = "cProfile on: inflated" if args.profile else ""
         section.add(
-            "cpu_ms_per_poll",
+            named("cpu_ms_per_poll"),
             "CPU per environment poll",
             per_poll,
             "ms",
             note,
             **judged(f"<= {TARGET_POLL_CPU_MS:g} ms", per_poll <= TARGET_POLL_CPU_MS),
         )
+        per_request = requests / polls
+        section.add(named("requests_per_poll"), "requests per poll (simulator)", per_request, "")
         section.add(
-            "cpu_ms_per_request", "CPU per HTTP request (poll / 3)", per_poll / REQUESTS_PER_POLL, "ms"
+            named("cpu_ms_per_request"), "CPU per HTTP request", per_poll / max(per_request, 1e-9), "ms"
         )
     else:
-        section.absent("cpu_ms_per_poll", "CPU per environment poll", "no poll completed in the window")
+        section.absent(named("cpu_ms_per_poll"), "CPU per environment poll", "no poll completed")
     section.add(
-        "peak_rss_mb",
+        named("peak_rss_mb"),
         "peak RSS (ru_maxrss)",
         peak_rss,
         "MB",
-        "whole bench process",
+        "whole bench process, this run and those before it",
         **judged(f"< {TARGET_RSS_MB:g} MB", peak_rss < TARGET_RSS_MB),
     )
     not_started = section.facts["runs_skipped_still_running"] + section.facts["runs_missed_misfire"]
@@ -491,7 +563,7 @@ async def bench_daemon(
     ):
         values = in_window(lags, start, end)
         if not values:
-            section.absent(f"{key}_ms_p99", f"{label} p50 / p99", "no poll started in the window")
+            section.absent(run.key(f"{key}_ms_p99", headline), f"{label} p50 / p99", "no poll started")
             continue
         p99 = percentile(values, 99)
         note = f"max {max(values) * 1000:,.1f} ms over {len(values)} runs"
@@ -500,12 +572,18 @@ async def bench_daemon(
             # not the p99 of the schedule, so it cannot pass.
             note += f"; {not_started} more never started"
         ok = p99 < TARGET_LAG_P99_S and not_started <= allowed
-        section.add(f"{key}_ms_p50", f"{label} p50", percentile(values, 50) * 1000, "ms", how)
+        p50 = percentile(values, 50) * 1000
+        section.add(run.key(f"{key}_ms_p50", headline), f"{label} p50", p50, "ms", how)
         section.add(
-            f"{key}_ms_p99", f"{label} p99", p99 * 1000, "ms", note, **judged(f"< {TARGET_LAG_P99_S:g} s", ok)
+            run.key(f"{key}_ms_p99", headline),
+            f"{label} p99",
+            p99 * 1000,
+            "ms",
+            note,
+            **judged(f"< {TARGET_LAG_P99_S:g} s", ok),
         )
     section.add(
-        "runs_not_started",
+        named("runs_not_started"),
         "scheduled polls that never started",
         not_started,
         "runs",
@@ -667,6 +745,31 @@ def bench_curl(base_urls: Sequence[str], tmp: Path) -> Section:
     return section
 
 
+def side_by_side(runs: Sequence[Run], sections: Sequence[Section]) -> Section:
+    """The daemon runs next to each other: CPU per poll per loop and way of polling, and the ratios."""
+    section = Section(
+        "daemon runs side by side",
+        "CPU per poll of each run above; ratios between runs measured one after another in this "
+        "process (other work on the machine moves them: run it again before trusting 5%).",
+    )
+    found = {f.key: f.value for s in sections for f in s.figures if f.value is not None}
+    per_poll = {(r.loop, r.polls): found.get(r.key("cpu_ms_per_poll", i == 0)) for i, r in enumerate(runs)}
+    for (loop, polls), value in per_poll.items():
+        if value is not None:
+            label = f"{loop}, {'3 requests every poll' if polls == 'full' else 'default polls'}"
+            section.add(f"side_cpu_ms_per_poll_{loop}_{polls}", label, value, "ms")
+    for loop in ("uvloop", "asyncio"):
+        reduced, full = per_poll.get((loop, "reduced")), per_poll.get((loop, "full"))
+        if reduced and full:
+            section.add(f"reduced_over_full_{loop}", f"default / full polls ({loop})", reduced / full, "x")
+    for polls in ("reduced", "full"):
+        fast, plain = per_poll.get(("uvloop", polls)), per_poll.get(("asyncio", polls))
+        if fast and plain:
+            label = f"uvloop / asyncio ({polls} polls)"
+            section.add(f"uvloop_over_asyncio_{polls}", label, fast / plain, "x")
+    return section
+
+
 def summarise(sections: Sequence[Section]) -> Section:
     """Ratios between the lines above; the normalised one compares this machine with the issue's."""
     section = Section(
@@ -693,8 +796,8 @@ def summarise(sections: Sequence[Section]) -> Section:
         section.add(
             "poll_over_floor", "daemon poll / poll-shape floor", poll / found["cpu_ms_per_poll_shape"], "x"
         )
-    if "blackbox_cpu_ms_per_probe" in found:
-        per_request = poll / REQUESTS_PER_POLL
+    if "blackbox_cpu_ms_per_probe" in found and "cpu_ms_per_request" in found:
+        per_request = found["cpu_ms_per_request"]
         section.add(
             "daemon_request_vs_blackbox",
             "daemon request / blackbox probe",
@@ -746,7 +849,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--skip-blackbox", action="store_true", help="leave out blackbox_exporter")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     p.add_argument("--profile", metavar="PATH", help="cProfile the daemon's window into PATH (pstats)")
+    p.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio", "both"),
+        default="both",
+        help="the daemon's loop: uvloop (as umig-monitor run on Linux), asyncio's own, or both (default)",
+    )
+    p.add_argument(
+        "--polls",
+        choices=("reduced", "full", "both"),
+        default="both",
+        help="reduced: the default full_poll_every; full: full_poll_every 1 (3 requests a poll); both",
+    )
     args = p.parse_args(argv)
+    if args.loop in ("uvloop", "both") and eventloop.fast_loop_factory() is None:
+        p.error("uvloop is not available here: use --loop asyncio")
     if min(args.envs, args.duration, args.interval, args.requests, args.probes, args.curl_checks) <= 0:
         p.error("counts, --duration and --interval must be positive")
     return args
@@ -784,8 +901,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress(f"starting the simulator with {len(envs)} environments")
         with served(simulate, f"/{envs[-1]}{API_PREFIX}/admin/health", tmp / "simulator.log") as (sim, port):
             setup["simulator"] = f"pid {sim.pid}, http://{HOST}:{port}/<env>{API_PREFIX}/admin/..."
-            progress(f"daemon: first round, warm-up, then a {args.duration:g}s window")
-            sections.append(asyncio.run(bench_daemon(envs, sim.pid, port, args, tmp)))
+            loops = ("uvloop", "asyncio") if args.loop == "both" else (args.loop,)
+            ways = ("reduced", "full") if args.polls == "both" else (args.polls,)
+            runs = [Run(loop, polls) for polls in ways for loop in loops]
+            for i, run in enumerate(runs):
+                progress(f"daemon on {run.title()}: first round, warm-up, then a {args.duration:g}s window")
+                scratch_run = tmp / f"run{i}"
+                scratch_run.mkdir()
+                gc.collect()  # the daemon runs before this one leave their garbage behind
+                daemon_run = bench_daemon(envs, sim.pid, port, args, scratch_run, run, headline=i == 0)
+                sections.append(eventloop.run(daemon_run, run.loop_factory))
             progress(f"bare aiohttp: {args.requests} requests")
             sections.append(asyncio.run(bench_aiohttp(port, envs, args.requests)))
             if args.skip_blackbox:
@@ -800,6 +925,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 progress(f"the guide's curl + jq check: {args.curl_checks} checks")
                 base_urls = [f"http://{HOST}:{port}/{env}" for env in envs]
                 sections.append(bench_curl(spread(base_urls, args.curl_checks), tmp))
+    sections.append(side_by_side(runs, sections))
     sections.append(summarise(sections))
     output(LAYOUT, setup, sections, args.json, extra={"calibration": calibration}, default=None)
     return 0

@@ -40,6 +40,7 @@ def test_example_config_documents_every_section() -> None:
     settings = load_config(CONFIG_DIR / "umig-monitor.example.yaml")
     prod = settings.environments["production"]
     assert prod.poll_interval == timedelta(seconds=30)
+    assert prod.full_poll_every == 4
     assert prod.thresholds.db_connections == 80
     assert prod.alert_severity == "critical"
     assert settings.environments["uat"].alert_severity == "warning"
@@ -75,6 +76,7 @@ INVALID = [
     ),
     (BASE + "    poll_interval: 0s\n", "environments.production.poll_interval", "greater than 0", 5),
     (BASE + "    pol_interval: 30s\n", "environments.production.pol_interval", "unknown key", 5),
+    (BASE + "    full_poll_every: 0\n", "environments.production.full_poll_every", "greater than or", 5),
     (
         "environments:\n  production:\n    base_url: not-a-url\n",
         "environments.production.base_url",

@@ -9,6 +9,8 @@ import json
 import re
 import ssl
 import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -478,3 +480,150 @@ async def test_the_poll_body_runs_without_a_daemon(
         await session.close()
         await writer.close()
         await store.close()
+
+
+@asynccontextmanager
+async def health_job(settings: Settings) -> AsyncIterator[HealthJob]:
+    """The health job's context on the settings' store, with a real session and pipeline."""
+    registry = CollectorRegistry()
+    store = await Store.open(settings.daemon.storage)
+    session = make_session(settings)
+    writer = SampleWriter(store)
+    alerts = AlertPipeline(store, AlertMetrics(registry))
+    alerts.configure(settings, session)
+    try:
+        yield HealthJob(
+            settings,
+            session,
+            store,
+            writer,
+            alerts,
+            DeploymentRecorder(store, alerts, settings),
+            UmigMetrics(registry),
+            HealthPoller(settings),
+        )
+    finally:
+        await alerts.close()
+        await session.close()
+        await writer.close()
+        await store.close()
+
+
+class Control:
+    """The simulator's control API over HTTP: what a test changes, and the requests it served."""
+
+    def __init__(self, simulator: RunningSimulator, session: aiohttp.ClientSession) -> None:
+        self._sim = simulator
+        self._session = session
+
+    async def patch(self, env: str, **fields: Any) -> None:
+        async with self._session.patch(self._sim.control_url(f"environments/{env}"), json=fields) as r:
+            assert r.status == 200, await r.text()
+
+    async def served(self, env: str) -> tuple[int, int, int]:
+        """Requests to health, version and components so far."""
+        async with self._session.get(self._sim.control_url(f"environments/{env}/requests")) as r:
+            counts = (await r.json())["requests"]
+        return counts["health"], counts["version"], counts["components"]
+
+
+def with_full_poll_every(path: Path, every: dict[str, int]) -> Path:
+    text = path.read_text()
+    for env, n in every.items():
+        head = f"  {env}:\n"
+        text = text.replace(head, f"{head}    full_poll_every: {n}\n")
+    path.write_text(text)
+    return path
+
+
+async def test_version_and_components_are_read_every_nth_poll_and_at_once_on_a_change(
+    simulator: RunningSimulator, write_config: ConfigWriter
+) -> None:
+    """full_poll_every 4: while healthy, version and components once per 4 polls, the polls between
+    carrying their fields (marked); at once when health turns unhealthy or tells of another
+    version, and on every poll until healthy again; full_poll_every 1 reads them on every poll."""
+    path = write_config(simulator, ("production", "uat"), poll_interval="1h")
+    settings = load_config(with_full_poll_every(path, {"production": 4, "uat": 1}))
+    async with health_job(settings) as ctx, aiohttp.ClientSession() as http:
+        control = Control(simulator, http)
+
+        async def poll(env: str = "production") -> tuple[int, int, int]:
+            await poll_environment(ctx, env)
+            return await control.served(env)
+
+        for n in range(1, 7):  # full at 1 and 5
+            assert await poll() == (n, (n - 1) // 4 + 1, (n - 1) // 4 + 1)
+        await ctx.writer.flush()
+        samples = list(reversed(await ctx.store.recent_health_samples("production", 100)))
+        assert [s.outcome.value for s in samples] == ["healthy"] * 6
+        fresh = samples[0]
+        assert fresh.build == "1170"
+        assert fresh.deployed_by == "deployment-automation"
+        assert fresh.metrics["orchestrator"] == "active"
+        assert "detailsReadAt" not in fresh.metrics
+        for carried in samples[1:4]:  # read at poll 1, carried by polls 2 to 4
+            assert carried.metrics["detailsReadAt"] == fresh.ts.isoformat()
+            assert (carried.version, carried.build) == (fresh.version, fresh.build)
+            assert carried.component_versions == fresh.component_versions
+            assert (carried.deployed_at, carried.deployed_by) == (fresh.deployed_at, fresh.deployed_by)
+            assert carried.metrics["orchestrator"] == "active"
+        assert "detailsReadAt" not in samples[4].metrics  # poll 5 read them again
+
+        # Poll 7 would read health alone; health says unhealthy: the rest is read in the same poll.
+        await control.patch("production", status="unhealthy")
+        assert await poll() == (7, 3, 3)
+        assert await poll() == (8, 4, 4)  # still not healthy: every poll reads all three
+        await control.patch("production", status=None)
+        assert await poll() == (9, 5, 5)  # the first healthy one after, too
+        assert await poll() == (10, 5, 5)  # then health alone again
+
+        # Another version in health: version and components at once, the new build stored.
+        await control.patch("production", version="1.1.3", build="1180", api_version="2.3.1")
+        assert await poll() == (11, 6, 6)
+        await ctx.writer.flush()
+        [latest] = await ctx.store.recent_health_samples("production", 1)
+        assert (latest.version, latest.build) == ("1.1.3", "1180")
+        assert latest.component_versions["api"] == "2.3.1"
+        assert "detailsReadAt" not in latest.metrics
+        # A build only the version document tells waits for the next full poll (poll 15).
+        await control.patch("production", build="1181")
+        assert [await poll() for _ in range(4)] == [(12, 6, 6), (13, 6, 6), (14, 6, 6), (15, 7, 7)]
+
+        for n in range(1, 4):
+            assert await poll("uat") == (n, n, n)
+
+
+async def test_an_orchestrator_going_inactive_is_seen_within_n_polls(
+    simulator: RunningSimulator, write_config: ConfigWriter
+) -> None:
+    """The orchestrator is in the components document only: whenever it goes inactive, at most N
+    polls later a sample says so (degraded, orchestrator_inactive), and from then on every poll
+    reads it, so its recovery is seen on the next poll."""
+    every = 4
+    path = write_config(simulator, ("production",), poll_interval="1h")
+    settings = load_config(with_full_poll_every(path, {"production": every}))
+    async with health_job(settings) as ctx, aiohttp.ClientSession() as http:
+        control = Control(simulator, http)
+        for polls_before in range(every + 1):  # the change after each place in the cycle
+            for _ in range(polls_before):
+                await poll_environment(ctx, "production")
+            await control.patch("production", orchestrator_status="inactive")
+            seen_after = None
+            for n in range(1, every + 1):
+                await poll_environment(ctx, "production")
+                await ctx.writer.flush()
+                [sample] = await ctx.store.recent_health_samples("production", 1)
+                if sample.metrics.get("orchestrator") == "inactive":
+                    seen_after = n
+                    break
+            assert seen_after is not None, f"not seen within {every} polls"
+            assert sample.outcome.value == "degraded"
+            assert "orchestrator_inactive" in (sample.error or "")
+            _, version_reads, _ = await control.served("production")
+            await poll_environment(ctx, "production")
+            assert (await control.served("production"))[1] == version_reads + 1  # degraded: read again
+            await control.patch("production", orchestrator_status="active")
+            await poll_environment(ctx, "production")
+            await ctx.writer.flush()
+            [sample] = await ctx.store.recent_health_samples("production", 1)
+            assert sample.outcome.value == "healthy"

@@ -215,7 +215,8 @@ async def test_healthz_answers_under_a_slowloris_of_thousands(tmp_path: Path) ->
 @pytest.mark.slow
 async def test_out_of_descriptors_is_one_log_line_per_burst_and_the_daemon_recovers(tmp_path: Path) -> None:
     """A cap above what the process may open: accept() fails with EMFILE. asyncio's line for
-    each failed accept is logged once per burst, and the daemon answers again afterwards."""
+    each failed accept is logged once per burst (uvloop sheds them silently), and the daemon
+    answers again afterwards."""
     _raise_fd_limit(1024)
     port = free_port()
     proc = start_daemon(tmp_path, port, "{max_connections: 5000, header_timeout: 60s}", fd_limit=128)
@@ -224,7 +225,10 @@ async def test_out_of_descriptors_is_one_log_line_per_burst_and_the_daemon_recov
         await answering(port)
         held, _refused = await attack(port, 400)
         log = tmp_path / "daemon.log"
-        deadline = time.monotonic() + 30
+        # On uvloop, libuv sheds what it cannot accept itself (accepted and closed on a descriptor
+        # it keeps in reserve): the clients see the connection closed, and nothing is logged.
+        on_uvloop = '"loop": "uvloop"' in log.read_text()
+        deadline = time.monotonic() + (0 if on_uvloop else 30)
         while "out of system resource" not in log.read_text() and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.1)
         for writer in held:
@@ -232,7 +236,7 @@ async def test_out_of_descriptors_is_one_log_line_per_burst_and_the_daemon_recov
         held = []
         await answering(port)
         text = log.read_text()
-        assert text.count("out of system resource") == 1
+        assert text.count("out of system resource") == (0 if on_uvloop else 1)
         assert "Traceback" not in text
     finally:
         for writer in held:

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import structlog
 
+from umig_monitor import eventloop
 from umig_monitor.cluster import Coordinator, default_member_id
 from umig_monitor.config import ConfigError, Settings, load_config, secret_file_warnings
 from umig_monitor.jobs import JobContext, desired_jobs, implied_tasks, running_kinds
@@ -221,6 +222,7 @@ class Daemon:
             member=member_id,
             polling=len(self.mine()),
             leader=self.is_leader,
+            loop=eventloop.loop_name(),
         )
 
     async def stop(self) -> None:
@@ -401,4 +403,5 @@ async def async_run(settings: Settings, config_path: Path | None) -> int:
 
 
 def run(settings: Settings, config_path: Path | None) -> int:
-    return asyncio.run(async_run(settings, config_path))
+    """The daemon until a signal stops it, on uvloop where it is available (see eventloop)."""
+    return eventloop.run(async_run(settings, config_path))

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from umig_monitor import __version__
+from umig_monitor import __version__, eventloop
 from umig_monitor.config import ConfigError, Settings, load_config, resolve_config_path, secret_file_warnings
 from umig_monitor.config.loader import CONFIG_ENV_VAR
 from umig_monitor.core.deployments import EventError
@@ -81,7 +81,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from umig_monitor.demo import run_demo
 
     configure_logging("info", "auto", sys.stdout)
-    return asyncio.run(
+    return eventloop.run(
         run_demo(
             Path(args.config) if args.config else REPO_CONFIG_DIR / "demo.yaml",
             args.port,

@@ -221,6 +221,9 @@ class Environment(Strict):
     poll_interval: PositiveDuration = timedelta(seconds=30)
     timeout: PositiveDuration = timedelta(seconds=10)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Version and components are read on every N-th poll (and at once on a change or a bad poll,
+    # see core/details.py); the default sees an orchestrator go inactive within 2 min at 30 s.
+    full_poll_every: int = Field(default=4, ge=1, le=1000)
     thresholds: Thresholds = Thresholds()
     severity: Severity | None = None
     actions: Actions = Actions()

@@ -1,8 +1,9 @@
 """The health poll job: probe one environment, let core classify it and decide its alerts, then
 store the sample, update the metrics and raise or resolve alerts. ``HealthPoller`` owns the job's
 memory: per environment its Tracker, seeded from storage on the first poll after start-up (so a
-restart neither re-sends nor forgets an incident), its last outcome, whether it was polled since it
-became this replica's, and the slots bounding concurrent polls and seeding."""
+restart neither re-sends nor forgets an incident), its last outcome, the last reading of its version
+and components documents (carried into the polls that read health alone), whether it was polled
+since it became this replica's, and the slots bounding concurrent polls and seeding."""
 
 from __future__ import annotations
 
@@ -21,12 +22,21 @@ from umig_monitor.config import Environment, Settings
 from umig_monitor.config.types import redact_url
 from umig_monitor.core.alerts import AlertEvent, NotificationKind
 from umig_monitor.core.assess import Thresholds, assess
+from umig_monitor.core.details import (
+    Details,
+    carry,
+    details_needed,
+    full_poll_due,
+    mark_of,
+    polled_without,
+    remember,
+)
 from umig_monitor.core.flapping import FlapNotice, FlapPolicy, notice_alert
 from umig_monitor.core.health import HealthSample, Outcome, VersionSeen
 from umig_monitor.core.tracking import CHURN_WINDOW, Policy, Tracker, observe, seed
 from umig_monitor.metrics import PROBE_ENDPOINTS
 from umig_monitor.probes.client import Fetch, fetch_json
-from umig_monitor.probes.umig import probe_environment
+from umig_monitor.probes.umig import probe_environment, read_details
 from umig_monitor.storage import StorageError, Store
 
 if TYPE_CHECKING:
@@ -74,6 +84,7 @@ class HealthPoller:
     def __init__(self, settings: Settings) -> None:
         self.trackers: dict[str, Tracker] = {}
         self.last_outcome: dict[str, Outcome] = {}
+        self.details: dict[str, Details] = {}  # the last reading of version and components
         self.polled: set[str] = set()  # polled since it became this replica's: /readyz
         self._concurrency = settings.daemon.max_concurrent_polls
         self.poll_slots = asyncio.Semaphore(self._concurrency)
@@ -82,8 +93,10 @@ class HealthPoller:
 
     def reconfigure(self, settings: Settings) -> None:
         """After a reload: environments no longer configured are forgotten, the poll slots follow
-        ``daemon.max_concurrent_polls`` (polls holding an old slot finish on it)."""
+        ``daemon.max_concurrent_polls`` (polls holding an old slot finish on it). Every
+        environment's next poll reads all three documents: a reload may have pointed it elsewhere."""
         self.keep_only(settings.environments)
+        self.details.clear()
         if settings.daemon.max_concurrent_polls != self._concurrency:
             self._concurrency = settings.daemon.max_concurrent_polls
             self.poll_slots = asyncio.Semaphore(self._concurrency)
@@ -93,6 +106,8 @@ class HealthPoller:
             self.trackers.pop(gone, None)
         for gone in set(self.last_outcome) - set(environments):
             self.last_outcome.pop(gone, None)
+        for gone in set(self.details) - set(environments):
+            self.details.pop(gone, None)
         self.polled &= set(environments)
 
     def missing(self, mine: Collection[str]) -> frozenset[str]:
@@ -141,14 +156,27 @@ async def _poll(poller: HealthPoller, ctx: HealthDeps, name: str) -> None:
     env = ctx.settings.environments.get(name)
     if env is None:  # removed by a reload while this run was queued
         return
+    t = env.thresholds
+    limits = Thresholds(t.error_rate, t.response_time_ms, t.db_connections)
     async with poller.poll_slots:
-        docs, fetches = await probe_environment(ctx.session, env)
+        details = poller.details.get(name)
+        full = full_poll_due(details, env.full_poll_every, poller.last_outcome.get(name))
+        docs, fetches = await probe_environment(ctx.session, env, full=full)
+        sample, checks = assess(name, datetime.now(UTC), docs, limits)
+        mark = mark_of(docs.health)
+        if details is not None and not full and details_needed(sample, mark, details):
+            docs, fetches = await read_details(ctx.session, env, fetches)
+            sample, checks = assess(name, datetime.now(UTC), docs, limits)
+            full = True
         dev_status = None
         if env.kind == "development" and docs.health_failure is None:
             dev_status = await fetch_json(ctx.session, env, "/admin/dev-status")
-    now = datetime.now(UTC)
-    t = env.thresholds
-    sample, checks = assess(name, now, docs, Thresholds(t.error_rate, t.response_time_ms, t.db_connections))
+    now = sample.ts
+    if not full and details is not None:
+        sample = carry(sample, details)
+        poller.details[name] = polled_without(details)
+    elif sample.outcome.answered:
+        poller.details[name] = remember(sample, mark)
     if dev_status is not None and dev_status.ok:
         sample = replace(sample, metrics={**sample.metrics, **dev_figures(dev_status.body)})
 

@@ -19,8 +19,8 @@ import aiohttp
 from umig_monitor.config import Environment, Settings
 from umig_monitor.config.models import BasicAuth, BearerAuth
 from umig_monitor.config.types import SecretFileError, read_secret
-from umig_monitor.core import jsontext
 from umig_monitor.core.health import Outcome
+from umig_monitor.probes.jsondoc import loads_document
 from umig_monitor.probes.tls import PeerCertResponse
 
 USER_AGENT = "umig-monitor"
@@ -213,7 +213,7 @@ async def _fetch(
     if content_type == "text/html" or _first_byte(raw) == b"<":
         return done(status, Outcome.INVALID_RESPONSE, "HTML page (a login page?) instead of JSON")
     try:
-        body = jsontext.loads(raw)
+        body = loads_document(raw)
     except ValueError as exc:
         return done(status, Outcome.INVALID_RESPONSE, str(exc))
     return done(status, None, None, body)

@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
@@ -93,8 +93,8 @@ class GuardedProtocol(asyncio.Protocol):
         self._closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport, but not always a subclass: uvloop's implement asyncio.Transport.
+        self._transport = cast(asyncio.Transport, transport)
         self._guard.admit(self)
         self._inner.connection_made(transport)
         self._await_headers()
