@@ -118,3 +118,21 @@ async def test_sync_adds_reschedules_and_removes_but_keeps_on_demand_jobs() -> N
     schedule.remove("health:on-demand")
     schedule.remove("health:on-demand")  # already gone: nothing to do
     assert not schedule.has("health:on-demand")
+
+
+async def test_an_interval_job_planned_for_now_runs_now_not_an_interval_later() -> None:
+    """A health poll planned for the moment the schedule is computed (the first spread slot) runs
+    then, even though that moment is already past when the job is added: with a 600 s interval,
+    the trigger alone would first fire 600 s later and /readyz would wait that long."""
+    ctx, metrics = Runs(), SelfMetrics()
+    metrics.tasks({"health"})
+    schedule = schedule_of(ctx, metrics)
+    health = PerSubject("health", note_subject)
+    planned = datetime.now(UTC) - timedelta(milliseconds=50)  # computed a moment ago
+    schedule.sync([health.spec("env4", interval(timedelta(seconds=600), planned, UTC))])
+    assert schedule.get_job("health:env4").next_run_time == planned
+    schedule.start()
+    try:
+        await until(lambda: ctx.seen == ["env4"], what="the first poll, at once")
+    finally:
+        await schedule.stop(1.0)
