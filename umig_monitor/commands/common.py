@@ -17,6 +17,7 @@ import aiohttp
 
 from umig_monitor.cluster import LEADER_LEASE
 from umig_monitor.config import Settings
+from umig_monitor.core.cluster import live
 from umig_monitor.core.timetext import parse_timestamp
 from umig_monitor.metrics import AlertMetrics, SelfMetrics
 from umig_monitor.pipeline import AlertPipeline
@@ -32,11 +33,16 @@ async def open_store(settings: Settings) -> AsyncIterator[Store]:
         await store.close()
 
 
-async def leader_alive(store: Store, now: datetime) -> str | None:
-    """The member id of the daemon replica that holds the leader lease now (it dispatches and
-    delivers what is in storage), or None when no daemon leads."""
+async def leader_alive(store: Store, settings: Settings, now: datetime) -> str | None:
+    """The daemon replica that dispatches and delivers what is in storage: the holder of the
+    leader lease, or, while the lease changes hands (it lapses for a moment on a loaded machine),
+    a replica heard from within ``daemon.cluster.member_timeout``, one of which leads again
+    shortly. None when no daemon runs."""
     lease = await store.lease(LEADER_LEASE)
-    return lease.holder if lease is not None and lease.held_at(now) else None
+    if lease is not None and lease.held_at(now):
+        return lease.holder
+    alive = live(await store.cluster_members(), now, settings.daemon.cluster.member_timeout)
+    return alive[0].id if alive else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +66,7 @@ async def bus(settings: Settings, deliver_for: float = 10.0) -> AsyncIterator[Bu
     async with open_store(settings) as store, aiohttp.ClientSession() as session:
         pipeline = AlertPipeline(store, AlertMetrics(SelfMetrics().registry))
         pipeline.configure(settings, session)
-        leader = await leader_alive(store, datetime.now(UTC))
+        leader = await leader_alive(store, settings, datetime.now(UTC))
         try:
             yield Bus(store, pipeline, session, leader)
             if leader is not None:

@@ -82,7 +82,7 @@ async def watch_deploy(settings: Settings, args: argparse.Namespace) -> int:
         looks = 0
         interval = settings.deployments.watch_interval.total_seconds()
         while w.state == "watching":
-            if b.leader is not None and await leader_alive(b.store, datetime.now(UTC)) is not None:
+            if b.leader is not None and await leader_alive(b.store, settings, datetime.now(UTC)) is not None:
                 await asyncio.sleep(min(1.0, interval))
                 w = await b.store.get_watch(deployment_id) or w
             else:
