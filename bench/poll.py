@@ -60,13 +60,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
-from apscheduler.events import (
-    EVENT_JOB_MAX_INSTANCES,
-    EVENT_JOB_MISSED,
-    EVENT_JOB_SUBMITTED,
-    JobEvent,
-    JobSubmissionEvent,
-)
 from common import (
     CLK_TCK,
     HOST,
@@ -87,6 +80,8 @@ from common import (
 from umig_monitor import eventloop
 from umig_monitor.app import Daemon
 from umig_monitor.config import parse_config
+from umig_monitor.jobs import POLL_RATE, POLL_SPREAD
+from umig_monitor.jobs.spec import PLANNED
 from umig_monitor.logs import configure_logging
 
 API_PREFIX = "/rest/scriptrunner/latest/custom"
@@ -100,6 +95,7 @@ REFERENCE_AIOHTTP_MS = 0.11
 TARGET_POLL_CPU_MS = 0.5
 TARGET_RSS_MB = 250.0
 TARGET_LAG_P99_S = 1.0
+TARGET_FIRST_ROUND_S = 35.0
 
 # The check of the guide's continuous-health-monitor.sh, verbatim, once per base URL given: the loop
 # body without its sleep. The mail alerts are left out (every simulated environment is healthy, so
@@ -262,48 +258,39 @@ def in_window(events: Timed, start: float, end: float) -> list[float]:
 
 
 class LagProbe:
-    """How late each health poll ran, measured two ways.
+    """How late each health poll ran, from the time it was planned for (the schedule hands each paced
+    run its planned start, ``jobs.spec.PLANNED``), measured two ways:
 
-    * scheduler lag: APScheduler's EVENT_JOB_SUBMITTED carries the run time(s) the submission is
-      for; lag = wall clock when the event fires - the earliest of them.
-    * start lag: the daemon's health job body is wrapped (in this process only) to note the wall
-      clock when it is entered, i.e. once the asyncio task made for the submission got to run;
-      lag = that - the same scheduled time. This is "how late the poll job started".
+    * start lag: the daemon's health job body is wrapped (in this process only) to note when it is
+      entered, i.e. once the asyncio task the schedule's timer made for it got to run;
+    * slot lag: when the poll holds one of ``daemon.max_concurrent_polls`` slots, the wait for a slot
+      included: what the daemon itself exports as ``umig_monitor_poll_lag_seconds`` (the hook is
+      the poller's ``on_lag``, chained here). This is the figure that counts.
 
-    Runs skipped because the previous one was still going, or missed (later than the misfire
-    grace time), are counted too. The probe costs a few microseconds per poll.
+    Planned runs that never started (the previous one still going, or missed past the misfire grace)
+    are counted from the daemon's ``umig_monitor_job_runs_skipped_total``. The probe costs a few
+    microseconds per poll.
     """
 
     def __init__(self) -> None:
-        self.scheduler_lags: Timed = []
         self.start_lags: Timed = []
-        self.coalesced: Timed = []
-        self.missed: Timed = []
-        self.skipped: Timed = []
-        self._due: dict[str, float] = {}
-
-    def on_submitted(self, event: JobSubmissionEvent) -> None:
-        if not str(event.job_id).startswith("health:"):
-            return
-        now = time.time()
-        scheduled = min(t.timestamp() for t in event.scheduled_run_times)
-        self.scheduler_lags.append((now, now - scheduled))
-        self.coalesced.append((now, len(event.scheduled_run_times) - 1))
-        self._due[event.job_id.removeprefix("health:")] = scheduled
-
-    def on_not_run(self, event: JobEvent) -> None:
-        if str(event.job_id).startswith("health:"):
-            (self.missed if event.code == EVENT_JOB_MISSED else self.skipped).append((time.time(), 1.0))
+        self.slot_lags: Timed = []
 
     def wrap(self, body: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
         async def timed(ctx: Any, name: str) -> None:
-            scheduled = self._due.pop(name, None)
-            if scheduled is not None:
-                now = time.time()
-                self.start_lags.append((now, now - scheduled))
+            planned = PLANNED.get()
+            if planned is not None:
+                self.start_lags.append((time.time(), time.monotonic() - planned))
             await body(ctx, name)
 
         return timed
+
+    def chain(self, on_lag: Callable[[float], None]) -> Callable[[float], None]:
+        def noted(lag: float) -> None:
+            self.slot_lags.append((time.time(), lag))
+            on_lag(lag)
+
+        return noted
 
 
 class GcTimer:
@@ -332,6 +319,8 @@ class Snapshot:
     usage: resource.struct_rusage
     polls: float
     failures: float
+    skipped_running: float
+    skipped_late: float
     busy_s: float
     busy_count: float
     simulator_cpu: float
@@ -351,6 +340,8 @@ class Snapshot:
             usage=resource.getrusage(resource.RUSAGE_SELF),
             polls=sample("umig_monitor_job_runs_total", result="success"),
             failures=sample("umig_monitor_job_runs_total", result="failure"),
+            skipped_running=sample("umig_monitor_job_runs_skipped_total", reason="still_running"),
+            skipped_late=sample("umig_monitor_job_runs_skipped_total", reason="late"),
             busy_s=sample("umig_monitor_job_duration_seconds_sum"),
             busy_count=sample("umig_monitor_job_duration_seconds_count"),
             simulator_cpu=proc_cpu_seconds(simulator_pid),
@@ -418,9 +409,10 @@ async def run_daemon(
     tmp: Path,
     lag: LagProbe,
     run: Run,
-) -> tuple[Snapshot, Snapshot, GcTimer, float, dict[str, int]]:
+) -> tuple[Snapshot, Snapshot, GcTimer, float, dict[str, int], float | None]:
     """Run the daemon through start, first round, warm-up and the window; return the window's edges,
-    the GC time in it, the process's peak RSS in MB and the requests served in the window."""
+    the GC time in it, the process's peak RSS in MB, the requests served in the window and how long
+    the first round took from start-up (None: not within the wait)."""
     config = daemon_config(envs, sim_port, args.interval, tmp, run.full_poll_every)
     settings = parse_config(config, "bench/poll.py")
     gc_timer = GcTimer()
@@ -431,15 +423,17 @@ async def run_daemon(
         daemon = Daemon(settings)
         # The health job body calls its poller's poll: wrapped on this daemon's poller only.
         daemon.health.poll = lag.wrap(daemon.health.poll)  # type: ignore[method-assign,assignment]
+        daemon.health.on_lag = lag.chain(daemon.health.on_lag)
         try:
+            began = time.monotonic()
             await daemon.start()
-            scheduler = daemon.scheduler._scheduler  # APScheduler's own, behind the Schedule facade
-            scheduler.add_listener(lag.on_submitted, EVENT_JOB_SUBMITTED)
-            scheduler.add_listener(lag.on_not_run, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
             for _ in range(round(10 * max(30.0, 3 * args.interval + 15))):  # that many seconds at most
                 if daemon.first_round_done():
+                    first_round = time.monotonic() - began
                     break
                 await asyncio.sleep(0.1)
+            else:
+                first_round = None
             await asyncio.sleep(max(2.0, 2 * args.interval))  # warm-up: trackers seeded, caches hot
             served_before = requests_served(sim_port)  # outside the window: it blocks the loop
             before = Snapshot.take(daemon, sim_pid)
@@ -463,7 +457,8 @@ async def run_daemon(
         print(f"\ncProfile of the window (main thread only), saved in {args.profile}:", file=sys.stderr)
         pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
     served = {k: v - served_before.get(k, 0) for k, v in served_after.items()}
-    return before, after, gc_timer, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, served
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return before, after, gc_timer, rss, served, first_round
 
 
 async def bench_daemon(
@@ -483,7 +478,9 @@ async def bench_daemon(
     )
     section.facts["event_loop"] = eventloop.loop_name()
     lag = LagProbe()
-    before, after, gc_timer, peak_rss, served = await run_daemon(envs, sim_pid, sim_port, args, tmp, lag, run)
+    before, after, gc_timer, peak_rss, served, first_round = await run_daemon(
+        envs, sim_pid, sim_port, args, tmp, lag, run
+    )
 
     def named(key: str) -> str:
         return run.key(key, headline)
@@ -504,9 +501,8 @@ async def bench_daemon(
         polls_failed=int(after.failures - before.failures),
         polls_expected=round(len(envs) * wall / args.interval),
         samples_stored_in_window=stored_samples(tmp / "umig-monitor.db", start, end),
-        runs_skipped_still_running=round(sum(in_window(lag.skipped, start, end))),
-        runs_missed_misfire=round(sum(in_window(lag.missed, start, end))),
-        runs_coalesced=round(sum(in_window(lag.coalesced, start, end))),
+        runs_skipped_still_running=round(after.skipped_running - before.skipped_running),
+        runs_missed_misfire=round(after.skipped_late - before.skipped_late),
         mean_poll_wall_ms=round((after.busy_s - before.busy_s) / busy_count * 1000, 3)
         if busy_count
         else None,
@@ -550,16 +546,22 @@ async def bench_daemon(
         "whole bench process, this run and those before it",
         **judged(f"< {TARGET_RSS_MB:g} MB", peak_rss < TARGET_RSS_MB),
     )
+    if first_round is None:
+        section.absent(named("first_round_s"), "first round", "not done within the wait")
+    else:
+        section.add(
+            named("first_round_s"),
+            "first round (start-up to every environment polled)",
+            first_round,
+            "s",
+            f"polls spread over min(interval, {POLL_SPREAD.total_seconds():g} s, envs / {POLL_RATE} per s)",
+            **judged(f"< {TARGET_FIRST_ROUND_S:g} s", first_round < TARGET_FIRST_ROUND_S),
+        )
     not_started = section.facts["runs_skipped_still_running"] + section.facts["runs_missed_misfire"]
     allowed = (len(in_window(lag.start_lags, start, end)) + not_started) // 100  # what a p99 may leave out
     for key, label, lags, how in (
-        ("start_lag", "start lag", lag.start_lags, "job body entered - scheduled time"),
-        (
-            "scheduler_lag",
-            "scheduler lag",
-            lag.scheduler_lags,
-            "EVENT_JOB_SUBMITTED - scheduled_run_times[0]",
-        ),
+        ("start_lag", "start lag", lag.start_lags, "job body entered - planned start"),
+        ("slot_lag", "slot lag", lag.slot_lags, "poll slot held - planned start (as the daemon exports)"),
     ):
         values = in_window(lags, start, end)
         if not values:

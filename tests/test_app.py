@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
@@ -62,6 +63,10 @@ async def test_metrics_pass_promtool(daemon: Daemon) -> None:
     assert status == 200
     assert 'umig_monitor_job_runs_total{result="success",task="health"}' in text
     assert "umig_monitor_build_info{" in text
+    # Each paced poll says how late it got its slot; skipped starts are there at 0 from the start.
+    [lag_count] = [s for s in text.splitlines() if s.startswith("umig_monitor_poll_lag_seconds_count")]
+    assert float(lag_count.split()[-1]) >= 3
+    assert 'umig_monitor_job_runs_skipped_total{reason="late",task="health"} 0.0' in text
     check = await asyncio.to_thread(
         subprocess.run, [promtool, "check", "metrics"], input=text, capture_output=True, text=True
     )
@@ -100,7 +105,7 @@ async def test_reload_adds_and_removes_environments(
     write_config(simulator, ("production", "hotfix"), port=daemon.settings.daemon.listen_address[1])
     ok, _ = await daemon.reload()
     assert ok
-    job_ids = {job.id for job in daemon.scheduler.get_jobs()}
+    job_ids = set(daemon.scheduler.ids())
     assert {"health:production", "health:hotfix"} <= job_ids
     assert "health:uat" not in job_ids
     await until(lambda: "hotfix" in daemon.polled)
@@ -109,11 +114,14 @@ async def test_reload_adds_and_removes_environments(
 async def test_reload_reschedules_changed_interval(
     daemon: Daemon, simulator: RunningSimulator, write_config: ConfigWriter
 ) -> None:
-    before = daemon.scheduler.get_job("health:uat").trigger.interval
+    before = daemon.scheduler.planned("health:uat")
     write_config(simulator, poll_interval="7s", port=daemon.settings.daemon.listen_address[1])
     assert (await daemon.reload())[0]
-    assert daemon.scheduler.get_job("health:uat").trigger.interval.total_seconds() == 7
-    assert before.total_seconds() == 1
+    after = daemon.scheduler.planned("health:uat")
+    assert before is not None
+    assert after is not None
+    assert after.every == timedelta(seconds=7)
+    assert before.every == timedelta(seconds=1)
 
 
 async def test_bad_reload_keeps_running_config(daemon: Daemon) -> None:

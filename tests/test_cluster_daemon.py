@@ -64,11 +64,11 @@ def ids(daemon: Daemon) -> list[str]:
 
 
 def job_kinds(daemon: Daemon) -> set[str]:
-    return {job.id.split(":")[0] for job in daemon.scheduler.get_jobs()}
+    return {job_id.split(":")[0] for job_id in daemon.scheduler.ids()}
 
 
 def polled_by_jobs(daemon: Daemon) -> set[str]:
-    return {job.id.split(":", 1)[1] for job in daemon.scheduler.get_jobs() if job.id.startswith("health:")}
+    return {job_id.split(":", 1)[1] for job_id in daemon.scheduler.ids() if job_id.startswith("health:")}
 
 
 async def get_json(url: str) -> object:

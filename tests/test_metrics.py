@@ -25,6 +25,7 @@ from umig_monitor.metrics import (
     DEPLOYMENT_RESULTS,
     FAILURE_REASONS,
     JOB_RESULTS,
+    SKIP_REASONS,
     AlertMetrics,
     DeploymentMetrics,
     InsightMetrics,
@@ -121,13 +122,18 @@ def test_job_runs_by_task_at_zero_and_removed_with_the_task() -> None:
         for result in JOB_RESULTS:
             assert f'umig_monitor_job_runs_total{{result="{result}",task="{task}"}} 0.0' in exposed
         assert f'umig_monitor_job_duration_seconds_count{{task="{task}"}} 0.0' in exposed
+        for reason in SKIP_REASONS:
+            assert f'umig_monitor_job_runs_skipped_total{{reason="{reason}",task="{task}"}} 0.0' in exposed
     assert 'umig_monitor_config_reloads_total{result="failure"} 0.0' in exposed
     m.job_finished("daily_report", "failure", 0.5, 1000.0)
     m.job_finished("health", "success", 0.01, 1000.0)
     m.job_finished("pushgateway", "success", 0.01, 1000.0)  # not implied (any more): not counted
+    m.run_skipped("pushgateway", "late")
+    m.run_skipped("health", "still_running")
     exposed = series(m.registry)
     assert 'umig_monitor_job_runs_total{result="failure",task="daily_report"} 1.0' in exposed
     assert 'umig_monitor_job_last_success_timestamp_seconds{task="health"} 1000.0' in exposed
+    assert 'umig_monitor_job_runs_skipped_total{reason="still_running",task="health"} 1.0' in exposed
     assert not any('task="pushgateway"' in s for s in exposed)
     # The replica stops polling (its environments moved): it must not look stalled on health.
     m.running(["daily_report"])

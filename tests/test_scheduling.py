@@ -1,19 +1,38 @@
-"""The schedule facade over APScheduler, run without a daemon: each run wrapped the same way
-(nothing while not accepting work, no leader-only job without the lease, one job_failed line per
-failure streak, every run counted), and ``sync`` adding, rescheduling and removing jobs."""
+"""The schedule facade, run without a daemon: each run wrapped the same way (nothing while not
+accepting work, no leader-only job without the lease, one job_failed line per failure streak, every
+run counted), ``sync`` adding, rescheduling and removing jobs, and the paced jobs' one timer
+(``Pacer``): each run planned a period after the last planned start, never two runs of a job at
+once, a run missed past the grace skipped rather than run late, and each run told its planned
+start."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from structlog.testing import capture_logs
 
 from tests.support import until
-from umig_monitor.jobs.spec import JobSpec, Periodic, PerSubject, Planning, When, interval, once
+from umig_monitor.jobs.spec import (
+    PLANNED,
+    JobSpec,
+    Periodic,
+    PerSubject,
+    Planning,
+    When,
+    interval,
+    once,
+    paced,
+)
 from umig_monitor.metrics import SelfMetrics
-from umig_monitor.scheduling import Schedule
+from umig_monitor.scheduling import Planned, Schedule
 from umig_monitor.storage import StorageError
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -39,16 +58,24 @@ def nothing(_: Planning) -> When | None:
 
 
 def schedule_of(
-    ctx: Runs, metrics: SelfMetrics, *, accepting: bool = True, leading: bool = True
-) -> Schedule[Runs]:
+    ctx: T, metrics: SelfMetrics, *, accepting: bool = True, leading: bool = True, grace: float = 30
+) -> Schedule[T]:
     return Schedule(
         ctx,
         metrics,
         timezone=UTC,
-        misfire_grace_time=timedelta(seconds=30),
+        misfire_grace_time=timedelta(seconds=grace),
         accepting=lambda: accepting,
         leading=lambda: leading,
     )
+
+
+def close(got: Planned | None, want: Planned) -> bool:
+    """The same period, and the same next run to the microsecond (kept as monotonic time)."""
+    assert got is not None
+    assert got.next_run is not None
+    assert want.next_run is not None
+    return got.every == want.every and abs(got.next_run - want.next_run) < timedelta(microseconds=5)
 
 
 def now_once(job: PerSubject[Runs], subject: str) -> JobSpec[Runs]:
@@ -107,11 +134,17 @@ async def test_sync_adds_reschedules_and_removes_but_keeps_on_demand_jobs() -> N
     schedule = schedule_of(ctx, metrics)
     health = PerSubject("health", note_subject)
     now = datetime.now(UTC) + timedelta(hours=1)  # nothing fires during the test
-    one = [health.spec("uat", interval(timedelta(seconds=5), now, UTC))]
+    one = [health.spec("uat", paced(timedelta(seconds=5), now))]
     assert schedule.sync(one) == 1
     schedule.add(health.spec("on-demand", interval(timedelta(seconds=5), now, UTC)))
-    assert schedule.sync([health.spec("uat", interval(timedelta(seconds=7), now, UTC))]) == 1
-    assert schedule.get_job("health:uat").trigger.interval == timedelta(seconds=7)
+    assert schedule.sync([health.spec("uat", paced(timedelta(seconds=7), now))]) == 1
+    assert close(schedule.planned("health:uat"), Planned(timedelta(seconds=7), now))
+    assert schedule.planned("health:on-demand") == Planned(timedelta(seconds=5), now)
+    # From paced to an APScheduler interval and back: one job under the id either way.
+    assert schedule.sync([health.spec("uat", interval(timedelta(seconds=9), now, UTC))]) == 1
+    assert sorted(schedule.ids()) == ["health:on-demand", "health:uat"]
+    assert schedule.sync([health.spec("uat", paced(timedelta(seconds=3), now))]) == 1
+    assert sorted(schedule.ids()) == ["health:on-demand", "health:uat"]
     assert schedule.sync([]) == 0
     assert schedule.ids() == ["health:on-demand"]
     assert schedule.has("health:on-demand")
@@ -129,10 +162,133 @@ async def test_an_interval_job_planned_for_now_runs_now_not_an_interval_later() 
     schedule = schedule_of(ctx, metrics)
     health = PerSubject("health", note_subject)
     planned = datetime.now(UTC) - timedelta(milliseconds=50)  # computed a moment ago
-    schedule.sync([health.spec("env4", interval(timedelta(seconds=600), planned, UTC))])
-    assert schedule.get_job("health:env4").next_run_time == planned
+    schedule.sync(
+        [
+            health.spec("env4", paced(timedelta(seconds=600), planned)),
+            health.spec("env5", interval(timedelta(seconds=600), planned, UTC)),
+        ]
+    )
+    assert schedule.planned("health:env5") == Planned(timedelta(seconds=600), planned)
     schedule.start()
     try:
-        await until(lambda: ctx.seen == ["env4"], what="the first poll, at once")
+        await until(lambda: sorted(ctx.seen) == ["env4", "env5"], what="the first polls, at once")
+        every = timedelta(seconds=600)
+        assert close(schedule.planned("health:env4"), Planned(every, planned + every))
+    finally:
+        await schedule.stop(1.0)
+
+
+@dataclass
+class Paced:
+    """What paced runs saw: (subject, planned start, entered) per run, how many ran at once."""
+
+    runs: list[tuple[str, float | None, float]] = field(default_factory=list)
+    hold: asyncio.Event = field(default_factory=asyncio.Event)
+    holding: set[str] = field(default_factory=set)
+    running: int = 0
+    most: int = 0
+
+
+async def paced_body(ctx: Paced, subject: str) -> None:
+    ctx.runs.append((subject, PLANNED.get(), time.monotonic()))
+    ctx.running += 1
+    ctx.most = max(ctx.most, ctx.running)
+    try:
+        if subject in ctx.holding:
+            await ctx.hold.wait()
+    finally:
+        ctx.running -= 1
+
+
+def paced_schedule(ctx: Paced, metrics: SelfMetrics, *, grace: float = 30) -> Schedule[Paced]:
+    metrics.tasks({"poll"})
+    return schedule_of(ctx, metrics, grace=grace)
+
+
+def skipped(metrics: SelfMetrics, reason: str) -> float:
+    return float(metrics.job_runs_skipped.labels("poll", reason)._value.get())
+
+
+async def test_paced_runs_keep_their_phase_and_are_told_their_planned_start() -> None:
+    ctx, metrics = Paced(), SelfMetrics()
+    schedule = paced_schedule(ctx, metrics)
+    job = PerSubject("poll", paced_body)
+    start = datetime.now(UTC)
+    every = timedelta(milliseconds=40)
+    phase = timedelta(milliseconds=7)
+    schedule.sync([job.spec(f"env{i}", paced(every, start + i * phase)) for i in range(5)])
+    schedule.start()
+    try:
+        await until(lambda: all(sum(r[0] == f"env{i}" for r in ctx.runs) >= 4 for i in range(5)))
+    finally:
+        await schedule.stop(1.0)
+    for i in range(5):
+        planned = [p for subject, p, _ in ctx.runs if subject == f"env{i}" and p is not None]
+        assert len(planned) == sum(r[0] == f"env{i}" for r in ctx.runs)
+        # Whole periods after the last planned start (a late run moves none of the later ones).
+        gaps = [b - a for a, b in itertools.pairwise(planned)]
+        assert all(round(g / 0.04) >= 1 and abs(g - round(g / 0.04) * 0.04) < 1e-6 for g in gaps), gaps
+    assert all(entered >= planned - 0.0021 for _, planned, entered in ctx.runs if planned is not None)
+
+
+async def test_a_paced_run_still_going_is_not_started_again() -> None:
+    ctx, metrics = Paced(holding={"slow"}), SelfMetrics()
+    schedule = paced_schedule(ctx, metrics)
+    job = PerSubject("poll", paced_body)
+    now = datetime.now(UTC)
+    every = timedelta(milliseconds=30)
+    schedule.sync([job.spec("slow", paced(every, now)), job.spec("quick", paced(every, now))])
+    schedule.start()
+    try:
+        await until(lambda: skipped(metrics, "still_running") >= 3, what="starts of slow skipped")
+        await until(lambda: sum(r[0] == "quick" for r in ctx.runs) >= 3, what="quick keeps its pace")
+        assert [r[0] for r in ctx.runs].count("slow") == 1
+        ctx.hold.set()
+        await until(lambda: [r[0] for r in ctx.runs].count("slow") >= 2, what="slow runs again once done")
+    finally:
+        await schedule.stop(1.0)
+    assert ctx.most <= 2  # never two runs of one job at once
+    assert skipped(metrics, "late") == 0
+
+
+async def test_paced_runs_missed_past_the_grace_are_skipped_not_run_in_a_burst() -> None:
+    ctx, metrics = Paced(), SelfMetrics()
+    schedule = paced_schedule(ctx, metrics, grace=0.05)
+    job = PerSubject("poll", paced_body)
+    schedule.sync([job.spec("env", paced(timedelta(milliseconds=100), datetime.now(UTC)))])
+    schedule.start()
+    try:
+        await until(lambda: len(ctx.runs) >= 1)
+        schedule.pause()
+        paused_at = time.monotonic()
+        await asyncio.sleep(0.5)  # five planned runs go by while paused
+        runs = len(ctx.runs)
+        schedule.resume()
+        await until(lambda: len(ctx.runs) >= runs + 1, what="the next planned run after resume")
+    finally:
+        await schedule.stop(1.0)
+    assert skipped(metrics, "late") == 1  # one missed start said, not five
+    first_after = ctx.runs[runs]
+    assert first_after[1] is not None
+    assert first_after[1] > paused_at + 0.5  # a planned start ahead, not one from the pause
+
+
+async def test_removed_paced_jobs_stop_and_the_timer_follows_the_earliest() -> None:
+    ctx, metrics = Paced(), SelfMetrics()
+    schedule = paced_schedule(ctx, metrics)
+    job = PerSubject("poll", paced_body)
+    now = datetime.now(UTC)
+    far = job.spec("far", paced(timedelta(hours=1), now + timedelta(minutes=30)))
+    schedule.sync([far])
+    schedule.start()
+    try:
+        # Added after the timer was armed for "far": the earlier one re-arms it.
+        schedule.sync([far, job.spec("near", paced(timedelta(milliseconds=20), now))])
+        await until(lambda: len(ctx.runs) >= 2)
+        schedule.sync([far])
+        settled = len(ctx.runs)
+        await asyncio.sleep(0.1)  # five periods of the removed job
+        assert len(ctx.runs) == settled
+        assert schedule.ids() == ["poll:far"]
     finally:
         await schedule.stop(1.0)

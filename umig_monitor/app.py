@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
+import time
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -63,7 +64,7 @@ class Daemon:
         self.metrics = SelfMetrics()
         self.notifier = notifier or SystemdNotifier()
         self.started_at = datetime.now(UTC)
-        self.health = HealthPoller(settings)
+        self.health = HealthPoller(settings, on_lag=self.metrics.poll_lag.observe)
         registry = self.metrics.registry
         self.umig_metrics = UmigMetrics(registry)
         self.alert_metrics = AlertMetrics(registry, leading=lambda: self.is_leader)
@@ -213,6 +214,7 @@ class Daemon:
         # Everything built so far (modules, config, pools) lives as long as the process: keep it
         # out of the cyclic collector's generations. Measured: about a tenth of a poll's CPU.
         gc.freeze()
+        self._spawn(self._after_first_round())
         self.notifier.ready()
         log.info(
             "daemon_started",
@@ -334,6 +336,21 @@ class Daemon:
         self, deployment_id: str, environment: str, version: str, within: timedelta | None
     ) -> Watch:
         return await begin_watch(self, deployment_id, environment, version, within)
+
+    async def _after_first_round(self) -> None:
+        """Once every environment here was polled, what lives as long as the daemon exists (each
+        environment's incident memory, last documents and metric series): one collection, then
+        frozen out of the cyclic collector too. Measured at 10,000 environments: without it the
+        collector took a fifth to a third of all CPU and each full collection stalled the loop
+        for most of a second."""
+        began = time.monotonic()
+        while not self.first_round_done():
+            self.health.newly_polled.clear()
+            await self.health.newly_polled.wait()
+        gc.collect()
+        gc.freeze()
+        seconds = round(time.monotonic() - began, 1)
+        log.info("first_round_done", seconds=seconds, environments=len(self.mine()))
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)

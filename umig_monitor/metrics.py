@@ -33,6 +33,8 @@ from umig_monitor.core.tracking import RAISED_TYPES
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 JOB_RESULTS = ("success", "failure", "cancelled")
+# A planned run not started: its previous run still going, or its time missed past the grace.
+SKIP_REASONS = ("still_running", "late")
 FAILURE_REASONS = tuple(o.value for o in Outcome if not o.answered)
 PROBE_ENDPOINTS = ("health", "version", "components")
 DELIVERY_RESULTS = ("sent", "retry", "failed")
@@ -141,6 +143,20 @@ class SelfMetrics:
         for page in ("status", "environments"):
             self.page_builds.labels(page)
         self.scheduled_jobs = Gauge("umig_monitor_scheduled_jobs", "Jobs in the scheduler.", registry=r)
+        self.job_runs_skipped = Counter(
+            "umig_monitor_job_runs_skipped",
+            "Planned job runs not started, by task and reason: still_running (the previous run of "
+            "the same job had not finished) or late (missed by more than jobs.misfire_grace_time).",
+            ["task", "reason"],
+            registry=r,
+        )
+        self.poll_lag = Histogram(
+            "umig_monitor_poll_lag_seconds",
+            "How late health polls got going: from the planned start to holding a poll slot "
+            "(daemon.max_concurrent_polls), the wait for a slot included.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
         self._tasks: frozenset[str] = frozenset()
 
     def tasks(self, implied: Collection[str]) -> None:
@@ -150,10 +166,14 @@ class SelfMetrics:
         for task in implied - self._tasks:
             for result in JOB_RESULTS:
                 self.job_runs.labels(task, result)
+            for reason in SKIP_REASONS:
+                self.job_runs_skipped.labels(task, reason)
             self.job_duration.labels(task)
         for task in self._tasks - implied:
             for result in JOB_RESULTS:
                 _remove(self.job_runs, task, result)
+            for reason in SKIP_REASONS:
+                _remove(self.job_runs_skipped, task, reason)
             _remove(self.job_duration, task)
             _remove(self.job_last_success, task)
         self._tasks = implied
@@ -162,6 +182,10 @@ class SelfMetrics:
         """The tasks scheduled here now: a replica that stopped running one (its environments
         moved, it lost the lead) must not look stalled on it."""
         _remove_where(self.job_last_success, lambda labels: labels[0] in scheduled)
+
+    def run_skipped(self, task: str, reason: str) -> None:
+        if task in self._tasks:
+            self.job_runs_skipped.labels(task, reason).inc()
 
     def job_finished(self, task: str, result: str, seconds: float, now: float) -> None:
         if task not in self._tasks:

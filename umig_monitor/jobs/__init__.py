@@ -20,15 +20,19 @@ from umig_monitor.jobs.health import HealthContext, poll_environment
 from umig_monitor.jobs.pushgateway import PushContext, push_metrics
 from umig_monitor.jobs.report import ReportContext, daily_report
 from umig_monitor.jobs.retention import RetentionContext, enforce_retention
-from umig_monitor.jobs.spec import JobSpec, Periodic, PerSubject, Planning, When, cron, interval
+from umig_monitor.jobs.spec import JobSpec, Periodic, PerSubject, Planning, When, cron, interval, paced
 from umig_monitor.jobs.watch import WATCH, WatchContext, sync_watches
 
 __all__ = ["JOBS", "JobContext", "JobSpec", "desired_jobs", "implied_tasks", "running_kinds"]
 
-# First polls are spread over at most this long, so hundreds of environments do not fire at once
-# while the first round (and with it /readyz) still completes quickly.
+# The periodic jobs' first runs come at most this long after start-up.
 FIRST_RUN_SPREAD = timedelta(seconds=10)
-SLOTS = 10
+# Health polls are spread over their interval, but over no more than this: the first round (and
+# with it /readyz) is done within min(poll_interval, 30 s) of start-up, plus a poll's time...
+POLL_SPREAD = timedelta(seconds=30)
+# ...and no wider than it takes to start them at this many a second: a few environments are all
+# polled within milliseconds of start-up; 10,000 every 30 s are spread over the whole interval.
+POLL_RATE = 200
 
 
 class JobContext(
@@ -45,21 +49,21 @@ class JobContext(
     """Everything the registered job bodies use."""
 
 
-def _spread(name: str, every: timedelta) -> timedelta:
-    """A stable phase for the environment's polls, in one of SLOTS slots of the spread window:
-    environments sharing a slot are started by one scheduler wake-up, not one each (measured:
-    about a quarter of a poll's CPU at 200 environments), while the slots still spread the load."""
-    window = min(every, FIRST_RUN_SPREAD).total_seconds()
+def _spread(name: str, window: timedelta) -> timedelta:
+    """A stable phase for the environment's polls, evenly over the spread window (at 10,000
+    environments every 30 s, 333 polls a second rather than 1,000 a second for 10 s and then
+    none: measured, bunched first polls were what made polls wait seconds for a slot)."""
     # crc32, not hash(): stable across processes, so a restart keeps each environment's phase.
-    slot = zlib.crc32(name.encode()) % SLOTS
-    return timedelta(seconds=slot * window / SLOTS)
+    return window * (zlib.crc32(name.encode()) / 2**32)
 
 
 def _health(p: Planning) -> Iterable[tuple[str, When]]:
-    """Health polls for the environments this replica polls (``mine``)."""
+    """Health polls for the environments this replica polls (``mine``), paced on one timer."""
+    widest = min(POLL_SPREAD, timedelta(seconds=len(p.mine) / POLL_RATE))
     for name, env in p.settings.environments.items():
         if name in p.mine:
-            yield name, interval(env.poll_interval, p.now + _spread(name, env.poll_interval), p.tz)
+            start = p.now + _spread(name, min(env.poll_interval, widest))
+            yield name, paced(env.poll_interval, start)
 
 
 def _exposition(p: Planning) -> When:

@@ -8,7 +8,8 @@ since it became this replica's, and the slots bounding concurrent polls and seed
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection
+import time
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -34,6 +35,7 @@ from umig_monitor.core.details import (
 from umig_monitor.core.flapping import FlapNotice, FlapPolicy, notice_alert
 from umig_monitor.core.health import HealthSample, Outcome, VersionSeen
 from umig_monitor.core.tracking import CHURN_WINDOW, Policy, Tracker, observe, seed
+from umig_monitor.jobs.spec import PLANNED
 from umig_monitor.metrics import PROBE_ENDPOINTS
 from umig_monitor.probes.client import Fetch, fetch_json
 from umig_monitor.probes.umig import probe_environment, read_details
@@ -81,11 +83,14 @@ class HealthPoller:
     left the config or moved to another replica (which seeds its own memory from storage; should
     one come back here, so will this one)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, on_lag: Callable[[float], None] | None = None) -> None:
+        # How late each paced poll got its slot, from its planned start (seconds).
+        self.on_lag = on_lag or (lambda _: None)
         self.trackers: dict[str, Tracker] = {}
         self.last_outcome: dict[str, Outcome] = {}
         self.details: dict[str, Details] = {}  # the last reading of version and components
         self.polled: set[str] = set()  # polled since it became this replica's: /readyz
+        self.newly_polled = asyncio.Event()  # set when an environment joins ``polled``
         self._concurrency = settings.daemon.max_concurrent_polls
         self.poll_slots = asyncio.Semaphore(self._concurrency)
         # Environments seeding their incident memory from storage at once (first polls).
@@ -109,10 +114,16 @@ class HealthPoller:
         for gone in set(self.details) - set(environments):
             self.details.pop(gone, None)
         self.polled &= set(environments)
+        self.newly_polled.set()  # fewer to wait for: the first round may be done now
 
     def missing(self, mine: Collection[str]) -> frozenset[str]:
         """This replica's environments not polled yet (since they became its own)."""
         return frozenset(mine) - self.polled
+
+    def mark_polled(self, name: str) -> None:
+        if name not in self.polled:
+            self.polled.add(name)
+            self.newly_polled.set()
 
     async def poll(self, ctx: HealthDeps, name: str) -> None:
         await _poll(self, ctx, name)
@@ -159,6 +170,9 @@ async def _poll(poller: HealthPoller, ctx: HealthDeps, name: str) -> None:
     t = env.thresholds
     limits = Thresholds(t.error_rate, t.response_time_ms, t.db_connections)
     async with poller.poll_slots:
+        planned = PLANNED.get()
+        if planned is not None:  # a paced run (not one started by hand)
+            poller.on_lag(max(0.0, time.monotonic() - planned))
         details = poller.details.get(name)
         full = full_poll_due(details, env.full_poll_every, poller.last_outcome.get(name))
         docs, fetches = await probe_environment(ctx.session, env, full=full)
@@ -193,7 +207,7 @@ async def _poll(poller: HealthPoller, ctx: HealthDeps, name: str) -> None:
             # No memory of this environment yet and storage cannot give it now: the sample is
             # still kept; its alerts are decided from the next poll, once the memory is seeded.
             ctx.writer.add(sample)
-            poller.polled.add(name)
+            poller.mark_polled(name)
             record_metrics(ctx.umig_metrics, sample, fetches, is_https(env))
             log.warning("incident_memory_unavailable", env=name, status=sample.outcome.value, error=str(exc))
             return
@@ -206,7 +220,7 @@ async def _poll(poller: HealthPoller, ctx: HealthDeps, name: str) -> None:
         log.warning("test_data_regeneration_requested", env=name, status=result.status, error=result.detail)
 
     ctx.writer.add(sample)
-    poller.polled.add(name)
+    poller.mark_polled(name)
     record_metrics(ctx.umig_metrics, sample, fetches, is_https(env))
     if outcomes.version_changed is not None:
         previous, current = outcomes.version_changed

@@ -9,6 +9,7 @@ the daemon's context has everything every registered body uses."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
@@ -21,15 +22,32 @@ from umig_monitor.config import Settings
 
 C = TypeVar("C", contravariant=True)
 
+# Inside a paced run: when it was planned to start (``time.monotonic()`` seconds), so the body can
+# tell how late it got going, waiting for a free slot included (the health poll's lag figure).
+PLANNED: ContextVar[float | None] = ContextVar("planned", default=None)
+
 
 @dataclass(frozen=True, slots=True)
 class When:
-    """An APScheduler trigger, and what identifies it: ``fingerprint`` changes exactly when the job
-    must be rescheduled. ``first_run`` overrides the trigger's first fire time (run right away)."""
+    """An APScheduler trigger, or (``every`` set, no trigger) a paced job: run every ``every`` from
+    ``first_run`` by the schedule's own timer, many jobs on one timer (the health polls). What
+    identifies it is ``fingerprint``: it changes exactly when the job must be rescheduled.
+    ``first_run`` overrides a trigger's first fire time (run right away)."""
 
     trigger: Any
     fingerprint: str = ""
     first_run: datetime | None = None
+    every: timedelta | None = None
+
+    @property
+    def paced(self) -> bool:
+        return self.trigger is None
+
+
+def paced(every: timedelta, start: datetime) -> When:
+    """Every ``every``, the first run at ``start`` (run at once when already past), on the
+    schedule's own timer rather than an APScheduler job each."""
+    return When(None, f"paced:{every.total_seconds()}", first_run=start, every=every)
 
 
 def interval(every: timedelta, start: datetime, tz: Any) -> When:
