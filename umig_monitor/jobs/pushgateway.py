@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Collection, Iterator
 from typing import Protocol
 
 import aiohttp
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.metrics_core import Metric
-from prometheus_client.registry import Collector
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from umig_monitor.cluster import Coordinator
 from umig_monitor.config import Settings
 from umig_monitor.config.models import Pushgateway
 from umig_monitor.config.types import redact_url
 from umig_monitor.metrics import SelfMetrics
+from umig_monitor.promtext import exposition
 
 log = structlog.get_logger("umig_monitor.jobs.pushgateway")
 
@@ -42,30 +40,6 @@ def group_url(config: Pushgateway, member_id: str) -> str:
 
 def _b64(value: str) -> str:
     return base64.urlsafe_b64encode(value.encode()).decode()
-
-
-def exposed_name(family: Metric) -> str:
-    """The name a family has in the text exposition (and in PromQL): a counter's ``_total`` one."""
-    return f"{family.name}_total" if family.type == "counter" else family.name
-
-
-class Families(Collector):
-    """The registry's families with these exposed names."""
-
-    def __init__(self, registry: CollectorRegistry, names: Collection[str]) -> None:
-        self._registry = registry
-        self._names = frozenset(names)
-
-    def collect(self) -> Iterator[Metric]:
-        for family in self._registry.collect():
-            if exposed_name(family) in self._names:
-                yield family
-
-
-def render(registry: CollectorRegistry, names: Collection[str]) -> bytes:
-    selected = CollectorRegistry(auto_describe=False)
-    selected.register(Families(registry, names))
-    return generate_latest(selected)
 
 
 class PushTarget(Protocol):
@@ -91,7 +65,7 @@ async def push_metrics(ctx: PushContext) -> None:
     if config is None:
         return
     url = group_url(config, ctx.cluster.member_id)
-    body = await asyncio.to_thread(render, ctx.metrics.registry, config.metrics)
+    body = await asyncio.to_thread(exposition, ctx.metrics.registry, config.metrics)
     try:
         async with ctx.session.put(
             url,

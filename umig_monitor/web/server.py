@@ -7,10 +7,11 @@ import json
 
 import structlog
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from umig_monitor.ops.views import environment_detail, environments_view
 from umig_monitor.pipeline.actions import ActionError
+from umig_monitor.promtext import exposition
 from umig_monitor.storage import StorageError
 from umig_monitor.web import alerts as alerts_api
 from umig_monitor.web import deployments as deployments_api
@@ -52,9 +53,7 @@ def build_app(daemon: WebContext) -> web.Application:
     app[ENVIRONMENTS_KEY] = Rendered(
         lambda: build_environments(daemon), lambda: daemon.settings.daemon.http.page_max_age.total_seconds()
     )
-    app[METRICS_KEY] = Rendered(
-        lambda: asyncio.to_thread(generate_latest, daemon.metrics.registry), lambda: 0.0
-    )
+    app[METRICS_KEY] = Rendered(lambda: asyncio.to_thread(exposition, daemon.metrics.registry), lambda: 0.0)
     guarded = require_token(daemon.settings_token)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
