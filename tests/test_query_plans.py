@@ -56,6 +56,7 @@ CASES = [
     Case("last_versioned_samples", lambda s: s.last_versioned_samples(["dev", "prod"])),
     Case("latest_deployments", lambda s: s.latest_deployments()),
     Case("versions_seen", lambda s: s.versions_seen()),
+    Case("versions_seen_of_some", lambda s: s.versions_seen(["dev", "prod"])),
     # The page's timelines, the report, the retention job's rollup.
     Case("health_rollups", lambda s: s.health_rollups(NOW - timedelta(hours=24), NOW)),
     Case(
@@ -65,6 +66,8 @@ CASES = [
     Case("rollup_health", lambda s: s.rollup_health(NOW)),
     # One environment's detail, the health job.
     Case("recent_health_samples", lambda s: s.recent_health_samples("dev", 50)),
+    # First polls: each environment's incident memory, for a batch of them at once.
+    Case("recent_versions", lambda s: s.recent_versions(["dev", "prod", "uat"], 100)),
     Case("last_versioned_sample", lambda s: s.last_versioned_sample("dev")),
     # Alerts: every poll (one environment), the dispatcher every second, the page, DORA.
     Case("active_alerts", lambda s: s.active_alerts()),

@@ -18,12 +18,12 @@ import pytest
 import sqlalchemy as sa
 
 from tests.support import POSTGRES_URL, scratch_database
-from umig_monitor.core.health import HealthSample, Outcome
+from umig_monitor.core.health import HealthSample, Outcome, VersionSeen
 from umig_monitor.storage import LATEST_VERSION, HealthRollup, PruneResult, StorageError, Store
 from umig_monitor.storage.engine import normalize_url, redacted
 from umig_monitor.storage.records import OutboxEntry
 from umig_monitor.storage.schema import alerts, health_samples, outbox
-from umig_monitor.storage.store import ROLLUP_SETTLE, rollup_boundary
+from umig_monitor.storage.store import RECENT_BATCH, ROLLUP_SETTLE, rollup_boundary
 from umig_monitor.storage.types import UTCDateTime
 
 T0 = datetime(2024, 10, 25, 10, 0, tzinfo=UTC)
@@ -351,6 +351,33 @@ async def test_recent_samples_are_newest_first_and_limited(store: Store) -> None
     assert [s.response_ms for s in recent] == [9.0, 8.0, 7.0]
     assert await store.recent_health_samples("nowhere", 3) == []
     assert await store.recent_health_samples("dev", 0) == []
+
+
+async def test_recent_versions_per_environment_newest_first_across_batches(store: Store) -> None:
+    """The versions of each environment's last samples, NULLs kept (they count towards the limit),
+    ties on ts broken by id; more environments than one statement holds."""
+    names = [f"env{i:03d}" for i in range(RECENT_BATCH + 5)]
+    rows = [sample(n, T0 + timedelta(seconds=s), version=f"1.0.{s}") for n in names for s in range(4)]
+    rows += [sample("env000", T0 + timedelta(seconds=3), version=None)]  # same ts as 1.0.3, later id
+    await store.add_health_samples(rows)
+    recent = await store.recent_versions([*names, "nowhere"], 3)
+    assert sorted(recent) == names
+    assert recent["env000"] == [None, "1.0.3", "1.0.2"]
+    assert all(recent[n] == ["1.0.3", "1.0.2", "1.0.1"] for n in names[1:])
+    assert await store.recent_versions(["env001"], 0) == {}
+    assert await store.recent_versions([], 3) == {}
+
+
+async def test_versions_seen_set_together_and_read_for_some(store: Store) -> None:
+    seen = {n: VersionSeen(f"2.0.{i}", T0 + timedelta(minutes=i)) for i, n in enumerate(("a", "b", "c"))}
+    await store.set_versions_seen(seen, T0)
+    await store.set_versions_seen({"b": VersionSeen("2.1.0", T0 + timedelta(hours=1))}, T0)  # replaces
+    assert await store.versions_seen(["a", "b", "nowhere"]) == {
+        "a": seen["a"],
+        "b": VersionSeen("2.1.0", T0 + timedelta(hours=1)),
+    }
+    assert sorted(await store.versions_seen()) == ["a", "b", "c"]
+    await store.set_versions_seen({}, T0)  # nothing to write
 
 
 async def test_samples_between_is_half_open_and_filters_environment(store: Store) -> None:

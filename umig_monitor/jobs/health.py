@@ -21,7 +21,7 @@ import structlog
 
 from umig_monitor.config import Environment, Settings
 from umig_monitor.config.types import redact_url
-from umig_monitor.core.alerts import AlertEvent, NotificationKind
+from umig_monitor.core.alerts import Alert, AlertEvent, NotificationKind
 from umig_monitor.core.assess import Thresholds, assess
 from umig_monitor.core.details import (
     Details,
@@ -35,11 +35,13 @@ from umig_monitor.core.details import (
 from umig_monitor.core.flapping import FlapNotice, FlapPolicy, notice_alert
 from umig_monitor.core.health import HealthSample, Outcome, VersionSeen
 from umig_monitor.core.tracking import CHURN_WINDOW, Policy, Tracker, observe, seed
+from umig_monitor.jobs.batching import Batcher
 from umig_monitor.jobs.spec import PLANNED
 from umig_monitor.metrics import PROBE_ENDPOINTS
 from umig_monitor.probes.client import Fetch, fetch_json
 from umig_monitor.probes.umig import probe_environment, read_details
 from umig_monitor.storage import StorageError, Store
+from umig_monitor.storage.store import RECENT_BATCH
 
 if TYPE_CHECKING:
     from umig_monitor.jobs.samples import SampleWriter
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("umig_monitor.jobs.health")
 ALL_OUTCOMES = tuple(o.value for o in Outcome)
 ENDPOINTS = PROBE_ENDPOINTS  # in the order probe_environment returns its fetches
+VersionWrites = Batcher[tuple[str, VersionSeen], None]
 
 
 class HealthDeps(Protocol):
@@ -93,8 +96,13 @@ class HealthPoller:
         self.newly_polled = asyncio.Event()  # set when an environment joins ``polled``
         self._concurrency = settings.daemon.max_concurrent_polls
         self.poll_slots = asyncio.Semaphore(self._concurrency)
-        # Environments seeding their incident memory from storage at once (first polls).
-        self.seed_slots = asyncio.Semaphore(max(1, settings.daemon.storage_pool_size // 2))
+        # What first polls ask of storage, asked together: each environment's incident memory, and
+        # (on a fresh database) its first version. One batch at a time, so a replica taking over
+        # hundreds of environments at once cannot take every pooled connection from sample writes
+        # and the API either.
+        self._batched: tuple[Store, Batcher[str, Tracker], Batcher[tuple[str, VersionSeen], None]] | None = (
+            None
+        )
 
     def reconfigure(self, settings: Settings) -> None:
         """After a reload: environments no longer configured are forgotten, the poll slots follow
@@ -128,6 +136,27 @@ class HealthPoller:
     async def poll(self, ctx: HealthDeps, name: str) -> None:
         await _poll(self, ctx, name)
 
+    def _batchers(self, store: Store) -> tuple[Batcher[str, Tracker], VersionWrites]:
+        if self._batched is None or self._batched[0] is not store:
+
+            async def seeds(names: list[str]) -> list[Tracker]:
+                found = await load_trackers(store, names, datetime.now(UTC))
+                return [found[name] for name in names]
+
+            async def versions(seen: list[tuple[str, VersionSeen]]) -> list[None]:
+                await store.set_versions_seen(dict(seen), datetime.now(UTC))
+                return [None] * len(seen)
+
+            self._batched = (store, Batcher(seeds, most=RECENT_BATCH), Batcher(versions))
+        return self._batched[1], self._batched[2]
+
+    async def seeded(self, store: Store, name: str) -> Tracker:
+        """The environment's incident memory as storage holds it (its first poll here)."""
+        return await self._batchers(store)[0](name)
+
+    async def version_seen(self, store: Store, name: str, seen: VersionSeen) -> None:
+        await self._batchers(store)[1]((name, seen))
+
 
 async def poll_environment(ctx: HealthContext, name: str) -> None:
     """The job body: one poll of environment ``name``."""
@@ -155,12 +184,20 @@ def is_https(env: Environment) -> bool:
     return str(env.base_url).lower().startswith("https:")
 
 
-async def load_tracker(store: Store, name: str, now: datetime) -> Tracker:
-    active = await store.active_alerts(name)
-    recent = await store.recent_health_samples(name, CHURN_WINDOW)
-    seen = await store.version_seen(name)
-    versions = [s.version for s in reversed(recent) if s.version]
-    return seed(active, versions, seen.version if seen is not None else None, now)
+async def load_trackers(store: Store, names: Collection[str], now: datetime) -> dict[str, Tracker]:
+    """Each environment's incident memory from storage, in three reads for all of them: its alerts
+    still firing, the versions of its last CHURN_WINDOW samples, the version it was last seen at."""
+    firing: dict[str | None, list[Alert]] = {}
+    for alert in await store.active_alerts():
+        firing.setdefault(alert.environment, []).append(alert)
+    recent = await store.recent_versions(names, CHURN_WINDOW)
+    seen = await store.versions_seen(names)
+    trackers = {}
+    for name in names:
+        versions = [v for v in reversed(recent.get(name, [])) if v]
+        last = seen.get(name)
+        trackers[name] = seed(firing.get(name, []), versions, last.version if last is not None else None, now)
+    return trackers
 
 
 async def _poll(poller: HealthPoller, ctx: HealthDeps, name: str) -> None:
@@ -199,10 +236,7 @@ async def _poll(poller: HealthPoller, ctx: HealthDeps, name: str) -> None:
     tracker = poller.trackers.get(name)
     if tracker is None:
         try:
-            # Bounded: a replica taking over hundreds of environments at once must not let their
-            # seeding queries take every pooled connection from sample writes and the API.
-            async with poller.seed_slots:
-                tracker = await load_tracker(ctx.store, name, now)
+            tracker = await poller.seeded(ctx.store, name)
         except StorageError as exc:
             # No memory of this environment yet and storage cannot give it now: the sample is
             # still kept; its alerts are decided from the next poll, once the memory is seeded.
@@ -224,7 +258,7 @@ async def _poll(poller: HealthPoller, ctx: HealthDeps, name: str) -> None:
     record_metrics(ctx.umig_metrics, sample, fetches, is_https(env))
     if outcomes.version_changed is not None:
         previous, current = outcomes.version_changed
-        await ctx.store.set_version_seen(name, VersionSeen(current, now), now)
+        await poller.version_seen(ctx.store, name, VersionSeen(current, now))
         log.info("version_changed", env=name, version=current, previous=previous)
         if outcomes.announce_version:  # else folded into a flapping notice
             await ctx.deployments.observed(name, previous, current, now, healthy=sample.outcome.ok)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -207,6 +207,36 @@ class Store(AlertQueries, OutboxQueries, DeploymentQueries, InsightQueries, Clus
             result = await conn.execute(statement)
             return [_sample_from_row(row) for row in result.mappings()]
 
+    async def recent_versions(self, environments: Collection[str], limit: int) -> dict[str, list[str | None]]:
+        """The version of each of the last ``limit`` samples of each environment, newest first
+        (None where a sample had none); an environment without samples is absent. One statement
+        per RECENT_BATCH environments: a UNION ALL of one index seek each (SQLite has no LATERAL,
+        and a window over the environments would rank every sample they ever had)."""
+        found: dict[str, list[tuple[Any, int, str | None]]] = {}
+        names = sorted(set(environments))
+        if limit <= 0 or not names:
+            return {}
+        t = health_samples
+        async with self._connect("reading recent versions", write=False) as conn:
+            for start in range(0, len(names), RECENT_BATCH):
+                branches = []
+                for name in names[start : start + RECENT_BATCH]:
+                    newest = (
+                        sa.select(t.c.environment, t.c.ts, t.c.id, t.c.version)
+                        .where(t.c.environment == name)
+                        .order_by(t.c.ts.desc(), t.c.id.desc())
+                        .limit(limit)
+                        .subquery()
+                    )
+                    branches.append(sa.select(newest))
+                statement = branches[0] if len(branches) == 1 else sa.union_all(*branches)
+                for environment, ts, row_id, version in (await conn.execute(statement)).all():
+                    found.setdefault(environment, []).append((ts, row_id, version))
+        return {
+            name: [version for _, _, version in sorted(rows, key=lambda r: (r[0], r[1]), reverse=True)]
+            for name, rows in found.items()
+        }
+
     async def last_versioned_sample(self, environment: str) -> HealthSample | None:
         """The newest sample of ``environment`` that reported a version: what it last ran."""
         statement = (
@@ -309,20 +339,33 @@ class Store(AlertQueries, OutboxQueries, DeploymentQueries, InsightQueries, Clus
 
     # -- the version each environment runs (kv ``version_seen:<env>``) ------------------------
 
-    async def version_seen(self, environment: str) -> VersionSeen | None:
-        return _version_seen(await self.kv_get(VERSION_SEEN + environment))
-
-    async def versions_seen(self) -> dict[str, VersionSeen]:
-        """Every environment's, in one query."""
-        statement = sa.select(kv_state.c.key, kv_state.c.value).where(kv_state.c.key.startswith(VERSION_SEEN))
+    async def versions_seen(self, environments: Collection[str] | None = None) -> dict[str, VersionSeen]:
+        """Every environment's (only these environments' when given), in one query."""
+        statement = sa.select(kv_state.c.key, kv_state.c.value)
+        if environments is None:
+            statement = statement.where(kv_state.c.key.startswith(VERSION_SEEN))
+        else:
+            statement = statement.where(kv_state.c.key.in_(sorted(VERSION_SEEN + e for e in environments)))
         async with self._connect("reading the versions seen", write=False) as conn:
             rows = (await conn.execute(statement)).all()
         found = ((key.removeprefix(VERSION_SEEN), _version_seen(value)) for key, value in rows)
         return {name: seen for name, seen in found if seen is not None}
 
-    async def set_version_seen(self, environment: str, seen: VersionSeen, now: datetime) -> None:
-        value = {"version": seen.version, "first_seen": seen.first_seen.isoformat()}
-        await self.kv_set(VERSION_SEEN + environment, value, now)
+    async def set_versions_seen(self, seen: Mapping[str, VersionSeen], now: datetime) -> None:
+        """Several environments' at once, in one transaction."""
+        if not seen:
+            return
+        rows = [
+            {
+                "key": VERSION_SEEN + environment,
+                "value": {"version": s.version, "first_seen": s.first_seen.isoformat()},
+                "updated_at": now,
+            }
+            for environment, s in seen.items()
+        ]
+        statement = dialects.upsert(self._dialect, kv_state, key=("key",))
+        async with self._connect("writing the versions seen", write=True) as conn:
+            await conn.execute(statement, rows)
 
     # -- retention ------------------------------------------------------------------------------
 
@@ -451,6 +494,8 @@ def _brief_sample(row: RowMapping) -> HealthSample:
 
 
 VERSION_SEEN = "version_seen:"
+# Environments per statement of recent_versions: SQLite allows 500 terms in a compound SELECT.
+RECENT_BATCH = 200
 
 
 def _version_seen(value: Any) -> VersionSeen | None:
