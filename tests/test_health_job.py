@@ -327,6 +327,7 @@ async def test_certificate_expiry_alert_resolves_on_renewal(
             )
             assert lint.returncode == 0, lint.stdout + lint.stderr
 
+            await daemon.writer.flush()  # the API reads stored samples; the writer is write-behind
             status, doc = await api(daemon, "GET", "/api/v1/environments/production")
             assert status == 200
             assert (doc["tlsCertExpiry"], doc["tlsCertState"]) == (iso(expiring), "warning")

@@ -27,6 +27,7 @@ from umig_monitor.core.alerts import SEVERITIES
 from umig_monitor.core.deployments import DeploymentEvent, EventType
 from umig_monitor.core.health import Outcome
 from umig_monitor.core.tracking import RAISED_TYPES
+from umig_monitor.series import Family, HistogramFamily
 
 # A `_created` series per counter and histogram doubles what is scraped and pushed for nothing
 # the dashboard or the rules read. Checked by prometheus_client at collection time.
@@ -217,47 +218,58 @@ class ClusterMetrics:
 
 
 class UmigMetrics:
-    """The guide's UMIG metrics, for the environments this replica polls (``track``)."""
+    """The guide's UMIG metrics, for the environments this replica polls (``track``). Compact
+    families (``series``): these are the series kept per environment, thousands of them."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         r = registry
-        self.version_info = Gauge(
-            "umig_version_info", "UMIG version information.", ["environment", "version", "build"], registry=r
+        self.version_info = Family(
+            "umig_version_info", "UMIG version information.", ["environment", "version", "build"], r, "gauge"
         )
-        self.health_status = Gauge(
-            "umig_health_status", "UMIG health status (1=healthy, 0=unhealthy).", ["environment"], registry=r
+        self.health_status = Family(
+            "umig_health_status", "UMIG health status (1=healthy, 0=unhealthy).", ["environment"], r, "gauge"
         )
-        self.uptime = Gauge("umig_uptime_seconds", "UMIG uptime in seconds.", ["environment"], registry=r)
-        self.environment_status = Gauge(
+        self.uptime = Family("umig_uptime_seconds", "UMIG uptime in seconds.", ["environment"], r, "gauge")
+        self.environment_status = Family(
             "umig_environment_status",
             "1 for the outcome of the environment's last poll, 0 for the others.",
             ["environment", "status"],
-            registry=r,
+            r,
+            "gauge",
         )
-        self.probe_duration = Histogram(
+        self.probe_duration = HistogramFamily(
             "umig_probe_duration_seconds",
             "Time to fetch the health endpoint, each poll.",
             ["environment", "endpoint"],
-            buckets=PROBE_BUCKETS,
-            registry=r,
+            r,
+            PROBE_BUCKETS,
         )
-        self.probe_failures = Counter(
-            "umig_probe_failures", "Failed polls by reason (outcome).", ["environment", "reason"], registry=r
+        self.probe_failures = Family(
+            "umig_probe_failures",
+            "Failed polls by reason (outcome).",
+            ["environment", "reason"],
+            r,
+            "counter",
         )
-        self.tls_cert_expiry = Gauge(
+        self.tls_cert_expiry = Family(
             "umig_tls_cert_expiry_timestamp_seconds",
             "Unix time when the earliest certificate an https environment presented expires.",
             ["environment"],
-            registry=r,
+            r,
+            "gauge",
+        )
+        self._families = (
+            self.version_info,
+            self.health_status,
+            self.uptime,
+            self.environment_status,
+            self.probe_duration,
+            self.probe_failures,
+            self.tls_cert_expiry,
         )
         self._tracked: frozenset[str] = frozenset()
         self._version_labels: dict[str, tuple[str, str]] = {}
         self._outcomes: dict[str, str] = {}
-        # Labelled children per environment: .labels() costs a lock and a tuple build per call,
-        # and a poll touches several series. Dropped whenever their series is removed.
-        self._health_children: dict[str, Gauge] = {}
-        self._uptime_children: dict[str, Gauge] = {}
-        self._duration_children: dict[tuple[str, str], Histogram] = {}
 
     def track(self, environments: Collection[str]) -> None:
         """Export exactly these environments: new ones get their counters and histograms at 0,
@@ -265,9 +277,9 @@ class UmigMetrics:
         wanted = frozenset(environments)
         for env in wanted - self._tracked:
             for reason in FAILURE_REASONS:
-                self.probe_failures.labels(env, reason)
+                self.probe_failures.ensure((env, reason))
             for endpoint in TIMED_ENDPOINTS:
-                self._duration_children[(env, endpoint)] = self.probe_duration.labels(env, endpoint)
+                self.probe_duration.ensure((env, endpoint))
         for env in self._tracked - wanted:
             self.forget(env)
         self._tracked = wanted
@@ -289,38 +301,29 @@ class UmigMetrics:
             old = self._version_labels.get(environment)
             if old != labels:
                 if old is not None:
-                    self.version_info.remove(environment, *old)  # the old version's series goes away
-                self.version_info.labels(environment, *labels).set(1)
+                    self.version_info.remove((environment, *old))  # the old version's series goes away
+                self.version_info.set((environment, *labels), 1)
                 self._version_labels[environment] = labels
-        health = self._health_children.get(environment)
-        if health is None:
-            health = self._health_children[environment] = self.health_status.labels(environment)
-        if outcome in ("healthy", "degraded", "unhealthy"):
-            health.set(1 if umig_status == "healthy" else 0)
-        else:
-            health.set(0)
+        healthy = outcome in ("healthy", "degraded", "unhealthy") and umig_status == "healthy"
+        self.health_status.set((environment,), 1 if healthy else 0)
         if uptime_seconds is not None:
-            uptime = self._uptime_children.get(environment)
-            if uptime is None:
-                uptime = self._uptime_children[environment] = self.uptime.labels(environment)
-            uptime.set(uptime_seconds)
+            self.uptime.set((environment,), uptime_seconds)
         else:
-            self._uptime_children.pop(environment, None)
-            _remove(self.uptime, environment)
+            self.uptime.remove((environment,))
         previous = self._outcomes.get(environment)
         if previous is None:
             for status in all_outcomes:
-                self.environment_status.labels(environment, status).set(1 if status == outcome else 0)
+                self.environment_status.set((environment, status), 1 if status == outcome else 0)
         elif previous != outcome:
-            self.environment_status.labels(environment, previous).set(0)
-            self.environment_status.labels(environment, outcome).set(1)
+            self.environment_status.set((environment, previous), 0)
+            self.environment_status.set((environment, outcome), 1)
         self._outcomes[environment] = outcome
 
     def observe_duration(self, environment: str, endpoint: str, seconds: float) -> None:
         """umig_probe_duration_seconds{environment,endpoint}: the endpoints of TIMED_ENDPOINTS."""
-        child = self._duration_children.get((environment, endpoint))
-        if child is not None:  # None: not timed, or not tracked (the poll outlived its environment)
-            child.observe(seconds)
+        key = (environment, endpoint)
+        if key in self.probe_duration.values:  # else not timed, or not tracked (moved away meanwhile)
+            self.probe_duration.observe(key, seconds)
 
     def certificate(self, environment: str, expires_at: float | None, https: bool) -> None:
         """umig_tls_cert_expiry_timestamp_seconds{environment}: set from a poll that connected;
@@ -328,33 +331,21 @@ class UmigMetrics:
         if environment not in self._tracked:
             return
         if expires_at is not None:
-            self.tls_cert_expiry.labels(environment).set(expires_at)
+            self.tls_cert_expiry.set((environment,), expires_at)
         elif not https:
-            _remove(self.tls_cert_expiry, environment)
+            self.tls_cert_expiry.remove((environment,))
 
     def failed(self, environment: str, reason: str) -> None:
         """umig_probe_failures_total{environment,reason}: a poll without a usable answer."""
         if environment in self._tracked:
-            self.probe_failures.labels(environment, reason).inc()
+            self.probe_failures.inc((environment, reason))
 
     def forget(self, environment: str) -> None:
         """Drop every series of an environment."""
-        for metric in (
-            self.version_info,
-            self.health_status,
-            self.uptime,
-            self.environment_status,
-            self.probe_duration,
-            self.probe_failures,
-            self.tls_cert_expiry,
-        ):
-            _remove_where(metric, lambda labels: labels[0] != environment)
+        for family in self._families:
+            family.remove_where(lambda labels: labels[0] == environment)
         self._version_labels.pop(environment, None)
         self._outcomes.pop(environment, None)
-        self._health_children.pop(environment, None)
-        self._uptime_children.pop(environment, None)
-        for key in [k for k in self._duration_children if k[0] == environment]:
-            del self._duration_children[key]
 
 
 class AlertMetrics:
@@ -430,18 +421,19 @@ class DeploymentMetrics:
     Counters restart at zero with the process, as usual."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.total = Counter(
+        self.total = Family(
             "umig_deployment",
             "Deployment events by environment and result.",
             ["environment", "result"],
-            registry=registry,
+            registry,
+            "counter",
         )
-        self.duration = Histogram(
+        self.duration = HistogramFamily(
             "umig_deployment_duration_seconds",
             "Reported durations of successful deployments.",
             ["environment"],
-            buckets=(30, 60, 120, 300, 600, 900, 1800, 3600, 7200),
-            registry=registry,
+            registry,
+            (30, 60, 120, 300, 600, 900, 1800, 3600, 7200),
         )
         self._since: dict[str, datetime] = {}  # environment -> when this replica began counting it
         self._seen: dict[str, datetime] = {}  # event id -> when it was recorded
@@ -451,13 +443,13 @@ class DeploymentMetrics:
         for env in wanted - set(self._since):
             self._since[env] = now
             for result in DEPLOYMENT_RESULTS.values():
-                self.total.labels(env, result)
-            self.duration.labels(env)
+                self.total.ensure((env, result))
+            self.duration.ensure((env,))
         for env in set(self._since) - wanted:
             del self._since[env]
             for result in DEPLOYMENT_RESULTS.values():
-                _remove(self.total, env, result)
-            _remove(self.duration, env)
+                self.total.remove((env, result))
+            self.duration.remove((env,))
 
     def counting_since(self, environment: str) -> datetime | None:
         return self._since.get(environment)
@@ -467,9 +459,9 @@ class DeploymentMetrics:
         if event.environment not in self._since or event.id in self._seen:
             return False
         self._seen[event.id] = recorded_at
-        self.total.labels(event.environment, DEPLOYMENT_RESULTS[event.type]).inc()
+        self.total.inc((event.environment, DEPLOYMENT_RESULTS[event.type]))
         if event.type is EventType.SUCCESS and event.duration_seconds is not None:
-            self.duration.labels(event.environment).observe(event.duration_seconds)
+            self.duration.observe((event.environment,), event.duration_seconds)
         return True
 
     def forget_seen(self, before: datetime) -> None:

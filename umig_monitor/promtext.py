@@ -21,6 +21,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.registry import Collector
 
+from umig_monitor.series import Family, HistogramFamily
+from umig_monitor.series import go_float as _go
+
 __all__ = ["exposition"]
 
 FAST = (Counter, Gauge, Histogram)
@@ -34,6 +37,8 @@ def exposition(registry: CollectorRegistry, names: Collection[str] | None = None
     for collector in _collectors(registry):
         if type(collector) in FAST:
             _fast(collector, names, out)
+        elif isinstance(collector, Family | HistogramFamily):
+            _ours(collector, names, out)
         else:
             out.append(generate_latest(_Only(collector, names)).decode())
     return "".join(out).encode()
@@ -60,17 +65,32 @@ class _Only(Collector):
                 yield family
 
 
-def _fast(metric: Any, names: Collection[str] | None, out: list[str]) -> None:
-    kind = metric._type
-    exposed = metric._name + "_total" if kind == "counter" else metric._name
-    if names is not None and exposed not in names:
-        return
+def _writer(metric: Any, name: str, kind: str, doc: str, labelnames: Any, bounds: Any) -> _Writer:
+    """The family's writer, made on its first scrape and kept as long as the family."""
     writer = _WRITERS.get(metric)
     if writer is None:
+        exposed = name + "_total" if kind == "counter" else name
         writer = _WRITERS[metric] = (
-            _HistogramWriter(metric, exposed) if kind == "histogram" else _Writer(metric, exposed)
+            _HistogramWriter(exposed, kind, doc, labelnames, bounds)
+            if kind == "histogram"
+            else _Writer(exposed, kind, doc, labelnames)
         )
-    out.append(writer.header)
+    return writer
+
+
+def _fast(metric: Any, names: Collection[str] | None, out: list[str]) -> None:
+    """A prometheus_client counter, gauge or histogram, from its children's value holders."""
+    kind = metric._type
+    writer = _writer(
+        metric,
+        metric._name,
+        kind,
+        metric._documentation,
+        metric._labelnames,
+        getattr(metric, "_upper_bounds", ()),
+    )
+    if writer is None or (names is not None and writer.exposed not in names):
+        return
     if metric._labelnames:
         with metric._lock:
             children = list(metric._metrics.items())
@@ -78,7 +98,27 @@ def _fast(metric: Any, names: Collection[str] | None, out: list[str]) -> None:
         children = [((), metric)]
     else:
         children = []
-    writer.write(children, out)
+    out.append(writer.header)
+    # The holders' floats, read without their locks: one attribute read is atomic in CPython, and
+    # a scrape needs no more (prometheus_client's get() takes the lock to read the same field).
+    if kind == "histogram":
+        writer.write([(k, (c._sum._value, *[b._value for b in c._buckets])) for k, c in children], out)
+    else:
+        writer.write([(k, c._value._value) for k, c in children], out)
+
+
+def _ours(family: Family | HistogramFamily, names: Collection[str] | None, out: list[str]) -> None:
+    """One of our compact families (``series``): its dict of values as it is."""
+    bounds = family.bounds if isinstance(family, HistogramFamily) else ()
+    writer = _writer(family, family.name, family.kind, family.documentation, family.labelnames, bounds)
+    if names is not None and writer.exposed not in names:
+        return
+    out.append(writer.header)
+    if isinstance(family, HistogramFamily):
+        # Stored as bucket counts then the sum; written from (sum, *counts) like the others.
+        writer.write([(k, (v[-1], *v[:-1])) for k, v in list(family.values.items())], out)
+    else:
+        writer.write(list(family.values.items()), out)
 
 
 class _Writer:
@@ -86,19 +126,18 @@ class _Writer:
     last value with the line written for it: a series unchanged since the last scrape (most are: the
     status of each outcome, failure counts, deployment counts) is the same string again."""
 
-    def __init__(self, metric: Any, exposed: str) -> None:
-        doc = metric._documentation.replace("\\", r"\\").replace("\n", r"\n")
-        self.header = f"# HELP {exposed} {doc}\n# TYPE {exposed} {metric._type}\n"
+    def __init__(self, exposed: str, kind: str, documentation: str, labelnames: Any) -> None:
+        doc = documentation.replace("\\", r"\\").replace("\n", r"\n")
+        self.header = f"# HELP {exposed} {doc}\n# TYPE {exposed} {kind}\n"
+        self.exposed = exposed
         self._name = exposed
-        self._labelnames: tuple[str, ...] = tuple(metric._labelnames)
+        self._labelnames: tuple[str, ...] = tuple(labelnames)
         self._kept: dict[tuple[str, ...], list[Any]] = {}
 
     def write(self, children: list[tuple[tuple[str, ...], Any]], out: list[str]) -> None:
+        """One line per (labels, value)."""
         kept = self._kept
-        for labels, child in children:
-            # The holder's float, read without its lock: one attribute read is atomic in CPython,
-            # and a scrape needs no more (prometheus_client's get() takes the lock for the same).
-            value = child._value._value
+        for labels, value in children:
             entry = kept.get(labels)
             if entry is None:
                 entry = kept[labels] = [self.prefix(labels), None, ""]
@@ -124,14 +163,14 @@ class _Writer:
 class _HistogramWriter(_Writer):
     """A histogram's block of lines per series, kept with the counts and sum it was written for."""
 
-    def __init__(self, metric: Any, exposed: str) -> None:
-        super().__init__(metric, exposed)
-        self._bounds = [_go(b) for b in metric._upper_bounds]
+    def __init__(self, exposed: str, kind: str, documentation: str, labelnames: Any, bounds: Any) -> None:
+        super().__init__(exposed, kind, documentation, labelnames)
+        self._bounds = [_go(b) for b in bounds]
 
     def write(self, children: list[tuple[tuple[str, ...], Any]], out: list[str]) -> None:
+        """A block per (labels, (sum, count in each bucket...))."""
         kept = self._kept
-        for labels, child in children:
-            state = (child._sum._value, *[bucket._value for bucket in child._buckets])
+        for labels, state in children:
             entry = kept.get(labels)
             if entry is None:
                 entry = kept[labels] = [self.prefixes(labels), None, ""]
@@ -173,17 +212,3 @@ def _number(value: float) -> str:
     if math.isfinite(value):
         return repr(float(value))
     return _go(value)
-
-
-def _go(value: float) -> str:
-    """A float as prometheus_client writes it (Go's style: the bucket bounds in ``le``)."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    text = repr(float(value))
-    dot = text.find(".")
-    if value > 0 and dot > 6:  # Go switches to an exponent sooner than Python
-        mantissa = f"{text[0]}.{text[1:dot]}{text[dot + 1 :]}".rstrip("0.")
-        return f"{mantissa}e+0{dot - 1}"
-    return text
