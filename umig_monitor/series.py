@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import (
@@ -27,7 +28,20 @@ from prometheus_client.registry import Collector
 Labels = tuple[str, ...]
 
 
-class Family(Collector):
+class _Series(Collector):
+    """Series by label values; removed one by one or by a test on their labels."""
+
+    values: dict[Labels, Any]
+
+    def remove(self, labels: Labels) -> None:
+        self.values.pop(labels, None)
+
+    def remove_where(self, gone: Callable[[Labels], bool]) -> None:
+        for labels in [k for k in self.values if gone(k)]:
+            del self.values[labels]
+
+
+class Family(_Series):
     """A labelled gauge (``kind="gauge"``) or counter (``"counter"``, exposed as ``<name>_total``)."""
 
     def __init__(
@@ -50,13 +64,6 @@ class Family(Collector):
         """The series at 0 unless it exists."""
         self.values.setdefault(labels, 0.0)
 
-    def remove(self, labels: Labels) -> None:
-        self.values.pop(labels, None)
-
-    def remove_where(self, gone: Callable[[Labels], bool]) -> None:
-        for labels in [k for k in self.values if gone(k)]:
-            del self.values[labels]
-
     def collect(self) -> Iterator[Metric]:
         family: Metric
         if self.kind == "counter":
@@ -68,7 +75,7 @@ class Family(Collector):
         yield family
 
 
-class HistogramFamily(Collector):
+class HistogramFamily(_Series):
     """A labelled histogram: per series the count in each bucket (the last one +Inf), then the sum."""
 
     def __init__(
@@ -98,13 +105,6 @@ class HistogramFamily(Collector):
             state = self.values[labels] = [0.0] * (len(self.bounds) + 1)
         state[bisect.bisect_left(self.bounds, value)] += 1.0  # le: value <= bound
         state[-1] += value
-
-    def remove(self, labels: Labels) -> None:
-        self.values.pop(labels, None)
-
-    def remove_where(self, gone: Callable[[Labels], bool]) -> None:
-        for labels in [k for k in self.values if gone(k)]:
-            del self.values[labels]
 
     def collect(self) -> Iterator[Metric]:
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
