@@ -230,7 +230,9 @@ class Store(AlertQueries, OutboxQueries, DeploymentQueries, InsightQueries, Clus
                     )
                     branches.append(sa.select(newest))
                 statement = branches[0] if len(branches) == 1 else sa.union_all(*branches)
-                for environment, ts, row_id, version in (await conn.execute(statement)).all():
+                # Not kept in the compiled cache: one entry per batch size, each the size of the batch.
+                result = await conn.execute(statement, execution_options={"compiled_cache": None})
+                for environment, ts, row_id, version in result.all():
                     found.setdefault(environment, []).append((ts, row_id, version))
         return {
             name: [version for _, _, version in sorted(rows, key=lambda r: (r[0], r[1]), reverse=True)]
