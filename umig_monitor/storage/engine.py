@@ -118,7 +118,14 @@ def _check_sqlite_file(url: URL) -> None:
     # Opening here, not first in aiosqlite's worker thread, also keeps a failed open from
     # leaving that thread behind.
     try:
-        sqlite3.connect(path).close()
+        # WAL here, once, while the engine is built: a new file switched to WAL by several pooled
+        # connections (or replicas) racing on their first connect could answer "database is
+        # locked" to one of them (seen once in a suite run, four engines migrating one new file).
+        opened = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+        try:
+            opened.execute("PRAGMA journal_mode=WAL")
+        finally:
+            opened.close()
     except sqlite3.Error as error:
         hint = " (the path is a directory)" if path.is_dir() else ""
         raise StorageError(f"cannot open SQLite database file {str(path)!r}: {error}{hint}") from error
