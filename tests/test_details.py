@@ -14,6 +14,7 @@ from umig_monitor.core.details import (
     carry,
     details_needed,
     full_poll_due,
+    head_start,
     mark_of,
     polled_without,
     remember,
@@ -110,3 +111,20 @@ def test_remember_what_a_full_poll_read() -> None:
     assert (details.read_at, details.mark, details.polls_since) == (full.ts, MARK, 0)
     assert (details.version, details.build, details.orchestrator) == ("1.2.0", "77", "active")
     assert polled_without(details).polls_since == 1
+
+
+def test_a_head_start_staggers_full_polls_never_delays_them() -> None:
+    """Environments started together read everything on different rounds: the first interval
+    between full polls is shortened by a stable per-environment share, never lengthened."""
+    starts = {head_start(f"env{i}", 4) for i in range(50)}
+    assert starts == {0, 1, 2, 3}
+    assert head_start("prod", 4) == head_start("prod", 4)
+    assert head_start("prod", 1) == 0
+    full = sample(Outcome.HEALTHY, version="1.2.0")
+    for start in range(4):
+        details = remember(full, MARK, start)
+        polls = 1
+        while not full_poll_due(details, 4, Outcome.HEALTHY):
+            details = polled_without(details)
+            polls += 1
+        assert polls == 4 - start

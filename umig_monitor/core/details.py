@@ -9,6 +9,7 @@ marked with the time of that reading (``metrics.detailsReadAt``) so it is not ta
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -70,9 +71,13 @@ def details_needed(sample: HealthSample, mark: HealthMark, details: Details) -> 
     return sample.outcome.answered and (sample.outcome is not Outcome.HEALTHY or mark != details.mark)
 
 
-def remember(sample: HealthSample, mark: HealthMark) -> Details:
-    """The reading a poll of all three documents made, to carry into the polls that follow."""
+def remember(sample: HealthSample, mark: HealthMark, head_start: int = 0) -> Details:
+    """The reading a poll of all three documents made, to carry into the polls that follow.
+    ``head_start`` counts that many polls as already made since: the next full poll comes that
+    much sooner (never later), so environments started together do not all read everything on
+    the same rounds."""
     return Details(
+        polls_since=head_start,
         read_at=sample.ts,
         mark=mark,
         version=sample.version,
@@ -101,6 +106,11 @@ def carry(sample: HealthSample, details: Details) -> HealthSample:
         deployed_by=details.deployed_by,
         metrics=metrics,
     )
+
+
+def head_start(name: str, every: int) -> int:
+    """A stable share of the first interval between full polls, per environment: 0 to every - 1."""
+    return zlib.crc32(name.encode()) % max(1, every)
 
 
 def polled_without(details: Details) -> Details:

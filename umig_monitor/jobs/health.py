@@ -28,6 +28,7 @@ from umig_monitor.core.details import (
     carry,
     details_needed,
     full_poll_due,
+    head_start,
     mark_of,
     polled_without,
     remember,
@@ -227,7 +228,9 @@ async def _poll(poller: HealthPoller, ctx: HealthDeps, name: str) -> None:
         sample = carry(sample, details)
         poller.details[name] = polled_without(details)
     elif sample.outcome.answered:
-        poller.details[name] = remember(sample, mark)
+        # The first reading here: a head start staggers the environments' full polls.
+        start = head_start(name, env.full_poll_every) if details is None else 0
+        poller.details[name] = remember(sample, mark, start)
     if dev_status is not None and dev_status.ok:
         sample = replace(sample, metrics={**sample.metrics, **dev_figures(dev_status.body)})
 
