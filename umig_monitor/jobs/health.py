@@ -8,6 +8,7 @@ since it became this replica's, and the slots bounding concurrent polls and seed
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Collection
 from dataclasses import replace
@@ -282,6 +283,8 @@ async def _poll(poller: HealthPoller, ctx: HealthDeps, name: str) -> None:
         await asyncio.to_thread(append_health_log, env.health_log, sample)
     # Every poll at debug; at info only what ops want in the journal: failures and changes.
     quiet = sample.outcome is Outcome.HEALTHY and previous_outcome is Outcome.HEALTHY
+    if quiet and not log.is_enabled_for(logging.DEBUG):
+        return  # not even the line's fields: most polls, at the default level
     (log.debug if quiet else log.info)(
         "probe_completed",
         env=name,

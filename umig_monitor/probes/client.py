@@ -134,7 +134,10 @@ async def fetch_all(
     # On expiry the timeout cancels gather, which cancels and waits for the requests still running.
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(env.timeout.total_seconds()):
-            await asyncio.gather(*(one(i) for i in range(len(paths))))
+            if len(paths) == 1:  # most polls (health alone): no task of its own to schedule
+                await one(0)
+            else:
+                await asyncio.gather(*(one(i) for i in range(len(paths))))
     return [
         fetch if fetch is not None else _failed(url, started, Outcome.TIMEOUT, _no_answer(env))
         for fetch, url in zip(results, urls, strict=True)
