@@ -128,20 +128,20 @@ def detect(
     order) invalid_version, pattern, component, outdated/ahead, stale."""
     parsed: dict[str, Version] = {}
     findings: list[Finding] = []
-    per_env: list[Finding] = []
+    invalid: dict[str, list[Finding]] = {}
     for env in envs:
         if env.version is not None:
             try:
                 parsed[env.name] = parse_version(env.version)
             except InvalidVersion as e:
-                per_env.append(_invalid(env, str(e)))
+                invalid.setdefault(env.name, []).append(_invalid(env, str(e)))
     findings += _major(envs, parsed)
 
     prod = production(envs, policy)
     prod_version = parsed.get(prod.name) if prod is not None else None
     history = [v for v in (try_parse(t) for t in production_history) if v is not None]
     for env in envs:
-        findings += [f for f in per_env if f.environment == env.name]
+        findings += invalid.get(env.name, [])
         version = parsed.get(env.name)
         if version is not None:
             findings += _pattern(env, version)
@@ -149,21 +149,26 @@ def detect(
         if version is not None and prod is not None and prod_version is not None and env is not prod:
             findings += _position(env, version, prod, prod_version, history, policy.max_versions_behind)
         findings += _stale(env, policy.stale_after.get(env.kind), now)
-    return [_held(f, _resting_on(f, envs, parsed, prod)) for f in findings]
+    by_name: dict[str, list[EnvironmentVersions]] = {}
+    for env in envs:
+        by_name.setdefault(env.name, []).append(env)
+    versioned = [e for e in envs if e.name in parsed]
+    return [_held(f, _resting_on(f, by_name, versioned, prod)) for f in findings]
 
 
 def _resting_on(
     finding: Finding,
-    envs: Sequence[EnvironmentVersions],
-    parsed: Mapping[str, Version],
+    by_name: Mapping[str, list[EnvironmentVersions]],
+    versioned: list[EnvironmentVersions],
     prod: EnvironmentVersions | None,
 ) -> list[EnvironmentVersions]:
-    """The environments whose versions a finding is about (stale is about deployments)."""
+    """The environments whose versions a finding is about (stale is about deployments): looked up
+    by name, so a run over thousands of environments stays linear in them."""
     if finding.type == "stale":
         return []
     if finding.environment is None:  # major: every environment with a version
-        return [e for e in envs if e.name in parsed]
-    own = [e for e in envs if e.name == finding.environment]
+        return versioned
+    own = list(by_name.get(finding.environment, []))
     if finding.type in ("outdated", "ahead") and prod is not None:
         own.append(prod)
     return own
