@@ -18,7 +18,8 @@ import pytest
 
 from tests.support import ConfigWriter, all_stored, last_outcome_is, until
 from umig_monitor.app import Daemon
-from umig_monitor.core.alerts import Alert, AlertState
+from umig_monitor.config import parse_config
+from umig_monitor.core.alerts import Alert, AlertEvent, AlertState
 from umig_monitor.core.deployments import DeploymentEvent, EventType
 from umig_monitor.core.drift import Finding
 from umig_monitor.core.health import HealthSample, Outcome
@@ -30,6 +31,7 @@ from umig_monitor.core.page import (
     render_unavailable,
     timeline_svg,
 )
+from umig_monitor.core.silences import Silence, parse_matcher
 from umig_monitor.core.timeline import NO_DATA, Span, Tally, build_timeline, healthy_share
 from umig_monitor.simulator import RunningSimulator
 from umig_monitor.storage import Store
@@ -369,6 +371,23 @@ async def test_timelines_read_rollups_then_recent_samples(tmp_path: Path) -> Non
         ("11:05", "12:00", NO_DATA, 0),
         ("12:00", "12:02", "degraded", 1),  # raw sample at 12:01
     ]
+
+
+async def test_the_page_says_which_silence_holds_an_alert_from_storage(tmp_path: Path) -> None:
+    """As the alerts API says it: read from the stored silences and the config, not from one
+    replica's dispatcher (a follower, or a page built before the dispatcher ran, knows none)."""
+    store = await Store.open(f"sqlite:///{tmp_path / 'page.db'}")
+    settings = parse_config("environments:\n  uat: {base_url: 'http://127.0.0.1:1/uat', kind: uat}\n")
+    now = datetime.now(UTC)
+    try:
+        await store.fire_alert(
+            AlertEvent("environment_health/uat", "environment_health", "uat", "critical", "uat down", now)
+        )
+        await store.add_silence(Silence("s1", (parse_matcher("environment=uat"),), now, now + H), now)
+        page = await status_page.gather_page(store, settings, now)
+    finally:
+        await store.close()
+    assert page.silenced_by == {"environment_health/uat": "s1"}
 
 
 # -- GET / on a running daemon ------------------------------------------------------------------

@@ -4,11 +4,12 @@ alert back is decided as the dispatcher decides it, not read from one daemon's m
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from umig_monitor.config import Settings
-from umig_monitor.core.alerts import AlertState
+from umig_monitor.core.alerts import Alert, AlertState
 from umig_monitor.core.silences import silenced_by
 from umig_monitor.core.status import alert_document, silence_document
 from umig_monitor.pipeline.policy import config_silences, maintenance_windows
@@ -28,15 +29,29 @@ async def alerts_view(
 ) -> dict[str, Any]:
     """Newest first; each firing alert says which silence or window holds it back (``silencedBy``)."""
     found = await store.list_alerts(state=state, environment=environment, type=type, since=since, limit=limit)
-    silences = [*config_silences(settings), *await store.list_silences(now)]
-    windows = maintenance_windows(settings)
+    held = await held_back(store, settings, now, found)
     docs = []
     for alert in found:
         doc = alert_document(alert)
-        firing = alert.state is AlertState.FIRING
-        doc["silencedBy"] = silenced_by(alert.all_labels(), now, silences, windows) if firing else None
+        doc["silencedBy"] = held.get(alert.key) if alert.state is AlertState.FIRING else None
         docs.append(doc)
     return {"alerts": docs}
+
+
+async def held_back(
+    store: Store, settings: Settings, now: datetime, alerts: Iterable[Alert]
+) -> dict[str, str]:
+    """Which silence or maintenance window holds each firing alert back (alert key -> its id): the
+    API's, the CLI's and the status page's answer, on every replica alike."""
+    silences = [*config_silences(settings), *await store.list_silences(now)]
+    windows = maintenance_windows(settings)
+    held = {}
+    for alert in alerts:
+        if alert.state is AlertState.FIRING:
+            by = silenced_by(alert.all_labels(), now, silences, windows)
+            if by is not None:
+                held[alert.key] = by
+    return held
 
 
 async def silences_view(

@@ -6,7 +6,6 @@ most once per ``daemon.http.page_max_age`` and served from memory with an ETag i
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 
 import structlog
@@ -18,6 +17,7 @@ from umig_monitor.core.alerts import AlertState
 from umig_monitor.core.health import HealthSample
 from umig_monitor.core.page import StatusPage, render, render_unavailable
 from umig_monitor.core.timeline import Span, Tally, build_timeline
+from umig_monitor.ops.alerts import held_back
 from umig_monitor.ops.drift import drift_report
 from umig_monitor.ops.latest import read_latest
 from umig_monitor.ops.views import environments_view
@@ -73,7 +73,6 @@ async def gather_page(
     settings: Settings,
     now: datetime,
     tz: tzinfo = UTC,
-    suppressed_by: Callable[[str], str | None] = lambda key: None,
 ) -> StatusPage:
     start = now - WINDOW
     latest = await read_latest(store)
@@ -82,7 +81,7 @@ async def gather_page(
     _, findings = await drift_report(store, settings, now, latest)
     first_seen = {f.key: f.first_seen for f in await store.drift_findings() if f.first_seen is not None}
     resolved = await store.list_alerts(state=AlertState.RESOLVED, since=start, limit=RESOLVED_ALERTS)
-    silenced = {a.key: s for a in firing if (s := suppressed_by(a.key)) is not None}
+    silenced = await held_back(store, settings, now, firing)
     return StatusPage(
         now=now,
         tz=tz,
@@ -105,9 +104,7 @@ PAGE_KEY: web.AppKey[Rendered] = web.AppKey("status_page", Rendered)
 async def build_page(daemon: WebContext) -> bytes:
     """One build: read everything the page shows now and render it; "Generated" is this ``now``."""
     daemon.metrics.page_builds.labels("status").inc()
-    page = await gather_page(
-        daemon.store, daemon.settings, datetime.now(UTC), daemon.timezone, daemon.alerts.suppressed_by
-    )
+    page = await gather_page(daemon.store, daemon.settings, datetime.now(UTC), daemon.timezone)
     return render(page).encode()
 
 
