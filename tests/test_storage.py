@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.support import POSTGRES_URL, scratch_database
+from umig_monitor.core.alerts import AlertEvent, AlertState
 from umig_monitor.core.health import HealthSample, Outcome, VersionSeen
 from umig_monitor.storage import LATEST_VERSION, HealthRollup, PruneResult, StorageError, Store
 from umig_monitor.storage.engine import normalize_url, redacted
@@ -366,6 +367,24 @@ async def test_recent_versions_per_environment_newest_first_across_batches(store
     assert all(recent[n] == ["1.0.3", "1.0.2", "1.0.1"] for n in names[1:])
     assert await store.recent_versions(["env001"], 0) == {}
     assert await store.recent_versions([], 3) == {}
+
+
+async def test_active_alerts_are_all_of_them_and_filter_by_environments(store: Store) -> None:
+    """Every firing alert, past any page size (the incident memory is seeded from them), and only
+    those of the environments asked for."""
+    envs = [f"env{i:03d}" for i in range(260)]
+    for env in envs:
+        for kind in ("environment_health", "component_health"):
+            await store.fire_alert(AlertEvent(f"{kind}/{env}", kind, env, "critical", f"{env} down", T0))
+    assert len(await store.active_alerts()) == 520
+    some = await store.active_alerts(environments=["env001", "env002", "nowhere"])
+    assert sorted(a.key for a in some) == [
+        "component_health/env001",
+        "component_health/env002",
+        "environment_health/env001",
+        "environment_health/env002",
+    ]
+    assert len(await store.list_alerts(state=AlertState.FIRING)) == 500  # a listing keeps its page
 
 
 async def test_versions_seen_set_together_and_read_for_some(store: Store) -> None:

@@ -102,9 +102,7 @@ class HealthPoller:
         # (on a fresh database) its first version. One batch at a time, so a replica taking over
         # hundreds of environments at once cannot take every pooled connection from sample writes
         # and the API either.
-        self._batched: tuple[Store, Batcher[str, Tracker], Batcher[tuple[str, VersionSeen], None]] | None = (
-            None
-        )
+        self._batched: tuple[Store, Batcher[str, Tracker], VersionWrites] | None = None
 
     def reconfigure(self, settings: Settings) -> None:
         """After a reload: environments no longer configured are forgotten, the poll slots follow
@@ -190,7 +188,7 @@ async def load_trackers(store: Store, names: Collection[str], now: datetime) -> 
     """Each environment's incident memory from storage, in three reads for all of them: its alerts
     still firing, the versions of its last CHURN_WINDOW samples, the version it was last seen at."""
     firing: dict[str | None, list[Alert]] = {}
-    for alert in await store.active_alerts():
+    for alert in await store.active_alerts(environments=names):
         firing.setdefault(alert.environment, []).append(alert)
     recent = await store.recent_versions(names, CHURN_WINDOW)
     seen = await store.versions_seen(names)

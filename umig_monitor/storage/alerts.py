@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
@@ -113,17 +114,22 @@ class AlertQueries:
         *,
         state: AlertState | None = None,
         environment: str | None = None,
+        environments: Collection[str] | None = None,
         type: str | None = None,
         since: datetime | None = None,
-        limit: int = 500,
+        limit: int | None = 500,
     ) -> list[Alert]:
-        """Newest first. ``since`` keeps alerts active at or after that time."""
+        """Newest first. ``since`` keeps alerts active at or after that time; ``limit`` None: all."""
         t = alert_table
-        query = sa.select(t).order_by(t.c.starts_at.desc(), t.c.id.desc()).limit(limit)
+        query = sa.select(t).order_by(t.c.starts_at.desc(), t.c.id.desc())
+        if limit is not None:
+            query = query.limit(limit)
         if state is not None:
             query = query.where(t.c.state == state.value)
         if environment is not None:
             query = query.where(t.c.environment == environment)
+        if environments is not None:
+            query = query.where(t.c.environment.in_(sorted(set(environments))))
         if type is not None:
             query = query.where(t.c.type == type)
         if since is not None:
@@ -143,8 +149,14 @@ class AlertQueries:
         async with self._connect("reading alerts to notify", write=False) as conn:
             return [_alert(row) for row in (await conn.execute(query)).mappings()]
 
-    async def active_alerts(self, environment: str | None = None) -> list[Alert]:
-        return await self.list_alerts(state=AlertState.FIRING, environment=environment)
+    async def active_alerts(
+        self, environment: str | None = None, *, environments: Collection[str] | None = None
+    ) -> list[Alert]:
+        """Every firing alert (of one environment, or of these): never cut at a page size, since
+        what fires is what the incident memory, the page and the firing counts are built from."""
+        return await self.list_alerts(
+            state=AlertState.FIRING, environment=environment, environments=environments, limit=None
+        )
 
 
 def _alert(row: RowMapping) -> Alert:
