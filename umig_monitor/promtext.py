@@ -89,7 +89,7 @@ def _fast(metric: Any, names: Collection[str] | None, out: list[str]) -> None:
         metric._labelnames,
         getattr(metric, "_upper_bounds", ()),
     )
-    if writer is None or (names is not None and writer.exposed not in names):
+    if names is not None and writer.exposed not in names:
         return
     if metric._labelnames:
         with metric._lock:
@@ -123,19 +123,18 @@ def _ours(family: Family | HistogramFamily, names: Collection[str] | None, out: 
 
 class _Writer:
     """One family's lines. Per series it keeps its line prefix (name and escaped labels), and its
-    last value with the line written for it: a series unchanged since the last scrape (most are: the
-    status of each outcome, failure counts, deployment counts) is the same string again."""
+    last value with the text written for it: a series unchanged since the last scrape (most are:
+    the status of each outcome, failure counts, deployment counts) is the same string again."""
 
     def __init__(self, exposed: str, kind: str, documentation: str, labelnames: Any) -> None:
         doc = documentation.replace("\\", r"\\").replace("\n", r"\n")
         self.header = f"# HELP {exposed} {doc}\n# TYPE {exposed} {kind}\n"
         self.exposed = exposed
-        self._name = exposed
         self._labelnames: tuple[str, ...] = tuple(labelnames)
         self._kept: dict[tuple[str, ...], list[Any]] = {}
 
     def write(self, children: list[tuple[tuple[str, ...], Any]], out: list[str]) -> None:
-        """One line per (labels, value)."""
+        """The text of each (labels, value), from what was kept where the value is the same."""
         kept = self._kept
         for labels, value in children:
             entry = kept.get(labels)
@@ -145,55 +144,43 @@ class _Writer:
                 out.append(entry[2])
                 continue
             entry[1] = value
-            # v - v is 0.0 exactly when v is finite: cheaper than a call, on every changed line.
-            entry[2] = line = f"{entry[0]}{repr(value) if value - value == 0 else _go(value)}\n"
-            out.append(line)
-        self._prune(len(children))
-
-    def prefix(self, labels: tuple[str, ...]) -> str:
-        return f"{self._name}{_labels(zip(self._labelnames, labels, strict=True))} "
-
-    def _prune(self, live: int) -> None:
+            entry[2] = text = self.render(entry[0], value)
+            out.append(text)
         # Series removed since (an environment moved away) leave their entry behind: drop them all
         # now and then; the live ones are rebuilt on the next scrape.
-        if len(self._kept) > 2 * live + 64:
-            self._kept.clear()
+        if len(kept) > 2 * len(children) + 64:
+            kept.clear()
+
+    def prefix(self, labels: tuple[str, ...]) -> Any:
+        return f"{self.exposed}{_labels(zip(self._labelnames, labels, strict=True))} "
+
+    def render(self, prefix: Any, value: Any) -> str:
+        # v - v is 0.0 exactly when v is finite: cheaper than a call, on every changed line.
+        return f"{prefix}{repr(value) if value - value == 0 else _go(value)}\n"
 
 
 class _HistogramWriter(_Writer):
-    """A histogram's block of lines per series, kept with the counts and sum it was written for."""
+    """A histogram's block of lines per series; its value is (sum, count in each bucket...)."""
 
     def __init__(self, exposed: str, kind: str, documentation: str, labelnames: Any, bounds: Any) -> None:
         super().__init__(exposed, kind, documentation, labelnames)
         self._bounds = [_go(b) for b in bounds]
 
-    def write(self, children: list[tuple[tuple[str, ...], Any]], out: list[str]) -> None:
-        """A block per (labels, (sum, count in each bucket...))."""
-        kept = self._kept
-        for labels, state in children:
-            entry = kept.get(labels)
-            if entry is None:
-                entry = kept[labels] = [self.prefixes(labels), None, ""]
-            elif entry[1] == state:
-                out.append(entry[2])
-                continue
-            buckets, count, total = entry[0]
-            lines = []
-            acc = 0.0
-            for prefix, observed in zip(buckets, state[1:], strict=True):
-                acc += observed  # counts: finite
-                lines.append(f"{prefix}{acc!r}\n")
-            lines.append(f"{count}{acc!r}\n{total}{_number(state[0])}\n")
-            entry[1] = state
-            entry[2] = block = "".join(lines)
-            out.append(block)
-        self._prune(len(children))
-
-    def prefixes(self, labels: tuple[str, ...]) -> tuple[list[str], str, str]:
+    def prefix(self, labels: tuple[str, ...]) -> tuple[list[str], str, str]:
         pairs = list(zip(self._labelnames, labels, strict=True))
-        buckets = [f"{self._name}_bucket{_labels([*pairs, ('le', le)])} " for le in self._bounds]
+        buckets = [f"{self.exposed}_bucket{_labels([*pairs, ('le', le)])} " for le in self._bounds]
         plain = _labels(pairs)
-        return buckets, f"{self._name}_count{plain} ", f"{self._name}_sum{plain} "
+        return buckets, f"{self.exposed}_count{plain} ", f"{self.exposed}_sum{plain} "
+
+    def render(self, prefix: Any, value: Any) -> str:
+        buckets, count, total = prefix
+        lines = []
+        acc = 0.0
+        for bucket, observed in zip(buckets, value[1:], strict=True):
+            acc += observed  # counts: finite
+            lines.append(f"{bucket}{acc!r}\n")
+        lines.append(f"{count}{acc!r}\n{total}{_number(value[0])}\n")
+        return "".join(lines)
 
 
 def _labels(pairs: Iterable[tuple[str, str]]) -> str:

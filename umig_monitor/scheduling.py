@@ -307,11 +307,6 @@ class Schedule(Generic[Ctx]):
         every = getattr(job.trigger, "interval", None)
         return Planned(every if isinstance(every, timedelta) else None, job.next_run_time)
 
-    @property
-    def apscheduler(self) -> AsyncIOScheduler:
-        """APScheduler's own scheduler (its listeners, for the benchmarks): the non-paced jobs."""
-        return self._scheduler
-
     # --- one run ---------------------------------------------------------------------------------
 
     def _not_run(self, event: JobEvent) -> None:

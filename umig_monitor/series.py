@@ -100,6 +100,8 @@ class HistogramFamily(_Series):
             self.values[labels] = [0.0] * (len(self.bounds) + 1)
 
     def observe(self, labels: Labels, value: float) -> None:
+        if value != value:  # NaN: in no bucket (as prometheus_client), and it would spoil the sum
+            return
         state = self.values.get(labels)
         if state is None:
             state = self.values[labels] = [0.0] * (len(self.bounds) + 1)
@@ -113,13 +115,9 @@ class HistogramFamily(_Series):
             cumulative, acc = [], 0.0
             for bound, count in zip(self.bounds, counts, strict=False):
                 acc += count
-                cumulative.append((_le(bound), acc))
+                cumulative.append((go_float(bound), acc))
             family.add_metric(list(labels), cumulative, counts[-1])
         yield family
-
-
-def _le(bound: float) -> str:
-    return go_float(bound)
 
 
 def go_float(value: float) -> str:
