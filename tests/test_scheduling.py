@@ -267,10 +267,15 @@ async def test_paced_runs_missed_past_the_grace_are_skipped_not_run_in_a_burst()
         await until(lambda: len(ctx.runs) >= runs + 1, what="the next planned run after resume")
     finally:
         await schedule.stop(1.0)
-    assert skipped(metrics, "late") == 1  # one missed start said, not five
-    first_after = ctx.runs[runs]
-    assert first_after[1] is not None
-    assert first_after[1] > paused_at + 0.5  # a planned start ahead, not one from the pause
+    # The missed starts are said (at least the one found due on resume: a loaded machine may stall
+    # the loop past the grace at other times too), and none of them is run late in a burst: no run
+    # was planned for a moment of the pause; the first after it is a planned start ahead.
+    assert skipped(metrics, "late") >= 1
+    planned = [p for _, p, _ in ctx.runs]
+    assert all(p is not None and not paused_at <= p <= paused_at + 0.5 for p in planned), planned
+    first_after = planned[runs]
+    assert first_after is not None
+    assert first_after > paused_at + 0.5
 
 
 async def test_removed_paced_jobs_stop_and_the_timer_follows_the_earliest() -> None:
