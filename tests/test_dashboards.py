@@ -1008,6 +1008,11 @@ async def test_one_two_and_three_replicas_show_the_same_figures(tmp_path: Path) 
         """Baselines are timed anew in each run: the same endpoints, not the same milliseconds."""
         return {**figures, "Performance Baselines (p95)": sorted(figures["Performance Baselines (p95)"])}
 
+    def steady(raised: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+        """The alerts of standing facts. A growing outbox backlog is one a scrape may or may not
+        catch while the notifications are being delivered (it went pending in one run of ten)."""
+        return [a for a in raised if a[0] != "UmigOutboxBacklogGrowing"]
+
     for size in (2, 3):
         assert measured_aside(results[size][0]) == measured_aside(figures), size
-        assert results[size][1] == alerts, size
+        assert steady(results[size][1]) == steady(alerts), size
