@@ -27,12 +27,14 @@ What happens, in order:
    reported days and their previous days, and are bulk-inserted with the schema's table elsewhere
    (``add_baseline`` is one transaction per row, ~3 ms: 87,600 of them would take minutes).
    With ``--db PATH`` a file that already holds exactly this data (a marker in ``kv_state``) is reused.
-2. Reports: ``jobs.report.build_report`` + ``Rendered.of`` (text, HTML, JSON) for yesterday (raw
-   samples) and for the oldest generated day that has a previous day and is past the raw window
-   (hourly rollups only; its "alerts since" query reaches over the whole year: the worst case).
+2. Reports: ``ops.reports.build_report`` (the report job's and the ``report`` command's) +
+   ``Rendered.of`` (text, HTML, JSON) for yesterday (raw samples) and for the oldest generated day
+   that has a previous day and is past the raw window (hourly rollups only; its "alerts since" query
+   reaches over the whole year: the worst case).
    ``--runs`` runs each on one ``Store.open``: p50, max and the first run, and the p50 of each step
-   (the store queries ``build_report`` makes, ``make_report``, each rendering), timed by wrapping them
-   in this process only.
+   (the store queries ``build_report`` makes, ``make_report``, each rendering: the names
+   ``ops.reports`` calls them by), timed by wrapping them in this process only; a run in which one of
+   them was not called is refused (the code moved: its time would read as 0).
 
 It prints figures and asserts nothing; targets are shown with PASS or MISS, and anything that could
 not be measured is shown as absent, with the reason. Progress goes to stderr.
@@ -73,7 +75,7 @@ from common import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import umig_monitor.jobs.report as report_job
+import umig_monitor.ops.reports as reports
 from umig_monitor.config import Settings, parse_config
 from umig_monitor.core.alerts import AlertEvent, Severity, alert_key
 from umig_monitor.core.assess import Check, Documents, Thresholds, assess
@@ -948,10 +950,19 @@ class Steps:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = dict.fromkeys((*STORE_STEPS, *CODE_STEPS), 0.0)
         self.rows: dict[str, int] = dict.fromkeys(STORE_STEPS, 0)
+        self.calls: dict[str, int] = dict.fromkeys(self.seconds, 0)
 
     def reset(self) -> None:
         self.seconds = dict.fromkeys(self.seconds, 0.0)
         self.rows = dict.fromkeys(self.rows, 0)
+        self.calls = dict.fromkeys(self.calls, 0)
+
+    def check(self) -> None:
+        """Refuse a run in which a wrapped step was never called: the code moved, and its time would
+        silently read as 0 ms."""
+        missed = [name for name, n in self.calls.items() if not n]
+        if missed:
+            refuse(f"steps not called by build_report / Rendered.of (moved?): {', '.join(missed)}")
 
     def wrap_store(
         self, name: str, method: Callable[..., Awaitable[list[Any]]]
@@ -960,6 +971,7 @@ class Steps:
             started = time.perf_counter()
             out = await method(*args, **kwargs)
             self.seconds[name] += time.perf_counter() - started
+            self.calls[name] += 1
             self.rows[name] += len(out)
             return out
 
@@ -972,6 +984,7 @@ class Steps:
                 return function(*args, **kwargs)
             finally:
                 self.seconds[name] += time.perf_counter() - started
+                self.calls[name] += 1
 
         return timed
 
@@ -980,14 +993,14 @@ class Steps:
 def instrumented(store: Store, steps: Steps) -> Iterator[None]:
     for name in STORE_STEPS:
         setattr(store, name, steps.wrap_store(name, getattr(store, name)))
-    originals = {name: getattr(report_job, name) for name in CODE_STEPS}
+    originals = {name: getattr(reports, name) for name in CODE_STEPS}
     try:
         for name, function in originals.items():
-            setattr(report_job, name, steps.wrap_code(name, function))
+            setattr(reports, name, steps.wrap_code(name, function))
         yield
     finally:
         for name, function in originals.items():
-            setattr(report_job, name, function)
+            setattr(reports, name, function)
         for name in STORE_STEPS:
             delattr(store, name)
 
@@ -1011,7 +1024,7 @@ async def bench_report(db: Path, plan: Plan, day: date, what: str, runs: int) ->
     now = plan.now
     section = Section(
         f"daily report for {day.isoformat()} ({what}), {runs} runs",
-        "jobs.report.build_report(store, settings, day, now) + Rendered.of(report) (text, HTML, JSON), "
+        "ops.reports.build_report(store, settings, day, now) + Rendered.of(report) (text, HTML, JSON), "
         f"now = the data's end ({now.isoformat()}), timezone UTC, on one Store.open (SQLite, WAL) for all "
         "runs, one after another; wall clock (perf_counter) per run. Steps are the calls inside, wrapped.",
     )
@@ -1021,20 +1034,21 @@ async def bench_report(db: Path, plan: Plan, day: date, what: str, runs: int) ->
     renders: list[float] = []
     per_step: dict[str, list[float]] = {name: [] for name in (*STORE_STEPS, *CODE_STEPS)}
     report: Report | None = None
-    rendered: report_job.Rendered | None = None
+    rendered: reports.Rendered | None = None
     async with await Store.open(f"sqlite:///{db}") as store:
         with instrumented(store, steps):
             for i in range(runs):
                 progress(f"report for {day.isoformat()}: run {i + 1} of {runs}")
                 steps.reset()
                 t0 = time.perf_counter()
-                report = await report_job.build_report(store, settings, day, now)
+                report = await reports.build_report(store, settings, day, now)
                 t1 = time.perf_counter()
-                rendered = report_job.Rendered.of(report)
+                rendered = reports.Rendered.of(report)
                 t2 = time.perf_counter()
                 totals.append(t2 - t0)
                 builds.append(t1 - t0)
                 renders.append(t2 - t1)
+                steps.check()
                 for name, seconds in steps.seconds.items():
                     per_step[name].append(seconds)
     assert report is not None
