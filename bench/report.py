@@ -5,28 +5,53 @@ Run it from the repository root (the package is installed editable, so ``import 
     python bench/report.py                            # 365 days x 10 environments in a temporary SQLite
     python bench/report.py --db /tmp/report.db        # keep the database; a rerun skips generation
     python bench/report.py --days 200 --runs 9        # fewer days (say so when you quote the figures)
+    python bench/report.py --envs 100 --runs 5 --db /tmp/rb/report-100.db   # issue 18's year (~25 min)
     python bench/report.py --json > report.json       # machine-readable
 
 What happens, in order:
 
 1. Data: ``--days`` days of 30 s polls of ``--envs`` environments (10: production, uat, development
-   and hotfix kinds), up to the last UTC midnight, generated from a fixed seed and written the way the
-   daemon writes them: ``Store.add_health_samples`` (one call per generated day, at most 30,000
-   samples each), and after each day the retention job's own calls, ``Store.rollup_health`` and
-   ``Store.prune`` with the default retention (raw samples 30 d, hourly rollups 400 d), at that day's
-   end. So the database ends as a daemon's does after that long: the last 30 days of raw samples and
-   hourly rollups for the rest. Mostly healthy polls, with incidents (degraded components, slow
-   responses, error rates, DB connections, an inactive orchestrator, unhealthy, unreachable, timeouts,
-   HTTP 503) classified by the product's own ``core.assess.assess``, a short outage at every deployment,
-   versions changing every few days (development) to every few weeks (production, hotfix), uptime,
-   response times and component maps. The alerts the health job would raise for them (health
-   incidents and the guide's checks, 3 failed polls to open, 2 good ones to close) go through
-   ``Store.fire_alert`` / ``Store.resolve_alert``, deployments through ``Store.add_deployment_events``,
-   drift findings through ``Store.sync_findings`` once a day. Hourly performance baselines (the
-   daemon's default ``baseline.cron``; nothing prunes them) go through ``Store.add_baseline`` on the
-   reported days and their previous days, and are bulk-inserted with the schema's table elsewhere
-   (``add_baseline`` is one transaction per row, ~3 ms: 87,600 of them would take minutes).
+   and hotfix kinds; more are further production ones), up to the last UTC midnight, generated from a
+   fixed seed day by day, and after each day the retention job's own calls, ``Store.rollup_health``
+   and ``Store.prune`` with the default retention (raw samples 30 d, hourly rollups 400 d), at that
+   day's end. So the database ends as a daemon's does after that long: the last 30 days of raw
+   samples and hourly rollups for the rest. The samples are written two ways:
+
+   * the last 31 days (the raw window, and the day before it, which the last prune rolls up and
+     deletes) as the daemon writes them: ``Store.add_health_samples`` (at most 30,000 samples a
+     call), then rolled up and pruned by those retention calls;
+   * the days before (by then only rollups in a daemon's database) are not stored as samples: their
+     hourly rollups, computed from the generated samples by ``hourly_rollups`` (the rows
+     ``Store.rollup_health`` writes), are bulk-inserted with the schema's table
+     (``health_rollups_hourly``) before that day's retention calls, which find nothing to roll up.
+     105 M samples of 100 environments through the store would take about an hour.
+
+   Every day's samples are generated either way, so the random streams, hence the last 31 days and
+   every alert, are the same as if all went through the store. ``hourly_rollups`` is checked, not
+   trusted: the data is refused (exit 2, no marker written) unless the rollups ``rollup_health``
+   wrote for the last 31 days (yesterday's last hour aside: not rolled up yet) are exactly
+   ``hourly_rollups`` of the same samples, and unless the first of those days' rows, bulk-inserted
+   into a scratch database of the same schema, are stored as rollup_health stored them (values,
+   text and types).
+
+   The polls are mostly healthy, with incidents (degraded components, slow responses, error rates,
+   DB connections, an inactive orchestrator, unhealthy, unreachable, timeouts, HTTP 503) classified
+   by the product's own ``core.assess.assess``, a short outage at every deployment, versions
+   changing every few days (development) to every few weeks (production, hotfix), uptime, response
+   times and component maps. The alerts the health job would raise for them (health incidents and
+   the guide's checks, 3 failed polls to open, 2 good ones to close) go through
+   ``Store.fire_alert`` / ``Store.resolve_alert``, deployments through
+   ``Store.add_deployment_events``, drift findings through ``Store.sync_findings`` once a day, on
+   every day, whichever way its samples went. Hourly performance baselines (the daemon's default
+   ``baseline.cron``; nothing prunes them) go through ``Store.add_baseline`` on the reported days and
+   their previous days, and are bulk-inserted with the schema's table elsewhere (``add_baseline`` is
+   one transaction per row, ~3 ms: 87,600 of them would take minutes).
    With ``--db PATH`` a file that already holds exactly this data (a marker in ``kv_state``) is reused.
+
+   Sizes: the file and its WAL with the store open; then, from SQLite's ``dbstat`` on the closed
+   file, the bytes per raw sample kept of the ``health_samples`` table (its records by column, free
+   space, headers) and of each of its indexes, and, computed, the bytes per raw sample that would
+   keep the file under 1 GB with everything else as it is. Peak RSS of the generation: ``ru_maxrss``.
 2. Reports: ``ops.reports.build_report`` (the report job's and the ``report`` command's) +
    ``Rendered.of`` (text, HTML, JSON) for yesterday (raw samples) and for the oldest generated day
    that has a previous day and is past the raw window (hourly rollups only; its "alerts since" query
@@ -34,7 +59,10 @@ What happens, in order:
    ``--runs`` runs each on one ``Store.open``: p50, max and the first run, and the p50 of each step
    (the store queries ``build_report`` makes, ``make_report``, each rendering: the names
    ``ops.reports`` calls them by), timed by wrapping them in this process only; a run in which one of
-   them was not called is refused (the code moved: its time would read as 0).
+   them was not called is refused (the code moved: its time would read as 0). Peak RSS of each day's
+   runs: ``VmHWM`` of this process, reset through ``/proc/self/clear_refs`` before the first run (so
+   not the generation's), which includes the interpreter, the imports and the open store; where it
+   cannot be reset, ``ru_maxrss`` since the process started, said so.
 
 It prints figures and asserts nothing; targets are shown with PASS or MISS, and anything that could
 not be measured is shown as absent, with the reason. Progress goes to stderr.
@@ -46,16 +74,19 @@ import argparse
 import asyncio
 import bisect
 import contextlib
+import gc
 import math
 import platform
 import random
+import resource
 import sqlite3
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, NoReturn
@@ -82,16 +113,17 @@ from umig_monitor.core.assess import Check, Documents, Thresholds, assess
 from umig_monitor.core.baselines import ENDPOINTS
 from umig_monitor.core.deployments import SHORT_NAME, DeploymentEvent, EventType, new_deployment_id
 from umig_monitor.core.health import HealthSample, Outcome
-from umig_monitor.core.report import Report
+from umig_monitor.core.report import Report, hour_floor
 from umig_monitor.core.tracking import HEALTH
 from umig_monitor.logs import configure_logging
 from umig_monitor.storage.engine import create_engine
 from umig_monitor.storage.insights import FindingRow
 from umig_monitor.storage.schema import baselines as baseline_table
-from umig_monitor.storage.store import Store
+from umig_monitor.storage.schema import health_rollups_hourly as rollup_table
+from umig_monitor.storage.store import Store, rollup_boundary
 
 SEED: Final = 7  # issue 7
-GENERATOR: Final = 1  # bump when the generated data changes, so an old --db is not taken for it
+GENERATOR: Final = 2  # bump when the data or how it is written changes, so an old --db is not taken for it
 MARKER_KEY: Final = "bench_report"
 INTERVAL_S: Final = 30
 POLLS_PER_DAY: Final = 86_400 // INTERVAL_S
@@ -202,6 +234,12 @@ class Plan:
         r = settings.daemon.retention
         day = max(self.start + DAY, self.now - r.hourly_rollups + DAY)
         return day.date() if day + DAY <= self.now - r.raw_samples else None
+
+    def raw_from(self, settings: Settings) -> datetime:
+        """The first day written through the store's write path (samples, rollup_health, prune): the raw
+        window of the last day plus the day before it, which the last prune rolls up and deletes.
+        Days before it get their hourly rollups bulk-inserted (``hourly_rollups``)."""
+        return max(self.start, self.now - settings.daemon.retention.raw_samples - DAY)
 
     def baseline_days(self, settings: Settings) -> set[date]:
         """Days whose baselines go through Store.add_baseline: the reported days and their previous days."""
@@ -684,7 +722,13 @@ class Generation:
     build_s: float = 0.0
     store_s: float = 0.0
     store_calls: int = 0
+    store_samples: int = 0
     retention_s: float = 0.0
+    rollups_s: float = 0.0  # computing and bulk-inserting the hourly rollups of the days before raw_from
+    rollup_days: int = 0
+    rollup_rows: int = 0
+    verify_s: float = 0.0
+    verified_rows: int = 0
     other_s: float = 0.0  # alerts, deployment events, drift findings
     baselines_s: float = 0.0
     alerts_fired: int = 0
@@ -695,7 +739,33 @@ class Generation:
 
     @property
     def total_s(self) -> float:
-        return self.build_s + self.store_s + self.retention_s + self.other_s + self.baselines_s
+        return (
+            self.build_s
+            + self.store_s
+            + self.retention_s
+            + self.rollups_s
+            + self.other_s
+            + self.baselines_s
+            + self.verify_s
+        )
+
+
+def rss_kb(name: str) -> int | None:
+    """``VmRSS`` (resident now) or ``VmHWM`` (peak resident) of this process, in kB (Linux)."""
+    try:
+        lines = Path("/proc/self/status").read_text().splitlines()
+    except OSError:
+        return None
+    return next((int(line.split()[1]) for line in lines if line.startswith(f"{name}:")), None)
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's peak RSS (VmHWM) to what it holds now (Linux 4.0 and later)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return rss_kb("VmHWM") is not None
 
 
 def file_size(path: Path) -> int:
@@ -705,7 +775,6 @@ def file_size(path: Path) -> int:
 async def generate(store: Store, db: Path, plan: Plan, settings: Settings) -> Generation:
     progress(f"generating {plan.days} days x {plan.envs} environments of 30 s polls into {db}")
     g = Generation()
-    retention = settings.daemon.retention
     old = plan.old_day(settings)
     report_days = [plan.yesterday] if old is None else [plan.yesterday, old]
     envs = [
@@ -713,67 +782,200 @@ async def generate(store: Store, db: Path, plan: Plan, settings: Settings) -> Ge
     ]
     drift_rng = random.Random(plan.seed + 1)
     events = sorted((ev for e in envs for ev in e.timeline.events), key=lambda ev: (ev.ts, ev.id))
-    started = time.perf_counter()
-    for d in range(plan.days):
-        day = plan.start + d * DAY
-        t0 = time.perf_counter()
-        samples: list[HealthSample] = []
-        calls: list[AlertCall] = []
-        for e in envs:
-            day_samples, day_calls = e.day(day)
-            samples += day_samples
-            calls += day_calls
+    raw_from = plan.raw_from(settings)
+    expected: dict[tuple[str, datetime], dict[str, Any]] = {}  # rollups of the days written raw
+    engine: AsyncEngine = await asyncio.to_thread(create_engine, f"sqlite:///{db}")
+    try:
+        started = time.perf_counter()
+        for d in range(plan.days):
+            await generate_day(store, engine, plan, settings, envs, events, drift_rng, d, expected, g)
+            g.wal_max = max(g.wal_max, file_size(Path(f"{db}-wal")))
+            if (d + 1) % 10 == 0 or d + 1 == plan.days:
+                spent = time.perf_counter() - started
+                eta = spent / (d + 1) * (plan.days - d - 1)
+                done = f"  day {d + 1}/{plan.days}: {g.samples:,} samples, {spent:.0f} s"
+                progress(f"{done}, about {eta:.0f} s to go")
+    finally:
+        await engine.dispose()
+    await verify_rollups(store, db, plan, raw_from, expected, g)
+    await write_baselines(store, db, settings, plan, envs, g)
+    return g
+
+
+async def generate_day(
+    store: Store,
+    engine: AsyncEngine,
+    plan: Plan,
+    settings: Settings,
+    envs: Sequence[Environment],
+    events: Sequence[DeploymentEvent],
+    drift_rng: random.Random,
+    d: int,
+    expected: dict[tuple[str, datetime], dict[str, Any]],
+    g: Generation,
+) -> None:
+    """Day ``d``: its samples (as rows of the store, or as the hourly rollups the store would make of
+    them), alerts, deployment events, drift findings, then the retention job's calls at its end."""
+    retention = settings.daemon.retention
+    day = plan.start + d * DAY
+    t0 = time.perf_counter()
+    samples: list[HealthSample] = []
+    calls: list[AlertCall] = []
+    for e in envs:
+        day_samples, day_calls = e.day(day)
+        samples += day_samples
+        calls += day_calls
+    t1 = time.perf_counter()
+    g.build_s += t1 - t0
+    if day < plan.raw_from(settings):
+        rows = hourly_rollups(samples)
+        await insert_rollups(engine, rows.values())
+        g.rollup_days += 1
+        g.rollup_rows += len(rows)
+        t2 = time.perf_counter()
+        g.rollups_s += t2 - t1
+    else:
         samples.sort(key=lambda s: s.ts)  # poll rounds, as the daemon stores them
-        t1 = time.perf_counter()
         for i in range(0, len(samples), BATCH):
             await store.add_health_samples(samples[i : i + BATCH])
             g.store_calls += 1
+        g.store_samples += len(samples)
         t2 = time.perf_counter()
-        for call in sorted(calls, key=lambda c: c.ts):
-            if call.event is not None:
-                _, new = await store.fire_alert(call.event)
-                g.alerts_fired += new
-            else:
-                await store.resolve_alert(call.key, call.ts)
-        todays = [ev for ev in events if day <= ev.ts < day + DAY]
-        if todays:
-            g.deployment_events += await store.add_deployment_events(todays, day + DAY)
-        noon = day + timedelta(hours=12)
-        new_findings, resolved = await store.sync_findings(findings(envs, noon, drift_rng), noon)
-        for f in new_findings:
-            if f.type == "component" and f.environment is not None:
-                key = alert_key("version_drift", f.environment, f"component:{f.environment}")
-                event = AlertEvent(key, "version_drift", f.environment, "warning", f.summary, noon)
-                g.alerts_fired += (await store.fire_alert(event))[1]
-        for f in resolved:
-            if f.type == "component" and f.environment is not None:
-                key = alert_key("version_drift", f.environment, f"component:{f.environment}")
-                await store.resolve_alert(key, noon)
-        t3 = time.perf_counter()
-        end = day + DAY  # the retention job as the daemon runs it (jobs/retention.py), at the day's end
-        await store.rollup_health(end)
-        await store.prune(
-            end,
-            raw_samples=retention.raw_samples,
-            hourly_rollups=retention.hourly_rollups,
-            alerts=retention.alerts,
-            outbox_sent=retention.outbox_sent,
-        )
-        t4 = time.perf_counter()
-        g.samples += len(samples)
-        g.build_s += t1 - t0
         g.store_s += t2 - t1
-        g.other_s += t3 - t2
-        g.retention_s += t4 - t3
-        g.wal_max = max(g.wal_max, file_size(Path(f"{db}-wal")))
-        if (d + 1) % 10 == 0 or d + 1 == plan.days:
-            spent = time.perf_counter() - started
-            eta = spent / (d + 1) * (plan.days - d - 1)
-            progress(
-                f"  day {d + 1}/{plan.days}: {g.samples:,} samples, {spent:.0f} s, about {eta:.0f} s to go"
-            )
-    await write_baselines(store, db, settings, plan, envs, g)
-    return g
+        expected.update(hourly_rollups(samples))  # what rollup_health must write: checked at the end
+        g.verify_s += time.perf_counter() - t2
+        t2 = time.perf_counter()
+    for call in sorted(calls, key=lambda c: c.ts):
+        if call.event is not None:
+            _, new = await store.fire_alert(call.event)
+            g.alerts_fired += new
+        else:
+            await store.resolve_alert(call.key, call.ts)
+    todays = [ev for ev in events if day <= ev.ts < day + DAY]
+    if todays:
+        g.deployment_events += await store.add_deployment_events(todays, day + DAY)
+    noon = day + timedelta(hours=12)
+    new_findings, resolved = await store.sync_findings(findings(envs, noon, drift_rng), noon)
+    for f in new_findings:
+        if f.type == "component" and f.environment is not None:
+            key = alert_key("version_drift", f.environment, f"component:{f.environment}")
+            event = AlertEvent(key, "version_drift", f.environment, "warning", f.summary, noon)
+            g.alerts_fired += (await store.fire_alert(event))[1]
+    for f in resolved:
+        if f.type == "component" and f.environment is not None:
+            key = alert_key("version_drift", f.environment, f"component:{f.environment}")
+            await store.resolve_alert(key, noon)
+    t3 = time.perf_counter()
+    # The retention job as the daemon runs it (jobs/retention.py), at the day's end, on every day: on
+    # the rollup-only days it prunes alerts (and finds no sample to roll up).
+    end = day + DAY
+    await store.rollup_health(end)
+    await store.prune(
+        end,
+        raw_samples=retention.raw_samples,
+        hourly_rollups=retention.hourly_rollups,
+        alerts=retention.alerts,
+        outbox_sent=retention.outbox_sent,
+    )
+    g.samples += len(samples)
+    g.other_s += t3 - t2
+    g.retention_s += time.perf_counter() - t3
+
+
+def hourly_rollups(samples: Iterable[HealthSample]) -> dict[tuple[str, datetime], dict[str, Any]]:
+    """The rows ``Store.rollup_health`` writes for ``samples`` (whole UTC hours), by (environment,
+    hour): the polls by outcome class, and the mean and maximum response time of those that have one.
+    The mean adds the floats one at a time in ts order and divides by their count, as SQLite's avg()
+    does (3.40; 3.43 and later add with compensation). Not assumed: ``verify_rollups`` compares."""
+    groups: dict[tuple[str, datetime], list[HealthSample]] = {}
+    for sample in samples:
+        groups.setdefault((sample.environment, hour_floor(sample.ts)), []).append(sample)
+    rows = {}
+    for (environment, hour), group in groups.items():
+        group.sort(key=lambda s: s.ts)
+        seen = Counter(s.outcome for s in group)
+        healthy, degraded, unhealthy = seen[Outcome.HEALTHY], seen[Outcome.DEGRADED], seen[Outcome.UNHEALTHY]
+        total, measured, highest = 0.0, 0, None
+        for s in group:
+            if s.response_ms is not None:
+                total += s.response_ms
+                measured += 1
+                highest = s.response_ms if highest is None else max(highest, s.response_ms)
+        rows[environment, hour] = {
+            "environment": environment,
+            "hour": hour,
+            "samples": len(group),
+            "healthy": healthy,
+            "degraded": degraded,
+            "unhealthy": unhealthy,
+            "failed": len(group) - healthy - degraded - unhealthy,
+            "response_ms_avg": total / measured if measured else None,
+            "response_ms_max": highest,
+        }
+    return rows
+
+
+async def insert_rollups(engine: AsyncEngine, rows: Iterable[dict[str, Any]]) -> None:
+    """Bulk insert with the schema's table (its column types write the hour as the store does)."""
+    batch = list(rows)
+    if batch:
+        async with engine.begin() as conn:
+            await conn.execute(rollup_table.insert(), batch)
+
+
+ROLLUP_COLUMNS: Final = (
+    "environment, hour, typeof(hour), samples, healthy, degraded, unhealthy, failed, "
+    "response_ms_avg, typeof(response_ms_avg), response_ms_max, typeof(response_ms_max)"
+)
+
+
+async def verify_rollups(
+    store: Store,
+    db: Path,
+    plan: Plan,
+    raw_from: datetime,
+    expected: dict[tuple[str, datetime], dict[str, Any]],
+    g: Generation,
+) -> None:
+    """Refuse the data unless the rollups ``Store.rollup_health`` (and ``prune``) wrote for the days
+    written raw are exactly ``hourly_rollups`` of the same samples, and unless those rows bulk-inserted
+    by ``insert_rollups`` (into a scratch database of the same schema) are the same stored values
+    (text, types) as rollup_health's, for the first of those days (whose raw samples the last prune
+    deleted)."""
+    progress("checking the bulk-inserted rollups: the same rows as rollup_health's")
+    started = time.perf_counter()
+    boundary = rollup_boundary(plan.now)  # the last hour of yesterday is not rolled up yet
+    want = {key: row for key, row in expected.items() if key[1] < boundary}
+    got = {(r.environment, r.hour): asdict(r) for r in await store.health_rollups(raw_from, boundary)}
+    if got != want:
+        differ = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
+        shown = "; ".join(f"{k[0]} {k[1]:%Y-%m-%d %H:%M}: {got.get(k)} != {want.get(k)}" for k in differ[:3])
+        refuse(f"hourly_rollups differs from rollup_health in {len(differ):,} of {len(want):,} rows: {shown}")
+    first = {key: row for key, row in want.items() if raw_from <= key[1] < raw_from + DAY}
+    with tempfile.TemporaryDirectory(prefix="umig-bench-rollups-") as scratch:
+        other = Path(scratch) / "rollups.db"
+        async with await Store.open(f"sqlite:///{other}"):
+            pass  # the schema, as the store makes it
+        engine = await asyncio.to_thread(create_engine, f"sqlite:///{other}")
+        try:
+            await insert_rollups(engine, first.values())
+        finally:
+            await engine.dispose()
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            conn.execute("ATTACH DATABASE ? AS scratch", (str(other),))
+            columns = f"SELECT {ROLLUP_COLUMNS} FROM {{}}.health_rollups_hourly"
+            bounds = " WHERE hour >= (SELECT min(hour) FROM scratch.health_rollups_hourly)"
+            bounds += " AND hour <= (SELECT max(hour) FROM scratch.health_rollups_hourly)"
+            ours = conn.execute(columns.format("scratch") + " ORDER BY environment, hour").fetchall()
+            theirs = conn.execute(columns.format("main") + bounds + " ORDER BY environment, hour").fetchall()
+    if not ours or ours != theirs:
+        refuse(
+            f"bulk-inserted rollups of {raw_from.date()} are not stored as rollup_health stores them: "
+            f"{len(ours):,} rows against {len(theirs):,}"
+            + next((f"; first: {a} != {b}" for a, b in zip(ours, theirs, strict=False) if a != b), "")
+        )
+    g.verified_rows = len(want)
+    g.verify_s += time.perf_counter() - started
 
 
 async def write_baselines(
@@ -856,19 +1058,29 @@ def report_generation(section: Section, plan: Plan, g: Generation) -> None:
         "generation",
         g.total_s,
         "s",
-        f"building samples {g.build_s:.1f} s, add_health_samples {g.store_s:.1f} s in {g.store_calls} calls, "
-        f"rollup_health + prune {g.retention_s:.1f} s, alerts/deployments/drift {g.other_s:.1f} s, "
-        f"baselines {g.baselines_s:.1f} s",
+        f"building samples {g.build_s:.1f} s, add_health_samples {g.store_s:.1f} s in {g.store_calls} calls "
+        f"({plan.days - g.rollup_days} days), rollups bulk-inserted {g.rollups_s:.1f} s ({g.rollup_days} "
+        f"days), rollup_health + prune {g.retention_s:.1f} s, alerts/deployments/drift {g.other_s:.1f} s, "
+        f"baselines {g.baselines_s:.1f} s, checking rollups {g.verify_s:.1f} s",
+    )
+    section.add(
+        "generation_peak_rss_mb",
+        "peak RSS, generation",
+        mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024),
+        "MB",
+        "ru_maxrss of this process since it started: the generation's peak",
     )
     section.add("rows_per_s", "rows per second (whole generation)", g.samples / g.total_s, "samples/s")
     section.add(
-        "store_rows_per_s", "rows per second (add_health_samples)", g.samples / g.store_s, "samples/s"
+        "store_rows_per_s", "rows per second (add_health_samples)", g.store_samples / g.store_s, "samples/s"
     )
     section.add("wal_max_mb", "WAL size, max during generation", mb(g.wal_max), "MB")
     section.facts.update(
         alerts_fired=g.alerts_fired,
         deployment_events=g.deployment_events,
         baselines=f"{g.baselines_store:,} through Store.add_baseline, {g.baselines_bulk:,} bulk-inserted",
+        rollups=f"{g.rollup_rows:,} bulk-inserted for {g.rollup_days} days; {g.verified_rows:,} of "
+        f"rollup_health's equal to hourly_rollups of the same samples",
     )
 
 
@@ -893,17 +1105,26 @@ def describe_database(db: Path, plan: Plan, settings: Settings, section: Section
         oldest = one("SELECT min(ts) FROM health_samples")
         page_size, pages, free = (one(f"PRAGMA {p}") for p in ("page_size", "page_count", "freelist_count"))
         try:
-            tables = conn.execute(
-                "SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC"
+            stat = conn.execute(
+                "SELECT name, sum(pgsize), sum(payload), sum(unused) FROM dbstat"
+                " GROUP BY name ORDER BY 2 DESC"
             ).fetchall()
         except sqlite3.Error as exc:
-            tables = [(f"dbstat unavailable: {exc}", 0)]
+            stat = [(f"dbstat unavailable: {exc}", 0, 0, 0)]
+        tables = [(name, size) for name, size, _, _ in stat]
+        text = conn.execute(
+            "SELECT "
+            + ", ".join(f"coalesce(sum(length(CAST({c} AS BLOB))), 0)" for c in TEXT_COLUMNS)
+            + " FROM health_samples"
+        ).fetchone()
         counts = {
             t: one(f"SELECT count(*) FROM {t}")
             for t in ("alerts", "deployment_events", "baselines", "drift_findings")
         }
     section.add("raw_samples_kept", "raw samples kept", raw, "rows", f"oldest {oldest}")
     section.add("rollup_rows", "hourly rollup rows", rollups, "rows")
+    if raw and stat[0][1]:
+        per_sample(section, raw, stat, dict(zip(TEXT_COLUMNS, text, strict=True)), open_bytes)
     # What grows with the number of days: everything but the raw window (samples and their indexes).
     growing = sum(
         size for name, size in tables if not name.startswith(("health_samples", "ix_health_samples"))
@@ -928,6 +1149,65 @@ def describe_database(db: Path, plan: Plan, settings: Settings, section: Section
         largest=", ".join(f"{name} {mb(size):.1f} MB" for name, size in tables[:8]),
         rows=counts,
         retention=f"raw samples {retention.raw_samples.days} d, rollups {retention.hourly_rollups.days} d",
+    )
+
+
+# Text columns of health_samples, whose stored bytes are summed for the per-sample breakdown.
+TEXT_COLUMNS: Final = (
+    "ts",
+    "environment",
+    "outcome",
+    "umig_status",
+    "version",
+    "build",
+    "uptime_text",
+    "error",
+    "components",
+    "metrics",
+    "component_versions",
+    "tls_cert_expiry",
+    "deployed_at",
+    "deployed_by",
+)
+RAW_OBJECTS: Final = ("health_samples", "ix_health_samples_environment_ts", "ix_health_samples_ts")
+
+
+def per_sample(
+    section: Section, raw: int, stat: Sequence[tuple[str, int, int, int]], text: dict[str, int], total: int
+) -> None:
+    """Bytes per raw sample kept: of the table (its records, and what else its pages hold) and of each
+    of its indexes, from dbstat (pages of the closed file, the WAL checkpointed); and, computed, what a
+    sample could cost for the file to stay under the storage target with the rest as it is."""
+    sizes = {name: (size, payload, unused) for name, size, payload, unused in stat}
+    raw_bytes = sum(sizes.get(name, (0, 0, 0))[0] for name in RAW_OBJECTS)
+    section.add(
+        "bytes_per_sample",
+        "bytes per raw sample, table + indexes",
+        raw_bytes / raw,
+        "B",
+        f"{mb(raw_bytes):.1f} MB of the file's {mb(sum(s for s, _, _ in sizes.values())):.1f} MB",
+    )
+    for name in RAW_OBJECTS:
+        size, payload, unused = sizes.get(name, (0, 0, 0))
+        note = f"{mb(size):.1f} MB: records {payload / raw:.0f} B, free {unused / raw:.0f} B, "
+        note += f"page and cell headers {(size - payload - unused) / raw:.0f} B"
+        if name == "health_samples":
+            shown = sorted(((c, b / raw) for c, b in text.items() if b), key=lambda cb: -cb[1])
+            columns = ", ".join(f"{c} {b:.1f}" for c, b in shown)
+            rest = (payload - sum(text.values())) / raw
+            note += f"; in the record, text columns {columns}, the record header and numbers {rest:.1f}"
+        label = (
+            f"  {'table' if name == 'health_samples' else 'index'} {name.removeprefix('ix_health_samples_')}"
+        )
+        section.add(f"bytes_per_sample_{name}", label, size / raw, "B", note)
+    rest = sum(s for name, (s, _, _) in sizes.items() if name not in RAW_OBJECTS)
+    section.add(
+        "bytes_per_sample_needed",
+        "bytes per raw sample for < 1 GB",
+        (TARGET_DB_BYTES - rest) / raw,
+        "B",
+        f"computed, NOT measured: (1 GB - the {mb(rest):.1f} MB of everything else) / the {raw:,} raw "
+        "samples kept, table and indexes together, as if the WAL were empty",
     )
 
 
@@ -1029,6 +1309,9 @@ async def bench_report(db: Path, plan: Plan, day: date, what: str, runs: int) ->
         "runs, one after another; wall clock (perf_counter) per run. Steps are the calls inside, wrapped.",
     )
     steps = Steps()
+    gc.collect()
+    reset = reset_peak_rss()
+    rss_before = rss_kb("VmRSS")
     totals: list[float] = []
     builds: list[float] = []
     renders: list[float] = []
@@ -1040,6 +1323,7 @@ async def bench_report(db: Path, plan: Plan, day: date, what: str, runs: int) ->
             for i in range(runs):
                 progress(f"report for {day.isoformat()}: run {i + 1} of {runs}")
                 steps.reset()
+                report = rendered = None  # not alive while the next one is built
                 t0 = time.perf_counter()
                 report = await reports.build_report(store, settings, day, now)
                 t1 = time.perf_counter()
@@ -1063,6 +1347,27 @@ async def bench_report(db: Path, plan: Plan, day: date, what: str, runs: int) ->
     )
     section.add("report_max_s", "build + render, max", max(totals), "s")
     section.add("report_first_s", "build + render, first run", totals[0], "s")
+    peak = rss_kb("VmHWM") if reset else None
+    if peak is not None:
+        before = (
+            "RSS before unknown" if rss_before is None else f"{mb(rss_before * 1024):.0f} MB before the first"
+        )
+        section.add(
+            "report_peak_rss_mb",
+            "peak RSS during the runs",
+            mb(peak * 1024),
+            "MB",
+            f"VmHWM of this process, reset (/proc/self/clear_refs) before the first run: the interpreter, "
+            f"its imports and the open store included, {before}",
+        )
+    else:
+        section.add(
+            "report_peak_rss_mb",
+            "peak RSS of the process",
+            mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024),
+            "MB",
+            "ru_maxrss (the peak could not be reset): since the process started, generation included",
+        )
     section.add("build_p50_s", "  build_report p50", statistics.median(builds), "s")
     section.add("render_p50_s", "  Rendered.of p50", statistics.median(renders), "s")
     for name in (*STORE_STEPS, *CODE_STEPS):
@@ -1121,10 +1426,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         db = args.db.resolve() if args.db else Path(scratch) / "report.db"
         data = Section(
             f"data: {args.days} days x {args.envs} environments, a poll every {INTERVAL_S} s",
-            "generated from a fixed seed day by day: Store.add_health_samples (the day's polls, at most "
-            f"{BATCH:,} a call), alerts, deployment events and drift findings through the store, then "
-            "Store.rollup_health + Store.prune at the day's end with the default retention, as the retention "
-            "job does; hourly baselines last. Sizes are of the file and its WAL.",
+            "generated from a fixed seed day by day: the last 31 days' samples through "
+            f"Store.add_health_samples (at most {BATCH:,} a call), the hourly rollups of the days before "
+            "bulk-inserted (checked against rollup_health's of the 31 days); alerts, deployment events and "
+            "drift findings through the store, then Store.rollup_health + Store.prune at each day's end "
+            "with the default retention, as the retention job does; hourly baselines last. Sizes are of "
+            "the file and its WAL; bytes per sample from dbstat.",
         )
         plan = asyncio.run(prepare_database(db, plan, data))
         settings = parse_config(settings_yaml(db, plan))
