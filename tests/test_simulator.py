@@ -536,6 +536,25 @@ async def test_control_lists_every_environment(sim: RunningSimulator, http: aioh
     assert uat["requests"] == {endpoint.value: 0 for endpoint in Endpoint}
 
 
+async def test_control_totals_sum_every_environments_requests(
+    sim: RunningSimulator, http: aiohttp.ClientSession
+) -> None:
+    _, before = await fetch(http, sim.control_url("requests"))
+    assert before == {"requests": {endpoint.value: 0 for endpoint in Endpoint}}
+    for env in ("uat", "uat", "production"):
+        await fetch(http, sim.api_url(env, "admin/health"))
+    await fetch(http, sim.api_url("production", "admin/version"))
+    status, after = await fetch(http, sim.control_url("requests"))
+    _, listing = await fetch(http, sim.control_url("environments"))
+    summed = {
+        endpoint.value: sum(e["requests"][endpoint.value] for e in listing["environments"].values())
+        for endpoint in Endpoint
+    }
+    assert status == 200
+    assert after["requests"] == summed
+    assert (after["requests"]["health"], after["requests"]["version"]) == (3, 1)
+
+
 async def test_control_patch_round_trips_to_the_endpoints(
     sim: RunningSimulator, http: aiohttp.ClientSession
 ) -> None:

@@ -154,6 +154,14 @@ class Simulator:
         counts = self._requests[environment]
         return {endpoint.value: counts[endpoint] for endpoint in Endpoint}
 
+    def request_totals(self) -> dict[str, int]:
+        """Requests received per endpoint, summed over every environment (zero included)."""
+        totals = dict.fromkeys((endpoint.value for endpoint in Endpoint), 0)
+        for counts in self._requests.values():
+            for endpoint, count in counts.items():
+                totals[endpoint.value] += count
+        return totals
+
     def regenerate_test_data(self, environment: str) -> EnvironmentState:
         """What UMIG's regeneration fixes: fresh test data and a healthy database."""
         return self.update(environment, database_status=HEALTHY, test_data_status="ready")
