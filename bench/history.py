@@ -57,12 +57,12 @@ import tempfile
 import time
 import types
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
-from typing import Any, Final, NoReturn
+from typing import Any, Final, NoReturn, TypeVar
 from urllib.parse import urlencode
 
 import aiohttp
@@ -97,6 +97,8 @@ from umig_monitor.logs import configure_logging
 from umig_monitor.storage.store import Store
 from umig_monitor.web.deployments import list_deployments
 from umig_monitor.web.server import DAEMON_KEY
+
+T = TypeVar("T")
 
 ENVIRONMENTS: Final = ("development", "uat", "production", "hotfix")
 ENVIRONMENT: Final = "production"  # the one queried
@@ -416,6 +418,7 @@ def prepare_jsonl(jsonl: Path, plan: Plan, section: Section) -> None:
 # --- our query -------------------------------------------------------------------------------------
 
 STEPS: Final = ("reads", "body")
+READS: Final = ("page", "count", "summary")  # each read's own wall clock, while the others run beside it
 
 
 @dataclass(frozen=True)
@@ -442,12 +445,21 @@ def summary_document(s: Summary) -> dict[str, Any]:
 async def api_query(store: Store, since: datetime, times: dict[str, list[float]] | None) -> Answer:
     """What ``list_deployments`` does for ``?environment=E&since=…`` with the default page."""
     filters: dict[str, Any] = {"environment": ENVIRONMENT, "since": since, "until": None, "types": None}
+    read_s: dict[str, float] = {}
+
+    async def timed(name: str, read: Awaitable[T]) -> T:
+        started = time.perf_counter()
+        try:
+            return await read
+        finally:
+            read_s[name] = time.perf_counter() - started
+
     t0 = time.perf_counter()
     # As the handler does: the page, the count and the summary side by side.
     page, total, s = await asyncio.gather(
-        store.deployment_events(**filters, limit=PAGE_LIMIT, offset=0),
-        store.count_deployment_events(**filters),
-        store.deployment_summary(environment=ENVIRONMENT, since=since, until=None),
+        timed("page", store.deployment_events(**filters, limit=PAGE_LIMIT, offset=0)),
+        timed("count", store.count_deployment_events(**filters)),
+        timed("summary", store.deployment_summary(environment=ENVIRONMENT, since=since, until=None)),
     )
     t4 = time.perf_counter()
     window: list[DeploymentEvent] = []  # the handler no longer loads the window; see summary_agrees
@@ -463,6 +475,8 @@ async def api_query(store: Store, since: datetime, times: dict[str, list[float]]
     if times is not None:
         for step, seconds in zip(STEPS, (t4 - t0, t5 - t4), strict=True):
             times[step].append(seconds)
+        for name in READS:
+            times[name].append(read_s[name])
         times["total"].append(t5 - t0)
     return Answer(page, total, window, s, body)
 
@@ -490,10 +504,11 @@ async def bench_query(db: Path, plan: Plan, runs: int, profile: str | None) -> t
         f"our query: {ENVIRONMENT}, last {DAYS} days, with the summary ({runs} runs)",
         f"the calls GET /api/v1/deployments?environment={ENVIRONMENT}&since={DAYS}d makes, through the "
         f"Store API on a fresh Store.open: deployment_events(limit={PAGE_LIMIT}) newest first, "
-        "count_deployment_events and deployment_summary (per-deployment rollups) side by side, the JSON body "
+        "count_deployment_events and deployment_summary (per-day counts, and the events and rollups of the "
+        "window's first day) side by side, each timed too, the JSON body "
         f"(page records + summary). {WARMUPS} warm-ups, then wall clock (perf_counter) per run.",
     )
-    times: dict[str, list[float]] = {step: [] for step in (*STEPS, "total")}
+    times: dict[str, list[float]] = {step: [] for step in (*STEPS, *READS, "total")}
     profiler = cProfile.Profile() if profile else None
     async with await Store.open(f"sqlite:///{db}") as store:
         for _ in range(WARMUPS):
@@ -520,9 +535,12 @@ async def bench_query(db: Path, plan: Plan, runs: int, profile: str | None) -> t
     section.add("query_max_ms", "max", max(total_ms), "ms")
     labels = {
         "reads": f"  page ({PAGE_LIMIT}) + count + summary, side by side",
+        "page": f"    deployment_events (limit {PAGE_LIMIT})",
+        "count": "    count_deployment_events",
+        "summary": "    deployment_summary",
         "body": "  JSON body",
     }
-    for step in STEPS:
+    for step in ("reads", *READS, "body"):
         section.add(f"step_{step}_p50_ms", f"{labels[step]} p50", statistics.median(times[step]) * 1000, "ms")
     by_type = Counter(e.type.value for e in answer.window)
     section.facts.update(

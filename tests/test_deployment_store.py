@@ -1,21 +1,25 @@
-"""Deployment storage: the SQL summary agrees with core's ``summarize`` on the same events
-(ties, observed, open starts), on SQLite and PostgreSQL; windows compare datetimes."""
+"""Deployment storage: the SQL summary and count agree with core's ``summarize`` on the same events
+(ties, observed, open starts) for any window, however the per-day counts were kept (deployments
+across midnight, late events, updates, a whole import at once, writers side by side), on SQLite and
+PostgreSQL; windows compare datetimes."""
 
 from __future__ import annotations
 
-import random
+import asyncio
+import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from tests.history_cases import DAY, T0, assert_history_matches, generated, outcome
 from tests.support import POSTGRES_URL, scratch_database
 from umig_monitor.core.deployments import DeploymentEvent, EventType
 from umig_monitor.core.dora import summarize
+from umig_monitor.core.history import event_to_record, parse_history
 from umig_monitor.storage import Store
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture(params=["sqlite_file", *(["postgresql"] if POSTGRES_URL else [])])
@@ -28,52 +32,63 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             await s.close()
 
 
-def generated(n: int, seed: int = 7) -> list[DeploymentEvent]:
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        env = rng.choice(["uat", "production"])
-        start = T0 + timedelta(hours=rng.randrange(0, 24 * 60))
-        dep = f"d{i}"
-        shape = rng.random()
-        if shape < 0.05:
-            out.append(DeploymentEvent(f"{dep}-o", dep, env, EventType.OBSERVED, start, version="1.0.0"))
-            continue
-        out.append(DeploymentEvent(f"{dep}-s", dep, env, EventType.START, start, version="1.0.0"))
-        end = start + timedelta(minutes=rng.choice([0, 5, 10]))
-        for kind in rng.sample(
-            [EventType.SUCCESS, EventType.FAILURE, EventType.ROLLBACK], rng.randrange(0, 3)
-        ):
-            out.append(
-                DeploymentEvent(
-                    f"{dep}-{kind.value}",
-                    dep,
-                    env,
-                    kind,
-                    end,
-                    version="1.0.0",
-                    to_version="0.9.0" if kind is EventType.ROLLBACK else None,
-                    error="x" if kind is EventType.FAILURE else None,
-                )
-            )
-    return out
-
-
-async def test_sql_summary_matches_core(store: Store) -> None:
+async def test_sql_summary_and_count_match_core(store: Store) -> None:
     events = generated(400)
     await store.add_deployment_events(events, T0)
-    for env in (None, "uat", "production"):
-        for since, until in ((None, None), (T0 + timedelta(days=10), T0 + timedelta(days=40))):
-            window = [
-                e
-                for e in events
-                if (env is None or e.environment == env)
-                and (since is None or e.ts >= since)
-                and (until is None or e.ts < until)
-            ]
-            assert await store.deployment_summary(environment=env, since=since, until=until) == summarize(
-                window
-            )
+    await assert_history_matches(store, events)
+
+
+async def test_a_late_event_moves_a_deployment_to_another_day(store: Store) -> None:
+    day = T0 + 10 * DAY
+    start = DeploymentEvent("a-s", "a", "uat", EventType.START, day - timedelta(minutes=10), version="1.0.0")
+    success = outcome("a", "uat", EventType.SUCCESS, day - timedelta(minutes=5))
+    other = DeploymentEvent("b-s", "b", "uat", EventType.START, day + timedelta(hours=3), version="1.0.0")
+    events = [start, success, other]
+    await store.add_deployment_events(events, T0)
+    await assert_history_matches(store, events, first=day - DAY, days=5)
+    # Rolled back two days later: the deployment now counts on that day, with its earlier success.
+    rollback = outcome("a", "uat", EventType.ROLLBACK, day + 2 * DAY + timedelta(hours=4))
+    assert await store.add_deployment_event(rollback, T0)
+    events.append(rollback)
+    await assert_history_matches(store, events, first=day - DAY, days=5)
+    since = day + DAY + timedelta(hours=12)  # after the start, the success and the first day
+    assert await store.deployment_summary(environment="uat", since=since) == summarize(
+        [start, success, rollback]
+    )
+    # A failure reported late, timed before everything else: the latest event does not move.
+    failure = outcome("a", "uat", EventType.FAILURE, day - 3 * DAY)
+    await store.add_deployment_events([failure, other], T0)  # ``other`` again: already known
+    events.append(failure)
+    await assert_history_matches(store, events, first=day - 4 * DAY, days=8)
+
+
+async def test_an_event_updated_to_another_day_counts_there(store: Store) -> None:
+    events = generated(60, seed=3, days=6)
+    await store.add_deployment_events(events, T0)
+    moved = replace(events[0], ts=events[0].ts + 2 * DAY + timedelta(minutes=1), error="late")
+    await store.update_deployment_event(moved)
+    events[0] = moved
+    await assert_history_matches(store, events, days=8)
+
+
+async def test_imported_history_in_one_call(store: Store) -> None:
+    """An import writes its whole file in one call: more deployments than one statement refreshes,
+    over days far apart, and re-importing it changes nothing."""
+    lines = [json.dumps(event_to_record(e)) for e in generated(1500, seed=11, days=400)]
+    events, errors = parse_history(lines, None)
+    assert not errors
+    assert await store.add_deployment_events(events, T0 + 500 * DAY, history=True) == len(events)
+    await assert_history_matches(store, events, days=400)
+    await store.add_deployment_events(events, T0 + 500 * DAY, history=True)
+    await assert_history_matches(store, events, days=400)
+
+
+async def test_writers_side_by_side_keep_the_days_exact(store: Store) -> None:
+    """On PostgreSQL each writer recomputes the days it touched from what is committed: without
+    taking turns, two writers of one day would each leave the other's events out."""
+    events = generated(120, seed=5, days=2)
+    await asyncio.gather(*(store.add_deployment_event(e, T0) for e in events))
+    await assert_history_matches(store, events, days=2)
 
 
 async def test_empty_summary(store: Store) -> None:

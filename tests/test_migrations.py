@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,7 +20,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from tests.history_cases import DAY, assert_history_matches, generated, outcome
 from tests.support import POSTGRES_URL, scratch_database
+from umig_monitor.core.deployments import DeploymentEvent, EventType
 from umig_monitor.core.health import Outcome
 from umig_monitor.storage import LATEST_VERSION, StorageError, Store, migrations
 from umig_monitor.storage.engine import create_engine
@@ -235,6 +238,70 @@ async def test_upgrade_from_version_1_keeps_data(store_url: str, reference_url: 
     ]
     await run_sync(reference_url, live_metadata.create_all)
     assert await run_sync(store_url, schema_of) == await run_sync(reference_url, schema_of)
+
+
+# The version-12 deployment tables, as this test writes them (only the columns it fills in).
+V12 = sa.MetaData()
+V12_DEPLOYMENT_EVENTS = sa.Table(
+    "deployment_events",
+    V12,
+    sa.Column("id", sa.String),
+    sa.Column("deployment_id", sa.String),
+    sa.Column("environment", sa.String),
+    sa.Column("type", sa.String),
+    sa.Column("version", sa.String),
+    sa.Column("to_version", sa.String),
+    sa.Column("error", sa.Text),
+    sa.Column("ts", UTCDateTime()),
+    sa.Column("created_at", UTCDateTime()),
+)
+V12_DEPLOYMENT_ROLLUPS = sa.Table(
+    "deployment_rollups",
+    V12,
+    *(
+        sa.Column(name)
+        for name in (
+            "deployment_id",
+            "environment",
+            "first_ts",
+            "last_ts",
+            "started",
+            "observed",
+            "success_ts",
+            "failure_ts",
+            "rollback_ts",
+        )
+    ),
+)
+
+
+def fill_version_12(conn: Connection, events: list[DeploymentEvent]) -> None:
+    columns = ("id", "deployment_id", "environment", "version", "to_version", "error", "ts")
+    conn.execute(
+        V12_DEPLOYMENT_EVENTS.insert(),
+        [{"type": e.type.value, "created_at": e.ts, **{c: getattr(e, c) for c in columns}} for e in events],
+    )
+    # As the version-12 store kept them: one rollup row per deployment, from its events.
+    names = [c.name for c in V12_DEPLOYMENT_ROLLUPS.c]
+    conn.execute(
+        V12_DEPLOYMENT_ROLLUPS.insert().from_select(names, migrations.rollup_select(V12_DEPLOYMENT_EVENTS))
+    )
+
+
+async def test_upgrade_from_version_12_counts_the_days_of_the_history_stored(store_url: str) -> None:
+    assert await migrated_to(store_url, 12) == tuple(range(1, 13))
+    events = generated(300, seed=13)
+    await run_sync(store_url, lambda conn: fill_version_12(conn, events))
+
+    async with await Store.open(store_url) as store:
+        assert await store.schema_version() == LATEST_VERSION
+        await assert_history_matches(store, events)
+        # From here on every write keeps the days in step: a deployment rolled back days later.
+        last = events[-1]
+        rollback = outcome(last.deployment_id, last.environment, EventType.ROLLBACK, last.ts + 3 * DAY)
+        rollback = replace(rollback, id=f"{rollback.id}-again")
+        assert await store.add_deployment_event(rollback, rollback.ts)
+        await assert_history_matches(store, [*events, rollback], days=65)
 
 
 # -- refusing ---------------------------------------------------------------------------------

@@ -28,7 +28,15 @@ from umig_monitor.storage import Store
 from umig_monitor.storage.records import LogUpdate, OutboxEntry
 from umig_monitor.storage.schema import metadata
 
-BIG = ("health_samples", "health_rollups_hourly", "alerts", "deployment_events", "outbox")
+BIG = (
+    "health_samples",
+    "health_rollups_hourly",
+    "alerts",
+    "deployment_events",
+    "deployment_rollups",
+    "deployment_days",
+    "outbox",
+)
 # A partial index holds only the rows its condition picks (firing alerts): walking it all is no full read.
 PARTIAL = {
     index.name
@@ -38,9 +46,14 @@ PARTIAL = {
 }
 T0 = datetime(2024, 10, 25, 10, 0, tzinfo=UTC)
 NOW = T0 + timedelta(hours=6)
+MIDNIGHT = NOW.replace(hour=0) - timedelta(days=7)
 BACKENDS = ["sqlite_file", *(["postgresql"] if POSTGRES_URL else [])]
 
 Call = Callable[[Store], Awaitable[Any]]
+RECORDED = [
+    DeploymentEvent(f"r-{kind.value}", "r", "prod", kind, NOW - timedelta(days=1, minutes=m), version="1.1.0")
+    for m, kind in ((10, EventType.START), (0, EventType.SUCCESS))
+]
 
 
 @dataclass(frozen=True)
@@ -86,9 +99,24 @@ CASES = [
         "history_page",
         lambda s: s.deployment_events(environment="prod", since=NOW - timedelta(days=30), limit=100),
     ),
+    # The API's count and summary of an open window: its whole days, then its first day's own rows.
     Case(
         "history_count",
         lambda s: s.count_deployment_events(environment="prod", since=NOW - timedelta(days=30)),
+    ),
+    Case(
+        "history_count_of_types",
+        lambda s: s.count_deployment_events(
+            environment="prod", since=NOW - timedelta(days=30), types=[EventType.SUCCESS.value]
+        ),
+    ),
+    Case(
+        "history_count_from_midnight", lambda s: s.count_deployment_events(environment="prod", since=MIDNIGHT)
+    ),
+    Case("history_count_all_time", lambda s: s.count_deployment_events(environment="prod")),
+    Case(
+        "history_count_bounded",
+        lambda s: s.count_deployment_events(environment="prod", since=MIDNIGHT, until=NOW),
     ),
     Case(
         "drift_history",
@@ -97,6 +125,11 @@ CASES = [
         ),
     ),
     Case("summary", lambda s: s.deployment_summary(environment="prod", since=NOW - timedelta(days=30))),
+    Case("summary_from_midnight", lambda s: s.deployment_summary(environment="prod", since=MIDNIGHT)),
+    Case("summary_all_time", lambda s: s.deployment_summary(environment="prod")),
+    Case("summary_bounded", lambda s: s.deployment_summary(environment="prod", since=MIDNIGHT, until=NOW)),
+    # Recording events refreshes their deployments' rollups and their days' counts from the indexes.
+    Case("record_events", lambda s: s.add_deployment_events(RECORDED, NOW)),
     Case("recorded_since", lambda s: s.deployments_recorded_since(NOW - timedelta(minutes=1))),
     # The deliverer.
     Case("due_deliveries", lambda s: s.due_deliveries(NOW)),
@@ -164,11 +197,12 @@ async def seed(store: Store) -> None:
 
 @contextmanager
 def statements(store: Store) -> Iterator[list[tuple[str, Any]]]:
-    """The reads (and updates and deletes) the store sends to the database while the block runs."""
+    """The reads (and updates, deletes and inserts from a select) the store sends to the database
+    while the block runs."""
     seen: list[tuple[str, Any]] = []
 
     def grab(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
-        if re.match(r"\s*(SELECT|WITH|UPDATE|DELETE)\b", statement, re.IGNORECASE):
+        if re.match(r"\s*(SELECT|WITH|UPDATE|DELETE)\b|\s*INSERT\b.*\bSELECT\b", statement, re.I | re.S):
             seen.append((statement, parameters))
 
     engine = store._engine.sync_engine

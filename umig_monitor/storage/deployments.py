@@ -1,5 +1,6 @@
 """Deployment events and watches. Events are idempotent by id; queries compare timestamps as
-datetimes in the database (the guide compared strings) and page through history."""
+datetimes in the database (the guide compared strings) and page through history. Every write keeps
+the per-deployment rollups and the per-day counts in step, in its own transaction."""
 
 from __future__ import annotations
 
@@ -7,21 +8,24 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from umig_monitor.core.deployments import DeploymentEvent, EventType, Summary
+from umig_monitor.storage import deployment_days as per_day
 from umig_monitor.storage import dialects
 from umig_monitor.storage.latest import newest_rows
-from umig_monitor.storage.migrations import rollup_select
+from umig_monitor.storage.migrations import outcome_counts, rollup_select
 from umig_monitor.storage.schema import deployment_events as events
 from umig_monitor.storage.schema import deployment_rollups as rollups
 from umig_monitor.storage.schema import deployment_watches as watches
 
 TERMINAL = (EventType.SUCCESS.value, EventType.FAILURE.value, EventType.ROLLBACK.value)
+# The PostgreSQL advisory lock (two-key space, apart from the migrations' one) deployment writers take.
+HISTORY_LOCK: Final = (0x756D6967, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,35 +58,61 @@ class DeploymentQueries:
         statement = dialects.insert_ignore(self._dialect, events, key=["id"])
         rows = [_row(e, min(e.ts, now) if history else now) for e in batch]
         async with self._connect("recording deployment events", write=True) as conn:
+            await self._serialise(conn)
             result = await conn.execute(statement, rows)
-            await self._refresh_rollups(conn, {e.deployment_id for e in batch})
+            await self._refresh(conn, {e.deployment_id for e in batch}, {per_day.day_of(e) for e in batch})
             return int(result.rowcount or 0) if result.rowcount not in (None, -1) else len(batch)
 
     async def add_deployment_event(self, event: DeploymentEvent, now: datetime) -> bool:
         statement = dialects.insert_ignore(self._dialect, events, key=["id"])
         async with self._connect("recording a deployment event", write=True) as conn:
+            await self._serialise(conn)
             result = await conn.execute(statement.values(**_row(event, now)))
             if result.rowcount:
-                await self._refresh_rollups(conn, {event.deployment_id})
+                await self._refresh(conn, {event.deployment_id}, {per_day.day_of(event)})
             return bool(result.rowcount)
 
-    async def _refresh_rollups(self, conn: AsyncConnection, deployment_ids: set[str]) -> None:
-        """Recompute the rollup rows of these deployments from their events (same transaction)."""
+    async def _serialise(self, conn: AsyncConnection) -> None:
+        """One deployment writer at a time. SQLite's BEGIN IMMEDIATE already does it; on PostgreSQL
+        two writers side by side would each recompute a day (or a deployment) from the rows
+        committed before the other's, and the last to commit would leave the other's events out."""
+        if self._dialect == "postgresql":
+            await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(*HISTORY_LOCK)))
+
+    async def _refresh(
+        self, conn: AsyncConnection, deployment_ids: set[str], event_days: set[per_day.Day]
+    ) -> None:
+        """Recompute the rollup rows of these deployments from their events, then the day rows of
+        ``event_days`` (where the written events fall) and of the days those deployments' latest
+        events fell on before and after (same transaction)."""
+        touched = set(event_days)
         ids = sorted(deployment_ids)
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
+            touched |= await per_day.days_of_rollups(conn, self._dialect, chunk)
             select = rollup_select(events).where(events.c.deployment_id.in_(chunk))
             await conn.execute(
                 dialects.upsert_from_select(self._dialect, rollups, key=["deployment_id"], select=select)
             )
+            touched |= await per_day.days_of_rollups(conn, self._dialect, chunk)
+        await per_day.refresh(conn, self._dialect, touched)
 
     async def update_deployment_event(self, event: DeploymentEvent) -> None:
         """Replace a stored event's fields (a re-sent event that added information); its time of
         recording stays, so followers do not count it again."""
         values = {k: v for k, v in _row(event, event.ts).items() if k not in ("id", "created_at")}
+        before = sa.select(events.c.deployment_id, events.c.environment, events.c.ts).where(
+            events.c.id == event.id
+        )
         async with self._connect("updating a deployment event", write=True) as conn:
+            await self._serialise(conn)
+            was = (await conn.execute(before)).first()
             await conn.execute(sa.update(events).where(events.c.id == event.id).values(**values))
-            await self._refresh_rollups(conn, {event.deployment_id})
+            ids, touched = {event.deployment_id}, {per_day.day_of(event)}
+            if was is not None:  # where it counted until now
+                ids.add(was.deployment_id)
+                touched.add((was.environment, per_day.midnight(was.ts)))
+            await self._refresh(conn, ids, touched)
 
     async def latest_deployment_of(self, environment: str, version: str) -> list[DeploymentEvent]:
         """The events of the latest deployment of ``version`` in ``environment`` (any age): the one
@@ -157,9 +187,17 @@ class DeploymentQueries:
         until: datetime | None = None,
         types: Sequence[str] | None = None,
     ) -> int:
-        query = self._filtered(
-            sa.select(sa.func.count()).select_from(events), environment, since, until, types
-        )
+        count = sa.select(sa.func.count()).select_from(events)
+        if until is None:
+            # Open-ended (the usual "last N days"): the window's whole days from deployment_days,
+            # the events themselves only of its first, partial day.
+            first, partial = per_day.split(since)
+            total = per_day.events_in_days(environment, first, types)
+            if partial is not None:
+                total = total + self._filtered(count, environment, *partial, types).scalar_subquery()
+            query = sa.select(total)
+        else:
+            query = self._filtered(count, environment, since, until, types)
         async with self._connect("counting deployment history", write=False) as conn:
             return int((await conn.execute(query)).scalar_one())
 
@@ -170,51 +208,21 @@ class DeploymentQueries:
         decided in SQL and only the counts per outcome come back (the history page's cost at a
         million events). On equal times rollback wins over failure over success, as in core."""
         if until is None:
-            # Open-ended windows (the usual "last N days") read one rollup row per deployment.
-            # A deployment counts when any of its events is in the window and its outcome is its
-            # latest terminal event overall, which is in the window whenever any terminal is.
-            r = rollups.c
-            per_deployment = sa.select(r.started, r.observed, r.success_ts, r.failure_ts, r.rollback_ts)
-            if environment is not None:
-                per_deployment = per_deployment.where(r.environment == environment)
-            if since is not None:
-                per_deployment = per_deployment.where(r.last_ts >= since)
+            # Open-ended windows count each deployment whose latest event is in the window, with
+            # its outcome from all its events (its latest terminal event, in the window whenever
+            # any terminal is): the whole days' counts from deployment_days, the first, partial
+            # day's from the rollups.
+            query = per_day.outcomes(environment, *per_day.split(since))
         else:
             # A bounded window is judged on its own events only.
             # The rollup's own grouping, restricted to the window, minus its id/environment/time columns.
             full = rollup_select(events)
             grouped = full.with_only_columns(*full.selected_columns[4:])
-            per_deployment = self._filtered(grouped, environment, since, until, None)
-        d = per_deployment.subquery().c
-        started, _, s, f, rb = tuple(d)  # started, observed, success, failure, rollback
-        outcome = sa.case(
-            (
-                sa.and_(rb.is_not(None), sa.or_(f.is_(None), rb >= f), sa.or_(s.is_(None), rb >= s)),
-                "rollback",
-            ),
-            (sa.and_(f.is_not(None), sa.or_(s.is_(None), f >= s)), "failure"),
-            (s.is_not(None), "success"),
-            (started == 1, "in_progress"),
-            else_="observed",
-        ).label("outcome")
-
-        def having(column: Any) -> Any:
-            return sa.func.sum(sa.case((column.is_not(None), 1), else_=0))
-
-        query = sa.select(outcome, sa.func.count(), having(f), having(rb)).group_by(outcome)
+            window = self._filtered(grouped, environment, since, until, None).subquery()
+            started, _, s, f, rb = tuple(window.c)
+            query = sa.select(*outcome_counts(started, s, f, rb))
         async with self._connect("summarising deployment history", write=False) as conn:
-            rows = (await conn.execute(query)).all()
-        counts = {name: int(n) for name, n, _, _ in rows}
-        finished = counts.get("success", 0) + counts.get("failure", 0) + counts.get("rollback", 0)
-        return Summary(
-            total=sum(counts.values()),
-            successful=counts.get("success", 0),
-            failed=sum(int(n or 0) for _, _, n, _ in rows),
-            rollbacks=sum(int(n or 0) for _, _, _, n in rows),
-            in_progress=counts.get("in_progress", 0),
-            observed=counts.get("observed", 0),
-            success_rate=counts.get("success", 0) / finished if finished else None,
-        )
+            return per_day.summary((await conn.execute(query)).one())
 
     async def events_of_deployment(self, deployment_id: str) -> list[DeploymentEvent]:
         query = (

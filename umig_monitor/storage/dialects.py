@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -47,20 +47,30 @@ def _insert(dialect_name: str, table: sa.Table) -> sqlite.Insert | postgresql.In
 
 
 def hour_floor(dialect_name: str, ts: sa.ColumnElement[datetime]) -> sa.ColumnElement[datetime]:
-    """``ts`` truncated to the start of its UTC hour, typed so it reads back as a UTC datetime.
+    """``ts`` truncated to the start of its UTC hour, typed so it reads back as a UTC datetime."""
+    return _floor(dialect_name, ts, "hour")
 
-    Constants are literal SQL, not bound parameters, so the same expression in SELECT and
-    GROUP BY is textually identical (PostgreSQL insists).
-    """
+
+def day_floor(dialect_name: str, ts: sa.ColumnElement[datetime]) -> sa.ColumnElement[datetime]:
+    """``ts`` truncated to the start of its UTC day (midnight UTC), typed likewise."""
+    return _floor(dialect_name, ts, "day")
+
+
+def _floor(
+    dialect_name: str, ts: sa.ColumnElement[datetime], unit: Literal["hour", "day"]
+) -> sa.ColumnElement[datetime]:
+    """Constants are literal SQL, not bound parameters, so the same expression in SELECT and
+    GROUP BY is textually identical (PostgreSQL insists)."""
     floored: sa.ColumnElement[object]
     if dialect_name == "sqlite":
         # Same fixed-width text SQLAlchemy writes for a DATETIME, so it compares with stored values.
-        floored = sa.func.strftime(sa.literal_column("'%Y-%m-%d %H:00:00.000000'"), ts)
+        pattern = {"hour": "%Y-%m-%d %H:00:00.000000", "day": "%Y-%m-%d 00:00:00.000000"}[unit]
+        floored = sa.func.strftime(sa.literal_column(f"'{pattern}'"), ts)
     elif dialect_name == "postgresql":
         utc: sa.ColumnElement[str] = sa.literal_column("'UTC'")
         floored = sa.func.timezone(
-            utc, sa.func.date_trunc(sa.literal_column("'hour'"), sa.func.timezone(utc, ts))
+            utc, sa.func.date_trunc(sa.literal_column(f"'{unit}'"), sa.func.timezone(utc, ts))
         )
     else:
-        raise NotImplementedError(f"no hour truncation for dialect {dialect_name!r}")
+        raise NotImplementedError(f"no {unit} truncation for dialect {dialect_name!r}")
     return sa.type_coerce(floored, UTCDateTime())

@@ -13,7 +13,7 @@ alter a table on SQLite can build alembic's ``Operations`` (batch mode) over tha
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -23,6 +23,7 @@ import structlog
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from umig_monitor.storage import dialects
 from umig_monitor.storage.engine import WRITE_TRANSACTION
 from umig_monitor.storage.errors import StorageError, describe, translate_errors
 from umig_monitor.storage.types import UTCDateTime, json_doc, surrogate_id
@@ -322,6 +323,99 @@ def rollup_select(events: sa.Table) -> sa.Select[Any]:
     ).group_by(events.c.deployment_id)
 
 
+# What deployment_days holds per environment and UTC day, in its column order: the day's events by
+# type, then the deployments whose latest event falls on that day, by outcome, and those that had a
+# failure or a rollback (whatever their outcome).
+DAY_EVENT_TYPES: Final = (
+    "deployment_start",
+    "deployment_success",
+    "deployment_failure",
+    "rollback",
+    "observed",
+)
+DAY_EVENT_COLUMNS: Final = tuple(f"{t}_events" for t in DAY_EVENT_TYPES)
+DAY_OUTCOME_COLUMNS: Final = (
+    "outcome_success",
+    "outcome_failure",
+    "outcome_rollback",
+    "outcome_in_progress",
+    "outcome_observed",
+    "with_failure",
+    "with_rollback",
+)
+
+
+def outcome_counts(started: Any, success_ts: Any, failure_ts: Any, rollback_ts: Any) -> list[Any]:
+    """Aggregates over rows of one deployment each (also used by the live store), labelled as
+    DAY_OUTCOME_COLUMNS: how many end in each outcome, their latest terminal event (on equal times
+    rollback wins over failure over success, as core's ``summarize`` decides), else in progress (a
+    start) or observed; and how many had a failure, a rollback."""
+    s, f, rb = success_ts, failure_ts, rollback_ts
+
+    def after(a: Any, b: Any, *, tie: bool) -> Any:
+        return sa.or_(b.is_(None), a >= b if tie else a > b)
+
+    def count(condition: Any) -> Any:
+        return sa.func.count(sa.case((condition, 1)))
+
+    unfinished = sa.and_(s.is_(None), f.is_(None), rb.is_(None))
+    conditions = (
+        sa.and_(s.is_not(None), after(s, f, tie=False), after(s, rb, tie=False)),
+        sa.and_(f.is_not(None), after(f, s, tie=True), after(f, rb, tie=False)),
+        sa.and_(rb.is_not(None), after(rb, s, tie=True), after(rb, f, tie=True)),
+        sa.and_(unfinished, started == 1),
+        sa.and_(unfinished, started != 1),
+    )
+    counted = [count(c) for c in conditions] + [sa.func.count(f), sa.func.count(rb)]
+    return [c.label(name) for c, name in zip(counted, DAY_OUTCOME_COLUMNS, strict=True)]
+
+
+def day_select(
+    dialect_name: str, events: sa.Table, rollups: sa.Table, span: tuple[str, datetime, datetime] | None = None
+) -> sa.Select[Any]:
+    """deployment_days' rows, in its column order, computed from the events and the rollups: of
+    every (environment, UTC day) that has any, or only of ``span``'s (an environment, from a
+    midnight to a later one), the live store's refresh of the days a write touched. A day with
+    nothing gives no row."""
+    e, r = events.c, rollups.c
+
+    def within(environment: Any, ts: Any) -> list[Any]:
+        if span is None:
+            return []
+        name, start, end = span
+        return [environment == name, ts >= start, ts < end]
+
+    def zeros(names: Sequence[str]) -> list[Any]:
+        return [sa.literal_column("0", sa.Integer).label(n) for n in names]
+
+    event_day = dialects.day_floor(dialect_name, e.ts)
+    by_type = [
+        sa.func.count(sa.case((e.type == t, 1))).label(n)
+        for t, n in zip(DAY_EVENT_TYPES, DAY_EVENT_COLUMNS, strict=True)
+    ]
+    of_events = (
+        sa.select(e.environment, event_day.label("day"), *by_type, *zeros(DAY_OUTCOME_COLUMNS))
+        .where(*within(e.environment, e.ts))
+        .group_by(e.environment, event_day)
+    )
+    last_day = dialects.day_floor(dialect_name, r.last_ts)
+    of_rollups = (
+        sa.select(
+            r.environment,
+            last_day.label("day"),
+            *zeros(DAY_EVENT_COLUMNS),
+            *outcome_counts(r.started, r.success_ts, r.failure_ts, r.rollback_ts),
+        )
+        .where(*within(r.environment, r.last_ts))
+        .group_by(r.environment, last_day)
+    )
+    both = sa.union_all(of_events, of_rollups).subquery()
+    counters = (*DAY_EVENT_COLUMNS, *DAY_OUTCOME_COLUMNS)
+    return sa.select(
+        both.c.environment, both.c.day, *(sa.func.sum(both.c[n]).label(n) for n in counters)
+    ).group_by(both.c.environment, both.c.day)
+
+
 def _0007_cluster(conn: Connection) -> None:
     md = sa.MetaData(naming_convention=_NAMING_CONVENTION)
     sa.Table(
@@ -406,6 +500,40 @@ def _0011_read_path_indexes(conn: Connection) -> None:
     sa.Index(None, log.c.last_kind).create(conn)
 
 
+def _0013_deployment_days(conn: Connection) -> None:
+    md = sa.MetaData(naming_convention=_NAMING_CONVENTION)
+    counters = (*DAY_EVENT_COLUMNS, *DAY_OUTCOME_COLUMNS)
+    days = sa.Table(
+        "deployment_days",
+        md,
+        sa.Column("environment", sa.String, primary_key=True),
+        sa.Column("day", UTCDateTime, primary_key=True),
+        *(sa.Column(name, sa.Integer, nullable=False) for name in counters),
+    )
+    md.create_all(conn)
+    events = sa.Table(
+        "deployment_events",
+        sa.MetaData(),
+        sa.Column("environment", sa.String),
+        sa.Column("type", sa.String),
+        sa.Column("ts", UTCDateTime),
+    )
+    rollups = sa.Table(
+        "deployment_rollups",
+        sa.MetaData(),
+        sa.Column("environment", sa.String),
+        sa.Column("last_ts", UTCDateTime),
+        sa.Column("started", sa.Integer),
+        sa.Column("success_ts", UTCDateTime),
+        sa.Column("failure_ts", UTCDateTime),
+        sa.Column("rollback_ts", UTCDateTime),
+    )
+    # Every day so far, from the events and rollups already stored: from here on the store keeps
+    # each day in step with them, in the transaction that writes them.
+    select = day_select(conn.dialect.name, events, rollups)
+    conn.execute(days.insert().from_select([c.name for c in days.c], select))
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "initial tables", _0001_initial_tables),
     Migration(2, "hourly health rollups; health_samples time indexes", _0002_hourly_rollups),
@@ -423,6 +551,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         _0011_read_path_indexes,
     ),
     Migration(12, "covering index for deployment summaries over the rollups", _0012_rollup_summary_index),
+    Migration(13, "per-day deployment counts for history windows", _0013_deployment_days),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1].version
 MIGRATION_LOCK_ID: Final = 0x756D6967  # "umig": the advisory lock migrations take on PostgreSQL

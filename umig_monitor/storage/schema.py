@@ -247,6 +247,30 @@ deployment_rollups = sa.Table(
     ),
 )
 
+# Per environment and UTC day, kept in step with deployment_events and deployment_rollups (in the
+# transaction that writes them): the day's events by type, and the deployments whose latest event
+# falls on that day by outcome. A history window "since T" reads its whole days here and only T's
+# own day from the events and rollups, so its cost does not grow with the window.
+deployment_days = sa.Table(
+    "deployment_days",
+    metadata,
+    sa.Column("environment", sa.String, primary_key=True),
+    sa.Column("day", UTCDateTime, primary_key=True),
+    sa.Column("deployment_start_events", sa.Integer, nullable=False),
+    sa.Column("deployment_success_events", sa.Integer, nullable=False),
+    sa.Column("deployment_failure_events", sa.Integer, nullable=False),
+    sa.Column("rollback_events", sa.Integer, nullable=False),
+    sa.Column("observed_events", sa.Integer, nullable=False),
+    sa.Column("outcome_success", sa.Integer, nullable=False),
+    sa.Column("outcome_failure", sa.Integer, nullable=False),
+    sa.Column("outcome_rollback", sa.Integer, nullable=False),
+    sa.Column("outcome_in_progress", sa.Integer, nullable=False),
+    sa.Column("outcome_observed", sa.Integer, nullable=False),
+    # Had a failure, a rollback, whatever their outcome (the summary's "failed" and "rollbacks").
+    sa.Column("with_failure", sa.Integer, nullable=False),
+    sa.Column("with_rollback", sa.Integer, nullable=False),
+)
+
 # One row per replica, rewritten at every heartbeat.
 cluster_members = sa.Table(
     "cluster_members",
