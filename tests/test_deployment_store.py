@@ -79,7 +79,7 @@ async def test_imported_history_in_one_call(store: Store) -> None:
     assert not errors
     assert await store.add_deployment_events(events, T0 + 500 * DAY, history=True) == len(events)
     await assert_history_matches(store, events, days=400)
-    await store.add_deployment_events(events, T0 + 500 * DAY, history=True)
+    assert await store.add_deployment_events(events, T0 + 500 * DAY, history=True) == 0
     await assert_history_matches(store, events, days=400)
 
 

@@ -56,12 +56,17 @@ class DeploymentQueries:
         if not batch:
             return 0
         statement = dialects.insert_ignore(self._dialect, events, key=["id"])
+        if self._dialect == "postgresql":
+            # asyncpg's executemany counts no rows (-1, once taken for "all new"): RETURNING names
+            # those inserted. SQLite's count is exact and cheaper than a row back per event.
+            statement = statement.returning(events.c.id)
         rows = [_row(e, min(e.ts, now) if history else now) for e in batch]
         async with self._connect("recording deployment events", write=True) as conn:
             await self._serialise(conn)
             result = await conn.execute(statement, rows)
+            inserted = len(result.all()) if result.returns_rows else int(result.rowcount)
             await self._refresh(conn, {e.deployment_id for e in batch}, {per_day.day_of(e) for e in batch})
-            return int(result.rowcount or 0) if result.rowcount not in (None, -1) else len(batch)
+            return inserted
 
     async def add_deployment_event(self, event: DeploymentEvent, now: datetime) -> bool:
         statement = dialects.insert_ignore(self._dialect, events, key=["id"])
