@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -284,6 +285,35 @@ def test_rollup_of_an_hour_only_partly_in_the_day_is_not_used() -> None:
         ReportInputs(DAY, "Asia/Kolkata", GENERATED_AT, ENVIRONMENTS, samples=samples, rollups=rollups)
     )
     assert report.health[2].segments[0].counts.checks == 1
+
+
+@pytest.mark.parametrize("timezone", [TZ, "Asia/Kolkata"])
+def test_hourly_counts_are_the_samples_of_each_utc_hour(timezone: str) -> None:
+    # Unordered samples of every environment, some stamped in a local zone, some outside the day:
+    # each segment counts exactly its UTC hour's samples inside the day, whatever the order.
+    p = Period.of(DAY, timezone)
+    outcomes = list(Outcome)
+    samples = [
+        make_sample(
+            env.name,
+            (p.start + timedelta(minutes=7 * i - 30)).astimezone(ZoneInfo(timezone) if i % 3 else UTC),
+            outcomes[i % len(outcomes)],
+        )
+        for i in range(230)
+        for env in ENVIRONMENTS
+    ]
+    samples.reverse()
+    report = make_report(ReportInputs(DAY, timezone, GENERATED_AT, ENVIRONMENTS, samples=samples))
+    for health in report.health:
+        for segment in health.segments:
+            inside = [
+                s for s in samples if s.environment == health.name and segment.start <= s.ts < segment.end
+            ]
+            assert segment.counts == Counts.of(inside)
+            assert segment.source == ("samples" if inside else None)
+        assert health.counts.checks == sum(
+            1 for s in samples if s.environment == health.name and p.contains(s.ts)
+        )
 
 
 def test_availability_counts_degraded_as_available() -> None:
