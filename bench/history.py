@@ -22,9 +22,11 @@ What happens, in order:
    reused, and so is ``PATH.jsonl`` beside it (rewritten from the seed when missing or different).
 2. Our query: the calls ``web.deployments.list_deployments`` makes for
    ``?environment=production&since=<30 days before the data's "now">``: a page of 100 events newest
-   first, their count, every event of the window, ``summarize`` over them, and the JSON body.
-   3 warm-ups, then ``--runs`` timed runs: p50 and p95, and the p50 of each step. The real handler
-   is then called once on a mocked request, to check it answers the same total, page and summary.
+   first, their count and the summary, side by side as the handler runs them, and the JSON body.
+   3 warm-ups, then ``--runs`` timed runs: p50 and p95, the p50 of each step and of each of the
+   three reads. The real handler is then called once on a mocked request, to check it answers the
+   same total, page and summary, and the summary is compared with ``summarize`` over every event of
+   the window, read once.
 3. The guide: ``query_deployment_history production 30`` from the guide, run by bash over the JSONL
    file (the listing ``jq -r select(...) | sort -r | column -t`` and its four ``jq | wc -l`` summary
    passes), wall clock of ``--jq-runs`` runs. Two lines differ from the guide: the file path, and
