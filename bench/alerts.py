@@ -90,7 +90,7 @@ from common import (
     progress,
     started_at,
 )
-from poll import API_PREFIX, requests_served, served
+from poll import requests_served, simulated
 
 from umig_monitor.app import Daemon
 from umig_monitor.config import parse_config
@@ -363,21 +363,7 @@ def background_simulator(args: argparse.Namespace, tmp: Path) -> Iterator[tuple[
     if not names:
         yield None
         return
-
-    def simulate(port: int) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "umig_monitor",
-            "simulate",
-            "--envs",
-            ",".join(names),
-            "--port",
-            f"{port}",
-        ]
-
-    ready = f"/{names[-1]}{API_PREFIX}/admin/health"
-    with served(simulate, ready, tmp / "bg-simulator.log") as (_, port):
+    with simulated(names, tmp / "bg-simulator.log") as (_, port):
         yield names, port
 
 

@@ -224,6 +224,20 @@ def served(
     raise RuntimeError(f"{command(0)[0]} exited at start three times; see {log}")
 
 
+Served = contextlib.AbstractContextManager[tuple[subprocess.Popen[bytes], int]]
+
+
+def simulated(envs: Sequence[str], log: Path) -> Served:
+    """``umig-monitor simulate`` serving ``envs`` in a child process on a free port, once its last
+    environment answers: (process, port)."""
+    names = ",".join(envs)
+
+    def command(port: int) -> list[str]:
+        return [sys.executable, "-m", "umig_monitor", "simulate", "--envs", names, "--port", str(port)]
+
+    return served(command, f"/{envs[-1]}{API_PREFIX}/admin/health", log)
+
+
 # --- the daemon ------------------------------------------------------------------------------------
 
 
@@ -885,20 +899,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="umig-bench-") as scratch:
         tmp = Path(scratch)
 
-        def simulate(port: int) -> list[str]:
-            return [
-                sys.executable,
-                "-m",
-                "umig_monitor",
-                "simulate",
-                "--envs",
-                ",".join(envs),
-                "--port",
-                str(port),
-            ]
-
         progress(f"starting the simulator with {len(envs)} environments")
-        with served(simulate, f"/{envs[-1]}{API_PREFIX}/admin/health", tmp / "simulator.log") as (sim, port):
+        with simulated(envs, tmp / "simulator.log") as (sim, port):
             setup["simulator"] = f"pid {sim.pid}, http://{HOST}:{port}/<env>{API_PREFIX}/admin/..."
             loops = ("uvloop", "asyncio") if args.loop == "both" else (args.loop,)
             ways = ("reduced", "full") if args.polls == "both" else (args.polls,)

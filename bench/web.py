@@ -51,7 +51,7 @@ from common import (
     progress,
     started_under_load,
 )
-from poll import API_PREFIX, served
+from poll import served, simulated
 
 PATHS = ("/", "/api/v1/environments", "/metrics")
 TARGETS = {  # issue 18, at 100 environments (req/s, p99 ms); /metrics: CPU per scrape at 1,000
@@ -132,19 +132,7 @@ def bench_count(n: int, args: argparse.Namespace, tmp: Path) -> Section:
         "closed-loop aiohttp clients per path; daemon CPU from /proc over each window",
     )
 
-    def simulate(port: int) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "umig_monitor",
-            "simulate",
-            "--envs",
-            ",".join(envs),
-            "--port",
-            str(port),
-        ]
-
-    with served(simulate, f"/{envs[-1]}{API_PREFIX}/admin/health", tmp / f"simulator-{n}.log") as (_, sim):
+    with simulated(envs, tmp / f"simulator-{n}.log") as (_, sim):
 
         def run(port: int) -> list[str]:
             config = tmp / f"umig-monitor-{n}.yaml"
