@@ -4,6 +4,7 @@ watches (verified, failed, timed out, resumed after a restart), history export/i
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from tests.support import ConfigWriter, Receiver, api, cli, running_daemon, until
 from umig_monitor.app import Daemon
+from umig_monitor.core.deployments import DeploymentEvent, EventType
 from umig_monitor.simulator import RunningSimulator
 
 
@@ -292,6 +294,41 @@ async def test_cli_events_history_export_import(
     assert ":4: skipped" in captured.err
     assert await cli("import-history", str(dump), "--config", str(other)) == 0
     assert "imported 0 new event(s), 2 already known" in capsys.readouterr().out
+
+
+async def test_history_command_and_api_summarise_a_window_alike(
+    daemon: Daemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A deployment that failed before the window and was rolled back in it counts with its
+    failure, in the API and in the command alike: both read the window through
+    ops.deployments.history (the command once summarised only the window's own events)."""
+    now = datetime.now(UTC)
+    day = timedelta(days=1)
+    events = [
+        DeploymentEvent("e1", "d1", "production", EventType.START, now - 8 * day, version="1.1.3"),
+        DeploymentEvent("e2", "d1", "production", EventType.FAILURE, now - 7.5 * day, version="1.1.3"),
+        DeploymentEvent("e3", "d1", "production", EventType.ROLLBACK, now - 6.9 * day, version="1.1.3"),
+        DeploymentEvent("e4", "d2", "production", EventType.START, now - day, version="1.1.4"),
+        DeploymentEvent("e5", "d2", "production", EventType.SUCCESS, now - 0.9 * day, version="1.1.4"),
+    ]
+    assert await daemon.store.add_deployment_events(events, now) == 5
+    _, answer = await api(daemon, "GET", "/api/v1/deployments?environment=production&since=7d")
+    assert daemon.config_path is not None
+    capsys.readouterr()
+    assert (
+        await cli("history", "production", "--days", "7", "--json", "--config", str(daemon.config_path)) == 0
+    )
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["summary"] == answer["summary"]
+    got = answer["summary"]
+    assert (got["total"], got["successful"], got["failed"], got["rollbacks"], answer["total"]) == (
+        2,
+        1,
+        1,
+        1,
+        3,
+    )
+    assert [e["id"] for e in printed["events"]] == [e["id"] for e in answer["events"]]
 
 
 async def test_dora_endpoint(daemon: Daemon) -> None:

@@ -22,10 +22,10 @@ from umig_monitor.commands.common import (
 )
 from umig_monitor.config import Settings
 from umig_monitor.core.deployments import EventError
-from umig_monitor.core.dora import summarize
 from umig_monitor.core.history import event_to_record, parse_history
 from umig_monitor.core.timetext import parse_duration
 from umig_monitor.ops.deployments import DeploymentRecorder, Recorded, parse_event_type
+from umig_monitor.ops.deployments import history as ops_history
 from umig_monitor.ops.views import dora_figures
 from umig_monitor.ops.watches import look, start_watch
 from umig_monitor.pipeline.actions import ActionError
@@ -124,14 +124,14 @@ async def history(settings: Settings, args: argparse.Namespace) -> int:
         raise ActionError(f"days: between 0 and 36500, got {args.days:g}")
     since = datetime.now(UTC) - timedelta(days=args.days)
     async with open_store(settings) as store:
-        events = await store.deployment_events(
-            environment=args.environment, since=since, newest_first=args.export is None
+        window = await ops_history(
+            store, environment=args.environment, since=since, newest_first=args.export is None
         )
+    events, s = window.events, window.summary
     if args.export == "jsonl":
         for event in events:
             sys.stdout.write(json.dumps(event_to_record(event)) + "\n")
         return 0
-    s = summarize(events)
     summary = s.to_record()
     if args.json:
         print_json({"events": [event_to_record(e) for e in events], "summary": summary})

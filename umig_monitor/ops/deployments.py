@@ -4,10 +4,11 @@ daemon runs), the health job (observed deployments) and deployment watches."""
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +22,7 @@ from umig_monitor.core.alerts import (
     NotificationKind,
     alert_key,
 )
-from umig_monitor.core.deployments import DeploymentEvent, EventError, EventType, build_event
+from umig_monitor.core.deployments import DeploymentEvent, EventError, EventType, Summary, build_event
 from umig_monitor.core.history import event_to_record
 from umig_monitor.core.rollouts import VERIFIED_BY, Rollout, attach, incident_context, merge
 from umig_monitor.core.versions import try_parse
@@ -39,6 +40,40 @@ def parse_event_type(value: Any) -> EventType:
     except ValueError:
         choices = "start, success, failure, rollback"
         raise EventError("type", f"must be one of {choices}, got '{value}'") from None
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """A window of deployment history: its events (one page, or all of them), how many it holds,
+    and its summary as storage decides it (a deployment that started before an open window and
+    ended in it counts by its outcome)."""
+
+    events: list[DeploymentEvent]
+    total: int
+    summary: Summary
+
+
+async def history(
+    store: Store,
+    *,
+    environment: str | None,
+    since: datetime | None,
+    until: datetime | None = None,
+    types: Sequence[str] | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+    newest_first: bool = True,
+) -> History:
+    """The one read of a history window, for the API and the ``history`` command alike. The page,
+    the count and the summary are independent reads, run side by side."""
+    filters: dict[str, Any] = {"environment": environment, "since": since, "until": until, "types": types}
+    page = store.deployment_events(**filters, limit=limit, offset=offset, newest_first=newest_first)
+    summary = store.deployment_summary(environment=environment, since=since, until=until)
+    if limit is None and offset == 0:  # every event of the window: the count is the list's length
+        events, s = await asyncio.gather(page, summary)
+        return History(events, len(events), s)
+    events, total, s = await asyncio.gather(page, store.count_deployment_events(**filters), summary)
+    return History(events, total, s)
 
 
 def event_alert(event: DeploymentEvent, settings: Settings) -> Alert:

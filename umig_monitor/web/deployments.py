@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +12,7 @@ from umig_monitor.core.deployments import EventError, EventType
 from umig_monitor.core.history import event_to_record
 from umig_monitor.core.rollouts import EventConflict
 from umig_monitor.core.status import iso
-from umig_monitor.ops.deployments import Recorded, parse_event_type
+from umig_monitor.ops.deployments import Recorded, history, parse_event_type
 from umig_monitor.ops.views import dora_figures
 from umig_monitor.pipeline.actions import ActionError
 from umig_monitor.web import params
@@ -101,20 +100,22 @@ async def list_deployments(request: web.Request) -> web.Response:
         environment = params.text(q, "environment")
     except (ValueError, ActionError) as exc:
         return error(400, str(exc))
-    filters: dict[str, Any] = {"environment": environment, "since": since, "until": until, "types": types}
-    # The page, the count and the summary are independent reads: run them side by side.
-    events, total, s = await asyncio.gather(
-        daemon.store.deployment_events(**filters, limit=limit, offset=offset),
-        daemon.store.count_deployment_events(**filters),
-        daemon.store.deployment_summary(environment=environment, since=since, until=until),
+    window = await history(
+        daemon.store,
+        environment=environment,
+        since=since,
+        until=until,
+        types=types,
+        limit=limit,
+        offset=offset,
     )
     return web.json_response(
         {
-            "events": [event_to_record(e) for e in events],
-            "total": total,
+            "events": [event_to_record(e) for e in window.events],
+            "total": window.total,
             "limit": limit,
             "offset": offset,
-            "summary": s.to_record(),
+            "summary": window.summary.to_record(),
         }
     )
 
