@@ -85,7 +85,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence, Sized
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -1214,7 +1214,8 @@ def per_sample(
 # --- the report ------------------------------------------------------------------------------------
 
 STORE_STEPS: Final = (
-    "health_samples_between",
+    "health_hours",
+    "last_health_samples",
     "health_rollups",
     "baselines",
     "deployment_events",
@@ -1245,9 +1246,9 @@ class Steps:
             refuse(f"steps not called by build_report / Rendered.of (moved?): {', '.join(missed)}")
 
     def wrap_store(
-        self, name: str, method: Callable[..., Awaitable[list[Any]]]
-    ) -> Callable[..., Awaitable[list[Any]]]:
-        async def timed(*args: Any, **kwargs: Any) -> list[Any]:
+        self, name: str, method: Callable[..., Awaitable[Sized]]
+    ) -> Callable[..., Awaitable[Sized]]:
+        async def timed(*args: Any, **kwargs: Any) -> Sized:
             started = time.perf_counter()
             out = await method(*args, **kwargs)
             self.seconds[name] += time.perf_counter() - started
@@ -1286,7 +1287,8 @@ def instrumented(store: Store, steps: Steps) -> Iterator[None]:
 
 
 STEP_LABELS: Final = {
-    "health_samples_between": "store.health_samples_between",
+    "health_hours": "store.health_hours",
+    "last_health_samples": "store.last_health_samples (twice)",
     "health_rollups": "store.health_rollups",
     "baselines": "store.baselines (per environment)",
     "deployment_events": "store.deployment_events",

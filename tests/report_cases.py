@@ -4,6 +4,7 @@ job and command in a running daemon (tests/test_report_job.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -13,7 +14,15 @@ from umig_monitor.core.alerts import Alert, AlertState
 from umig_monitor.core.baselines import Baseline, LatencyStats
 from umig_monitor.core.deployments import DeploymentEvent, EventType
 from umig_monitor.core.health import HealthSample, Outcome
-from umig_monitor.core.report import Counts, DriftFinding, HourlyCounts, ReportEnvironment, ReportInputs
+from umig_monitor.core.report import (
+    Counts,
+    DriftFinding,
+    HourlyCounts,
+    Period,
+    ReportEnvironment,
+    ReportInputs,
+    hour_floor,
+)
 
 TZ = "Europe/Zurich"
 DAY = date(2024, 10, 25)
@@ -79,6 +88,20 @@ def seeded_samples() -> list[HealthSample]:
         make_sample("legacy", local(12), version="0.9.0", uptime_text="40d"),  # no longer configured
     ]
     return out
+
+
+def sampled(samples: Iterable[HealthSample], day: date = DAY, timezone: str = TZ) -> dict[str, Any]:
+    """What the report takes of raw samples (``ReportInputs`` keywords), computed here sample by sample
+    as the store computes it in SQL (``Store.health_hours``, ``Store.last_health_samples``): the
+    samples of local ``day`` counted per environment and UTC hour, and every sample, of which the
+    report keeps each environment's newest (and newest with a version) inside the day."""
+    p = Period.of(day, timezone)
+    inside = [s for s in samples if p.contains(s.ts)]
+    groups: dict[tuple[str, datetime], list[HealthSample]] = {}
+    for s in inside:
+        groups.setdefault((s.environment, hour_floor(s.ts)), []).append(s)
+    hours = [HourlyCounts(env, hour, Counts.of(group)) for (env, hour), group in groups.items()]
+    return {"hours": hours, "last_samples": inside, "last_versioned": inside}
 
 
 def seeded_rollups() -> list[HourlyCounts]:
@@ -321,7 +344,7 @@ def seeded_inputs(**changes: Any) -> ReportInputs:
         timezone=TZ,
         generated_at=GENERATED_AT,
         environments=ENVIRONMENTS,
-        samples=seeded_samples(),
+        **sampled(seeded_samples()),
         rollups=seeded_rollups(),
         events=seeded_events(),
         alerts=seeded_alerts(),

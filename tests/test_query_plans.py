@@ -77,6 +77,15 @@ CASES = [
         lambda s: s.health_samples_between(NOW - timedelta(hours=2), NOW, brief=True),
     ),
     Case("rollup_health", lambda s: s.rollup_health(NOW)),
+    # The daily report: a day's raw samples counted per hour, and the last sample (and version) of each.
+    # (On these few rows PostgreSQL picks each environment's last by ix_health_samples_ts; with a day of
+    # real data it seeks ix_health_samples_environment_ts, as SQLite does here.)
+    Case("health_hours", lambda s: s.health_hours(NOW - timedelta(hours=24), NOW)),
+    Case("last_health_samples", lambda s: s.last_health_samples(NOW - timedelta(hours=24), NOW)),
+    Case(
+        "last_health_samples_versioned",
+        lambda s: s.last_health_samples(NOW - timedelta(hours=24), NOW, versioned=True),
+    ),
     # One environment's detail, the health job.
     Case("recent_health_samples", lambda s: s.recent_health_samples("dev", 50)),
     # First polls: each environment's incident memory, for a batch of them at once.

@@ -13,7 +13,6 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -26,11 +25,13 @@ from tests.report_cases import (
     local,
     make_alert,
     make_sample,
+    sampled,
     seeded_inputs,
 )
 from umig_monitor.core.health import HealthSample, Outcome
 from umig_monitor.core.report import (
     Counts,
+    EnvironmentStatus,
     HourlyCounts,
     Period,
     ReportInputs,
@@ -207,7 +208,10 @@ def test_a_sample_belongs_to_its_local_day(timezone: str, ts: str, day: date) ->
     when = datetime.fromisoformat(ts)
     sample = make_sample("production", when.astimezone(UTC))
     for candidate in (day - timedelta(days=1), day, day + timedelta(days=1)):
-        report = make_report(ReportInputs(candidate, timezone, GENERATED_AT, ENVIRONMENTS, samples=[sample]))
+        inputs = ReportInputs(
+            candidate, timezone, GENERATED_AT, ENVIRONMENTS, **sampled([sample], candidate, timezone)
+        )
+        report = make_report(inputs)
         assert (report.total.checks == 1) is (candidate == day), candidate
         assert Period.of(candidate, timezone).contains(when) is (candidate == day)
 
@@ -269,7 +273,7 @@ def test_hour_counted_from_samples_or_rollup(
     raw: list[HealthSample], rollup: Counts | None, checks: int, source: str | None
 ) -> None:
     rollups = [HourlyCounts("production", local(10), rollup)] if rollup else []
-    report = make_report(ReportInputs(DAY, TZ, GENERATED_AT, ENVIRONMENTS, samples=raw, rollups=rollups))
+    report = make_report(ReportInputs(DAY, TZ, GENERATED_AT, ENVIRONMENTS, **sampled(raw), rollups=rollups))
     production = report.health[2]
     segment = production.segments[10]
     assert (segment.counts.checks, segment.source) == (checks, source)
@@ -282,38 +286,59 @@ def test_rollup_of_an_hour_only_partly_in_the_day_is_not_used() -> None:
     rollups = [HourlyCounts("production", datetime(2024, 10, 24, 18, tzinfo=UTC), Counts(4, 4, 0, 0, 0))]
     samples = [make_sample("production", day_start + timedelta(minutes=10))]
     report = make_report(
-        ReportInputs(DAY, "Asia/Kolkata", GENERATED_AT, ENVIRONMENTS, samples=samples, rollups=rollups)
+        ReportInputs(
+            DAY,
+            "Asia/Kolkata",
+            GENERATED_AT,
+            ENVIRONMENTS,
+            **sampled(samples, DAY, "Asia/Kolkata"),
+            rollups=rollups,
+        )
     )
     assert report.health[2].segments[0].counts.checks == 1
 
 
 @pytest.mark.parametrize("timezone", [TZ, "Asia/Kolkata"])
-def test_hourly_counts_are_the_samples_of_each_utc_hour(timezone: str) -> None:
-    # Unordered samples of every environment, some stamped in a local zone, some outside the day:
-    # each segment counts exactly its UTC hour's samples inside the day, whatever the order.
+def test_each_segment_takes_its_utc_hours_counts_and_hours_outside_are_ignored(timezone: str) -> None:
+    # How the store counts a local day's samples per UTC hour is tested against the samples
+    # themselves in tests/test_report_job.py (DST days, half-hour offsets, both databases).
     p = Period.of(DAY, timezone)
-    outcomes = list(Outcome)
-    samples = [
-        make_sample(
-            env.name,
-            (p.start + timedelta(minutes=7 * i - 30)).astimezone(ZoneInfo(timezone) if i % 3 else UTC),
-            outcomes[i % len(outcomes)],
-        )
-        for i in range(230)
-        for env in ENVIRONMENTS
+    first = p.start.replace(minute=0)
+    hours = [
+        HourlyCounts("production", first + timedelta(hours=i), Counts(i + 1, i + 1, 0, 0, 0))
+        for i in range(-2, 27)
     ]
-    samples.reverse()
-    report = make_report(ReportInputs(DAY, timezone, GENERATED_AT, ENVIRONMENTS, samples=samples))
-    for health in report.health:
-        for segment in health.segments:
-            inside = [
-                s for s in samples if s.environment == health.name and segment.start <= s.ts < segment.end
-            ]
-            assert segment.counts == Counts.of(inside)
-            assert segment.source == ("samples" if inside else None)
-        assert health.counts.checks == sum(
-            1 for s in samples if s.environment == health.name and p.contains(s.ts)
-        )
+    report = make_report(ReportInputs(DAY, timezone, GENERATED_AT, ENVIRONMENTS, hours=hours))
+    production = report.health[2]
+    assert [s.counts.checks for s in production.segments] == list(range(1, len(production.segments) + 1))
+    assert {s.source for s in production.segments} == {"samples"}
+    assert production.counts.checks == sum(range(1, len(production.segments) + 1))
+    assert [h.counts.checks for h in report.health if h.name != "production"] == [0, 0]
+
+
+def test_environment_summary_is_the_last_sample_and_the_last_version_of_the_day() -> None:
+    samples = [
+        make_sample("uat", local(0, day=26), Outcome.HEALTHY, version="after", uptime_text="1h"),  # next day
+        make_sample("uat", local(9), Outcome.HEALTHY, version="1.2.0", uptime_text="2h"),
+        make_sample("uat", local(10), Outcome.HEALTHY, version="", uptime_text="3h"),  # empty: no version
+        make_sample("uat", local(11), Outcome.UNREACHABLE),
+        make_sample("production", local(8), Outcome.HEALTHY, version="1", uptime_text="a"),
+        make_sample("production", local(8), Outcome.DEGRADED, version="2", uptime_text="b"),  # same stamp
+    ]
+    inputs = ReportInputs(DAY, TZ, GENERATED_AT, ENVIRONMENTS, last_samples=samples, last_versioned=samples)
+    by_name = {e.name: e for e in make_report(inputs).environments}
+    assert (by_name["uat"].health, by_name["uat"].version, by_name["uat"].uptime) == (
+        "unreachable",
+        "1.2.0",
+        None,  # no uptime without an answer
+    )
+    assert by_name["uat"].last_check == local(11)
+    assert (by_name["production"].health, by_name["production"].version, by_name["production"].uptime) == (
+        "degraded",
+        "2",
+        "b",
+    )
+    assert by_name["development"] == EnvironmentStatus("development", "development", None, None, None, None)
 
 
 def test_availability_counts_degraded_as_available() -> None:
@@ -323,7 +348,7 @@ def test_availability_counts_degraded_as_available() -> None:
         make_sample("production", local(3), Outcome.UNHEALTHY),
         make_sample("production", local(4), Outcome.AUTH_ERROR),
     ]
-    counts = make_report(ReportInputs(DAY, TZ, GENERATED_AT, ENVIRONMENTS, samples=samples)).total
+    counts = make_report(ReportInputs(DAY, TZ, GENERATED_AT, ENVIRONMENTS, **sampled(samples))).total
     assert counts == Counts(4, 1, 1, 1, 1)
     assert counts.availability == 0.5
 

@@ -11,7 +11,7 @@ import json
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes
 from email.policy import default as default_policy
 from pathlib import Path
@@ -51,7 +51,7 @@ from umig_monitor.config import Settings, load_config
 from umig_monitor.core.alerts import AlertEvent
 from umig_monitor.core.dora import summarize
 from umig_monitor.core.health import HealthSample, Outcome
-from umig_monitor.core.report import Period, make_report, previous_day, report_json
+from umig_monitor.core.report import Counts, Period, make_report, previous_day, report_json
 from umig_monitor.jobs.report import daily_report
 from umig_monitor.ops.reports import build_report
 from umig_monitor.pipeline.actions import ActionError
@@ -241,6 +241,54 @@ async def test_store_report_matches_the_pure_report_of_the_same_data(
     assert [a["summary"] for a in from_store["alerts"]["recent"]] == [
         a["summary"] for a in pure["alerts"]["recent"]
     ]
+
+
+@pytest.mark.parametrize("backend", ["sqlite_file", *(["postgresql"] if POSTGRES_URL else [])])
+@pytest.mark.parametrize(
+    ("timezone", "day", "hours"),
+    [
+        ("Europe/Zurich", date(2024, 10, 27), 25),  # summer time ends
+        ("Europe/Zurich", date(2024, 3, 31), 23),  # summer time starts
+        ("America/Santiago", date(2024, 9, 8), 23),  # the clocks skip midnight itself
+        ("Asia/Kolkata", date(2024, 10, 25), 25),  # half-hour offset: half hours at both ends
+    ],
+)
+async def test_a_local_days_health_from_the_store_is_its_samples(
+    backend: str, timezone: str, day: date, hours: int, tmp_path: Path
+) -> None:
+    # The store counts the day's samples per UTC hour in SQL: every segment must hold exactly the
+    # samples stamped inside it, and the summary the day's last sample and last version.
+    p = Period.of(day, timezone)
+    outcomes = list(Outcome)
+    samples = [
+        HealthSample(
+            env,
+            p.start + timedelta(minutes=7 * i - 30 + j),
+            outcomes[(i + j) % len(outcomes)],
+            version=f"1.{i // 60}.{j}" if i % 5 else None,
+            uptime_text=f"{i}m",
+        )
+        for i in range(240)  # from half an hour before the day to hours past its end
+        for j, env in enumerate(("uat", "production"))
+    ]
+    async with scratch_database(backend, tmp_path / "day.db") as url:
+        settings = load_config(write_settings(tmp_path, storage=url))
+        daemon = settings.daemon.model_copy(update={"timezone": timezone})
+        settings = settings.model_copy(update={"daemon": daemon})
+        async with await Store.open(url) as store:
+            await store.add_health_samples(samples[::-1])  # stored newest first
+            report = await build_report(store, settings, day, p.end + timedelta(days=1))
+    for health, status in zip(report.health, report.environments, strict=True):
+        mine = [s for s in samples if s.environment == health.name]
+        assert len(health.segments) == hours
+        for segment in health.segments:
+            assert segment.counts == Counts.of(s for s in mine if segment.start <= s.ts < segment.end)
+        inside = [s for s in mine if p.contains(s.ts)]
+        assert health.counts.checks == len(inside)
+        assert not mine or (mine[0].ts < p.start and mine[-1].ts >= p.end and inside)
+        last = inside[-1] if inside else None
+        version = next((s.version for s in reversed(inside) if s.version), None)
+        assert (status.last_check, status.version) == (last and last.ts, version), health.name
 
 
 # -- the job in a running daemon ------------------------------------------------------------------

@@ -552,6 +552,53 @@ async def test_rollups_filter_by_range_and_environment(store: Store) -> None:
     assert [r.hour for r in prod] == [T0 + timedelta(hours=h) for h in range(3)]
 
 
+async def test_health_hours_count_raw_samples_as_rollups_do_within_the_range(store: Store) -> None:
+    samples = mixed_samples()
+    await store.add_health_samples(samples)
+    # Cut inside the first and the last hour: those hours count only their samples in the range.
+    start, end = T0 + timedelta(minutes=20), T0 + timedelta(hours=2, minutes=40)
+    inside = [s for s in samples if start <= s.ts < end]
+    hours = await store.health_hours(start, end)
+    assert hours == rollups_by_hand(inside, before=end + timedelta(hours=1))
+    assert [h.samples for h in hours] == [8, 8, 12, 12, 8, 8]
+    assert all(h.hour.tzinfo is UTC for h in hours)
+    # Whole hours: exactly the rows rollup_health writes for them.
+    await store.rollup_health(T0 + timedelta(hours=4))
+    assert await store.health_hours(T0, T0 + timedelta(hours=3)) == await store.health_rollups(
+        T0, T0 + timedelta(hours=3)
+    )
+    kolkata = timezone(timedelta(hours=5, minutes=30))
+    assert await store.health_hours(start.astimezone(kolkata), end.astimezone(kolkata)) == hours
+    assert await store.health_hours(T0 - timedelta(days=2), T0 - timedelta(days=1)) == []
+
+
+async def test_last_health_samples_of_a_range_and_their_last_versions(store: Store) -> None:
+    await store.add_health_samples(
+        [
+            sample("uat", T0, version="1.2.0", uptime_text="3h", components={"db": "ok"}),
+            sample("uat", T0 + timedelta(minutes=1), version=""),  # an empty version is none
+            sample("uat", T0 + timedelta(minutes=2), Outcome.UNREACHABLE),
+            sample("uat", T0 + timedelta(hours=1), version="after"),  # past the range
+            sample("dev", T0 + timedelta(minutes=5), version="d1"),
+            sample("dev", T0 + timedelta(minutes=5), Outcome.DEGRADED, version="d2"),  # same stamp, later
+            sample("prod", T0 - timedelta(minutes=1), version="before"),  # before the range
+        ]
+    )
+    start, end = T0, T0 + timedelta(hours=1)
+    last = await store.last_health_samples(start, end)
+    assert {env: (s.ts, s.outcome, s.version) for env, s in last.items()} == {
+        "uat": (T0 + timedelta(minutes=2), Outcome.UNREACHABLE, None),
+        "dev": (T0 + timedelta(minutes=5), Outcome.DEGRADED, "d2"),
+    }
+    versioned = await store.last_health_samples(start, end, versioned=True)
+    assert {env: (s.ts, s.version, s.uptime_text) for env, s in versioned.items()} == {
+        "uat": (T0, "1.2.0", "3h"),
+        "dev": (T0 + timedelta(minutes=5), "d2", None),
+    }
+    assert versioned["uat"].components == {}  # brief: the maps are not read
+    assert await store.last_health_samples(T0 - timedelta(days=1), T0 - timedelta(hours=1)) == {}
+
+
 # -- retention --------------------------------------------------------------------------------
 
 RETENTION = {

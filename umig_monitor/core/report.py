@@ -6,12 +6,15 @@ Decisions the guide leaves open (its script divides by zero on an empty log and 
 
 * **Period.** The report for date D covers local day D, ``[00:00, 24:00)`` in the report's timezone
   (``daemon.timezone``): 23 or 25 hours on DST days. The scheduled run reports on the previous day.
-* **Health** is counted per environment and UTC hour from raw samples, or from the hour's rollup when
-  that holds more polls (raw samples past retention are pruned, the rollups stay). An hour only partly
-  inside the day (half-hour UTC offsets) is counted from raw samples alone: a rollup cannot be split.
-  Availability = (healthy + degraded) / all polls. A timeline segment shows its worst poll.
+* **Health** is counted per environment and UTC hour: from the raw samples' counts of the hour (the
+  store counts them; an hour cut by the day's start or end counts its part inside the day), or from
+  the hour's rollup when that holds more polls (raw samples past retention are pruned, the rollups
+  stay): both come as ``HourlyCounts``. An hour only partly inside the day (half-hour UTC offsets) is
+  counted from raw samples alone: a rollup cannot be split. Availability = (healthy + degraded) / all
+  polls. A timeline segment shows its worst poll.
 * **Environment summary** is as of the end of the day: health and uptime from the last sample of the
-  day, the version from the last sample that reported one.
+  day, the version from the last sample that reported one. No other single sample is shown, so the
+  report takes those two per environment, never the day's samples.
 * **Incidents** are ``environment_health`` alerts overlapping the day; one still open is measured
   until ``generated_at``. **Alerts** count those raised during the day (``starts_at`` in it).
 * **Performance** per endpoint is the median, over the day's baselines, of their p50 and of their
@@ -23,7 +26,6 @@ Decisions the guide leaves open (its script divides by zero on an empty log and 
 from __future__ import annotations
 
 import statistics
-from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, is_dataclass
@@ -127,7 +129,8 @@ class Counts:
 
 @dataclass(frozen=True, slots=True)
 class HourlyCounts:
-    """One stored hourly rollup: an environment's polls during the UTC hour starting at ``hour``."""
+    """An environment's polls during the UTC hour starting at ``hour``: a stored hourly rollup, or the
+    raw samples of that hour inside the period, counted."""
 
     environment: str
     hour: datetime
@@ -152,14 +155,24 @@ class DriftFinding:
 
 @dataclass(frozen=True, slots=True)
 class ReportInputs:
-    """Everything a report is built from. Data outside the period may be included: it is filtered."""
+    """Everything a report is built from. Data outside the period may be included: it is filtered
+    (``hours`` by hour: their counts must already be of samples inside the period).
+
+    * ``hours``: the period's raw samples counted per environment and UTC hour;
+    * ``rollups``: the stored hourly rollups;
+    * ``last_samples``: each environment's last raw sample of the period (of several given, the
+      newest, and of equal stamps the one given last);
+    * ``last_versioned``: likewise, of the samples that reported a version.
+    """
 
     day: date
     timezone: str
     generated_at: datetime
     environments: Sequence[ReportEnvironment]
-    samples: Sequence[HealthSample] = ()
+    hours: Sequence[HourlyCounts] = ()
     rollups: Sequence[HourlyCounts] = ()
+    last_samples: Sequence[HealthSample] = ()
+    last_versioned: Sequence[HealthSample] = ()
     events: Sequence[DeploymentEvent] = ()
     alerts: Sequence[Alert] = ()
     baselines: Sequence[Baseline] = ()  # the day's and the previous day's
@@ -268,21 +281,14 @@ class Report:
 def make_report(inputs: ReportInputs) -> Report:
     p = Period.of(inputs.day, inputs.timezone)
     previous = p.previous()
-    start, end = p.start, p.end
-    samples: dict[str, list[HealthSample]] = {}
-    # A day of 100 environments is ~290,000 samples: one comparison and one append each, no more.
-    for sample in sorted((s for s in inputs.samples if start <= s.ts < end), key=_ts):
-        samples.setdefault(sample.environment, []).append(sample)
-    rollups = [r for r in inputs.rollups if hour_floor(p.start) <= r.hour < p.end]
-    rolled: dict[str, dict[datetime, Counts]] = {}
-    for r in rollups:
-        rolled.setdefault(r.environment, {})[r.hour] = r.counts
+    sampled, rolled = _by_hour(p, inputs.hours), _by_hour(p, inputs.rollups)
+    last, versioned = _last(p, inputs.last_samples), _last(p, inputs.last_versioned, versioned=True)
     baselines = [b for b in inputs.baselines if previous.start <= b.ts < p.end]
     envs = list(inputs.environments)
-    seen = set(samples) | {r.environment for r in rollups} | {b.environment for b in baselines}
+    seen = set(sampled) | set(last) | set(rolled) | {b.environment for b in baselines}
     envs += [ReportEnvironment(name, None) for name in sorted(seen - {e.name for e in envs})]
     events = tuple(sorted((e for e in inputs.events if p.contains(e.ts)), key=lambda e: (e.ts, e.id)))
-    health = tuple(_health(p, e.name, samples.get(e.name, []), rolled.get(e.name, {})) for e in envs)
+    health = tuple(_health(p, e.name, sampled.get(e.name, {}), rolled.get(e.name, {})) for e in envs)
     findings = (
         f
         for f in inputs.findings
@@ -292,7 +298,7 @@ def make_report(inputs: ReportInputs) -> Report:
     return Report(
         period=p,
         generated_at=inputs.generated_at,
-        environments=tuple(_status(e, samples.get(e.name, [])) for e in envs),
+        environments=tuple(_status(e, last.get(e.name), versioned.get(e.name)) for e in envs),
         deployments=events,
         deployment_summary=summarize(events),
         health=health,
@@ -307,9 +313,29 @@ def make_report(inputs: ReportInputs) -> Report:
     )
 
 
-def _status(env: ReportEnvironment, samples: Sequence[HealthSample]) -> EnvironmentStatus:
-    last = samples[-1] if samples else None
-    version = next((s.version for s in reversed(samples) if s.version), None)
+def _by_hour(p: Period, hours: Iterable[HourlyCounts]) -> dict[str, dict[datetime, Counts]]:
+    """Environment -> UTC hour -> counts, of the hours that overlap the period."""
+    first = hour_floor(p.start)
+    out: dict[str, dict[datetime, Counts]] = {}
+    for h in hours:
+        if first <= h.hour < p.end:
+            out.setdefault(h.environment, {})[h.hour] = h.counts
+    return out
+
+
+def _last(p: Period, samples: Iterable[HealthSample], *, versioned: bool = False) -> dict[str, HealthSample]:
+    """Each environment's newest of ``samples`` inside the period (with ``versioned``, of those that
+    reported a version); of equal stamps, the one given last."""
+    out: dict[str, HealthSample] = {}
+    for s in sorted((s for s in samples if p.contains(s.ts) and (s.version or not versioned)), key=_ts):
+        out[s.environment] = s
+    return out
+
+
+def _status(
+    env: ReportEnvironment, last: HealthSample | None, versioned: HealthSample | None
+) -> EnvironmentStatus:
+    version = versioned.version if versioned is not None else None
     if last is None:
         return EnvironmentStatus(env.name, env.kind, version, None, None, None)
     uptime = last.uptime_text if last.outcome.answered else None
@@ -321,18 +347,13 @@ def _ts(sample: HealthSample) -> datetime:
 
 
 def _health(
-    p: Period, name: str, samples: Sequence[HealthSample], rolled: Mapping[datetime, Counts]
+    p: Period, name: str, sampled: Mapping[datetime, Counts], rolled: Mapping[datetime, Counts]
 ) -> EnvironmentHealth:
-    """``samples``: the environment's in the period, oldest first; ``rolled``: its rollups by hour."""
-    stamps = [s.ts for s in samples]
-    outcomes = [s.outcome for s in samples]
+    """``sampled`` and ``rolled``: the environment's raw samples' counts and its rollups, by UTC hour."""
     segments = []
     hour = hour_floor(p.start)
-    first = 0
     while hour < p.end:
-        last = bisect_left(stamps, hour + HOUR, first)  # the hour's samples are stamps[first:last]
-        raw = Counts.of_outcomes(outcomes[first:last])
-        first = last
+        raw = sampled.get(hour, Counts())
         rollup = rolled.get(hour) if p.start <= hour and hour + HOUR <= p.end else None
         source: Source | None = "samples" if raw.checks else None
         if rollup is not None and rollup.checks > raw.checks:

@@ -41,7 +41,7 @@ from umig_monitor.ops.baselines import from_stored
 from umig_monitor.pipeline import AlertPipeline
 from umig_monitor.pipeline.policy import route_specs
 from umig_monitor.storage import Store
-from umig_monitor.storage.records import Delivery
+from umig_monitor.storage.records import Delivery, HealthRollup
 
 log = structlog.get_logger("umig_monitor.report")
 ALERT_TYPE = "daily_report"
@@ -60,7 +60,12 @@ async def build_report(store: Store, settings: Settings, day: date, now: datetim
     for name in settings.environments:
         stored = await store.baselines(environment=name, before=p.end, since=since, limit=BASELINE_LIMIT)
         baselines += [from_stored(b) for b in stored]
+    # The raw samples as counts per hour, the same shape as the rollups that outlive them; of single
+    # samples, only the two per environment the summary shows.
+    hours = await store.health_hours(p.start, p.end)
     rollups = await store.health_rollups(hour_floor(p.start), p.end)
+    last = await store.last_health_samples(p.start, p.end)
+    versioned = await store.last_health_samples(p.start, p.end, versioned=True)
     findings = await store.drift_findings(active_only=False, limit=FINDING_LIMIT)
     return make_report(
         ReportInputs(
@@ -68,13 +73,10 @@ async def build_report(store: Store, settings: Settings, day: date, now: datetim
             timezone=settings.daemon.timezone,
             generated_at=now,
             environments=[ReportEnvironment(name, env.kind) for name, env in settings.environments.items()],
-            samples=await store.health_samples_between(p.start, p.end, brief=True),
-            rollups=[
-                HourlyCounts(
-                    r.environment, r.hour, Counts(r.samples, r.healthy, r.degraded, r.unhealthy, r.failed)
-                )
-                for r in rollups
-            ],
+            hours=[_hourly_counts(h) for h in hours],
+            rollups=[_hourly_counts(r) for r in rollups],
+            last_samples=list(last.values()),
+            last_versioned=list(versioned.values()),
             events=await store.deployment_events(since=p.start, until=p.end, newest_first=False),
             alerts=await store.list_alerts(since=p.start, limit=ALERT_LIMIT),
             baselines=baselines,
@@ -84,6 +86,12 @@ async def build_report(store: Store, settings: Settings, day: date, now: datetim
             ],
             drift_enabled=settings.jobs.drift.enabled,
         )
+    )
+
+
+def _hourly_counts(r: HealthRollup) -> HourlyCounts:
+    return HourlyCounts(
+        r.environment, r.hour, Counts(r.samples, r.healthy, r.degraded, r.unhealthy, r.failed)
     )
 
 

@@ -268,6 +268,32 @@ class Store(AlertQueries, OutboxQueries, DeploymentQueries, InsightQueries, Clus
                 return [_brief_sample(row) for row in result.mappings()]
             return [_sample_from_row(row) for row in result.mappings()]
 
+    async def health_hours(self, start: datetime, end: datetime) -> list[HealthRollup]:
+        """The samples with ``start <= ts < end`` counted per environment and UTC hour, as
+        ``rollup_health`` counts an hour (the same statement), by hour then environment: an hour cut
+        by ``start`` or ``end`` counts only its samples inside. What a day's report reads of its raw
+        samples: about 2,400 rows for a day of 100 environments instead of 290,000 samples."""
+        ts = health_samples.c.ts
+        statement = self._hourly_counts(ts >= start, ts < end).order_by("hour", "environment")
+        async with self._connect("counting health samples by hour", write=False) as conn:
+            result = await conn.execute(statement)
+            return [HealthRollup(**row) for row in result.mappings()]
+
+    async def last_health_samples(
+        self, start: datetime, end: datetime, *, versioned: bool = False
+    ) -> dict[str, HealthSample]:
+        """Each environment's newest sample with ``start <= ts < end`` (of two with the same
+        timestamp, the later insert), without the components, metrics and versions maps; with
+        ``versioned``, its newest that reported a (non-empty) version. By index seeks per
+        environment (``latest.py``), whatever the range holds."""
+        t = health_samples
+        where = [t.c.ts >= start, t.c.ts < end]
+        if versioned:
+            where += [t.c.version.is_not(None), t.c.version != ""]
+        async with self._connect("reading the last health samples", write=False) as conn:
+            rows = await newest_rows(conn, t, _BRIEF_COLUMNS, where=where)
+        return {row["environment"]: _brief_sample(row) for row in rows}
+
     # -- hourly rollups -------------------------------------------------------------------------
 
     async def rollup_health(self, now: datetime) -> int:
@@ -291,6 +317,13 @@ class Store(AlertQueries, OutboxQueries, DeploymentQueries, InsightQueries, Clus
         return len(rows)
 
     def _rollup_query(self, last_hour: datetime | None, boundary: datetime) -> sa.Select[Any]:
+        ts = health_samples.c.ts
+        after = () if last_hour is None else (ts >= last_hour + timedelta(hours=1),)
+        return self._hourly_counts(ts < boundary, *after)
+
+    def _hourly_counts(self, *where: sa.ColumnElement[bool]) -> sa.Select[Any]:
+        """The samples matching ``where`` grouped per environment and UTC hour, in the columns of a
+        rollup row: rollups are written from it and a day's report reads its raw samples through it."""
         ts, outcome, response_ms = health_samples.c.ts, health_samples.c.outcome, health_samples.c.response_ms
         hour = dialects.hour_floor(self._dialect, ts).label("hour")
 
@@ -307,9 +340,7 @@ class Store(AlertQueries, OutboxQueries, DeploymentQueries, InsightQueries, Clus
             count_where(outcome.not_in(_ANSWERED), "failed"),
             sa.func.avg(response_ms).label("response_ms_avg"),
             sa.func.max(response_ms).label("response_ms_max"),
-        ).where(ts < boundary)
-        if last_hour is not None:
-            statement = statement.where(ts >= last_hour + timedelta(hours=1))
+        ).where(*where)
         return statement.group_by(health_samples.c.environment, hour)
 
     async def health_rollups(
