@@ -14,7 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.history_cases import DAY, T0, assert_history_matches, generated, outcome
+from tests.history_cases import (
+    DAY,
+    SECOND,
+    T0,
+    assert_history_matches,
+    expected_summary,
+    generated,
+    in_window,
+    outcome,
+    recomputed_days,
+    stored_days,
+)
 from tests.support import POSTGRES_URL, scratch_database
 from umig_monitor.core.deployments import DeploymentEvent, EventType
 from umig_monitor.core.dora import summarize
@@ -106,3 +117,32 @@ async def test_window_compares_datetimes_across_offsets(store: Store) -> None:
     await store.add_deployment_events([early, late], T0)
     found = await store.deployment_events(since=datetime(2026, 1, 1, 8, 0, tzinfo=UTC))
     assert [e.id for e in found] == ["b-s"]
+
+
+async def test_the_last_day_of_the_calendar_has_no_midnight_after(store: Store) -> None:
+    """9999-12-31 is a day like any other: recording an event on it and reading a window from
+    inside it must not work out the (unrepresentable) midnight after it."""
+    last = datetime(9999, 12, 31, tzinfo=UTC)
+    start = DeploymentEvent("z-s", "z", "uat", EventType.START, last - timedelta(hours=1), version="1.0.0")
+    success = outcome("z", "uat", EventType.SUCCESS, last + timedelta(hours=3))
+    end = outcome("y", "uat", EventType.FAILURE, datetime.max.replace(tzinfo=UTC))
+    events = [start, success, end]
+    await store.add_deployment_events(events[:2], T0)
+    assert await store.add_deployment_event(end, T0)
+    await store.update_deployment_event(replace(success, ts=last + timedelta(hours=4)))
+    events[1] = replace(success, ts=last + timedelta(hours=4))
+    assert await stored_days(store) == await recomputed_days(store)
+    for since in (None, last - DAY, last - SECOND, last, last + SECOND, last + timedelta(hours=5), end.ts):
+        for environment in (None, "uat"):
+            summary = await store.deployment_summary(environment=environment, since=since)
+            assert summary == expected_summary(events, environment, since, None), since
+            for types in (None, [EventType.FAILURE.value]):
+                expected = sum(
+                    1
+                    for e in events
+                    if in_window(e, environment, since, None) and (not types or e.type.value in types)
+                )
+                assert (
+                    await store.count_deployment_events(environment=environment, since=since, types=types)
+                    == expected
+                )

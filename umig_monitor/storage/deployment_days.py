@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Collection, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -28,6 +28,8 @@ from umig_monitor.storage.schema import deployment_events as events
 from umig_monitor.storage.schema import deployment_rollups as rollups
 
 DAY: Final = timedelta(days=1)
+# Where the whole days of a window from inside the calendar's last day start: there are none.
+NO_DAYS: Final = datetime.max.replace(tzinfo=UTC)
 COLUMNS: Final = [c.name for c in days.c]
 
 Day = tuple[str, datetime]  # (environment, midnight UTC): the key of a row
@@ -37,6 +39,11 @@ def midnight(ts: datetime) -> datetime:
     """The start of ``ts``'s UTC day."""
     utc = ts.astimezone(UTC)
     return datetime(utc.year, utc.month, utc.day, tzinfo=UTC)
+
+
+def after(day: datetime) -> datetime | None:
+    """The midnight after ``day`` (a midnight); None after 9999-12-31, which has none."""
+    return day + DAY if day.date() < date.max else None
 
 
 def day_of(e: DeploymentEvent) -> Day:
@@ -60,39 +67,46 @@ async def refresh(conn: AsyncConnection, dialect_name: str, touched: Collection[
     nothing loses its row. Consecutive days of an environment are one span, two statements."""
     for span in spans(touched):
         name, start, end = span
-        stale = days.delete().where(days.c.environment == name, days.c.day >= start, days.c.day < end)
+        stale = days.delete().where(days.c.environment == name, days.c.day >= start)
+        if end is not None:
+            stale = stale.where(days.c.day < end)
         await conn.execute(stale)
         await conn.execute(
             days.insert().from_select(COLUMNS, day_select(dialect_name, events, rollups, span))
         )
 
 
-def spans(touched: Collection[Day]) -> list[tuple[str, datetime, datetime]]:
-    """(environment, first midnight, the midnight after the last) of each run of consecutive days."""
-    out: list[tuple[str, datetime, datetime]] = []
+def spans(touched: Collection[Day]) -> list[tuple[str, datetime, datetime | None]]:
+    """(environment, first midnight, the midnight after the last, None after the calendar's last
+    day) of each run of consecutive days."""
+    out: list[tuple[str, datetime, datetime | None]] = []
     for environment, day in sorted(touched):
         if out and out[-1][0] == environment and out[-1][2] == day:
-            out[-1] = (environment, out[-1][1], day + DAY)
+            out[-1] = (environment, out[-1][1], after(day))
         else:
-            out.append((environment, day, day + DAY))
+            out.append((environment, day, after(day)))
     return out
 
 
-def split(since: datetime | None) -> tuple[datetime | None, tuple[datetime, datetime] | None]:
+def split(since: datetime | None) -> tuple[datetime | None, tuple[datetime, datetime | None] | None]:
     """An open window from ``since``: where its whole days start (None: every day), and the range
-    of its first, partial day when it does not start at midnight."""
+    of its first, partial day when it does not start at midnight (open on the calendar's last day,
+    which has no whole day after it)."""
     if since is None:
         return None, None
     first = midnight(since)
     if first == since:
         return first, None
-    return first + DAY, (since, first + DAY)
+    following = after(first)
+    return following or NO_DAYS, (since, following)
 
 
 def _whole_days(query: Any, environment: str | None, first: datetime | None) -> Any:
     if environment is not None:
         query = query.where(days.c.environment == environment)
-    if first is not None:
+    if first == NO_DAYS:  # not a comparison: PostgreSQL stores datetime.max as infinity
+        query = query.where(sa.false())
+    elif first is not None:
         query = query.where(days.c.day >= first)
     return query
 
@@ -109,7 +123,7 @@ def events_in_days(environment: str | None, first: datetime | None, types: Seque
 
 
 def outcomes(
-    environment: str | None, first: datetime | None, partial: tuple[datetime, datetime] | None
+    environment: str | None, first: datetime | None, partial: tuple[datetime, datetime | None] | None
 ) -> Any:
     """The window's DAY_OUTCOME_COLUMNS: its whole days' rows summed, with the outcomes of the
     deployments whose latest event is in its partial first day, from their rollups."""
@@ -118,7 +132,9 @@ def outcomes(
         r = rollups.c
         since, until = partial
         of_day = sa.select(*outcome_counts(r.started, r.success_ts, r.failure_ts, r.rollback_ts))
-        of_day = of_day.where(r.last_ts >= since, r.last_ts < until)
+        of_day = of_day.where(r.last_ts >= since)
+        if until is not None:
+            of_day = of_day.where(r.last_ts < until)
         parts.append(of_day.where(r.environment == environment) if environment is not None else of_day)
     both = sa.union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
     return sa.select(*(sa.func.sum(both.c[n]) for n in DAY_OUTCOME_COLUMNS))

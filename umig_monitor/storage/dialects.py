@@ -65,7 +65,12 @@ def _floor(
     if dialect_name == "sqlite":
         # Same fixed-width text SQLAlchemy writes for a DATETIME, so it compares with stored values.
         pattern = {"hour": "%Y-%m-%d %H:00:00.000000", "day": "%Y-%m-%d 00:00:00.000000"}[unit]
-        floored = sa.func.strftime(sa.literal_column(f"'{pattern}'"), ts)
+        # A day from the text's date alone: strftime rounds the time to milliseconds, and on
+        # 9999-12-31 23:59:59.9995 and later that is past the calendar: NULL.
+        source: sa.ColumnElement[Any] = (
+            sa.func.substr(ts, sa.literal_column("1"), sa.literal_column("10")) if unit == "day" else ts
+        )
+        floored = sa.func.strftime(sa.literal_column(f"'{pattern}'"), source)
     elif dialect_name == "postgresql":
         utc: sa.ColumnElement[str] = sa.literal_column("'UTC'")
         floored = sa.func.timezone(

@@ -371,19 +371,22 @@ def outcome_counts(started: Any, success_ts: Any, failure_ts: Any, rollback_ts: 
 
 
 def day_select(
-    dialect_name: str, events: sa.Table, rollups: sa.Table, span: tuple[str, datetime, datetime] | None = None
+    dialect_name: str,
+    events: sa.Table,
+    rollups: sa.Table,
+    span: tuple[str, datetime, datetime | None] | None = None,
 ) -> sa.Select[Any]:
     """deployment_days' rows, in its column order, computed from the events and the rollups: of
     every (environment, UTC day) that has any, or only of ``span``'s (an environment, from a
-    midnight to a later one), the live store's refresh of the days a write touched. A day with
-    nothing gives no row."""
+    midnight to a later one, or to the end of time: None), the live store's refresh of the days a
+    write touched. A day with nothing gives no row."""
     e, r = events.c, rollups.c
 
     def within(environment: Any, ts: Any) -> list[Any]:
         if span is None:
             return []
         name, start, end = span
-        return [environment == name, ts >= start, ts < end]
+        return [environment == name, ts >= start, *([ts < end] if end is not None else [])]
 
     def zeros(names: Sequence[str]) -> list[Any]:
         return [sa.literal_column("0", sa.Integer).label(n) for n in names]
