@@ -136,6 +136,15 @@ CASES = [
     Case("summary", lambda s: s.deployment_summary(environment="prod", since=NOW - timedelta(days=30))),
     Case("summary_from_midnight", lambda s: s.deployment_summary(environment="prod", since=MIDNIGHT)),
     Case("summary_all_time", lambda s: s.deployment_summary(environment="prod")),
+    # Every environment (GET /api/v1/deployments with no environment): the days by day alone.
+    Case(
+        "history_count_all_environments", lambda s: s.count_deployment_events(since=NOW - timedelta(days=30))
+    ),
+    Case(
+        "history_count_of_types_all_environments",
+        lambda s: s.count_deployment_events(since=NOW - timedelta(days=30), types=[EventType.ROLLBACK.value]),
+    ),
+    Case("summary_all_environments_from_midnight", lambda s: s.deployment_summary(since=MIDNIGHT)),
     Case("summary_bounded", lambda s: s.deployment_summary(environment="prod", since=MIDNIGHT, until=NOW)),
     # Recording events refreshes their deployments' rollups and their days' counts from the indexes.
     Case("record_events", lambda s: s.add_deployment_events(RECORDED, NOW)),

@@ -512,6 +512,7 @@ def _0013_deployment_days(conn: Connection) -> None:
         sa.Column("environment", sa.String, primary_key=True),
         sa.Column("day", UTCDateTime, primary_key=True),
         *(sa.Column(name, sa.Integer, nullable=False) for name in counters),
+        sa.Index(None, "day"),
     )
     md.create_all(conn)
     events = sa.Table(

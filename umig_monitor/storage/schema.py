@@ -269,6 +269,8 @@ deployment_days = sa.Table(
     # Had a failure, a rollback, whatever their outcome (the summary's "failed" and "rollbacks").
     sa.Column("with_failure", sa.Integer, nullable=False),
     sa.Column("with_rollback", sa.Integer, nullable=False),
+    # A window over every environment (the key serves one environment's).
+    sa.Index("ix_deployment_days_day", "day"),
 )
 
 # One row per replica, rewritten at every heartbeat.
