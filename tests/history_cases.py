@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
@@ -146,3 +147,79 @@ async def recomputed_days(store: Store) -> set[tuple[object, ...]]:
         return {
             tuple(int(v) if i > 1 else v for i, v in enumerate(row)) for row in await conn.execute(select)
         }
+
+
+def rollup_summary(
+    events: Sequence[DeploymentEvent], environment: str | None, since: datetime | None, until: datetime | None
+) -> Summary:
+    """What the store summarised before deployment_days, worked out from the events: a bounded
+    window on its own events; an open one counts each deployment whose latest event is in it, in
+    the environment its rollup names (the least of its events', should they differ), on all its
+    events. ``expected_summary`` where every deployment keeps to one environment."""
+    if until is not None:
+        return summarize([e for e in events if in_window(e, environment, since, until)])
+    of: dict[str, list[DeploymentEvent]] = {}
+    for e in events:
+        of.setdefault(e.deployment_id, []).append(e)
+    counted = [
+        mine
+        for mine in of.values()
+        if (environment is None or min(e.environment for e in mine) == environment)
+        and (since is None or max(e.ts for e in mine) >= since)
+    ]
+    return summarize([e for mine in counted for e in mine])
+
+
+def random_writes(seed: int, steps: int = 14) -> list[tuple[str, list[DeploymentEvent]]]:
+    """A seeded sequence of deployment writes over five days and three environments, as (call,
+    events): batches (some events re-sent with another time: ignored), single events, and updates
+    of a stored event to another time (often midnight, a microsecond either side), type or
+    environment, with offsets other than UTC."""
+    rng = random.Random(seed)
+    zones = (UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8)))
+
+    def when() -> datetime:
+        midnight = T0 + rng.randrange(5) * DAY
+        offset = rng.choice([timedelta(0), -timedelta(microseconds=1), SECOND, None])
+        ts = midnight + (offset if offset is not None else timedelta(minutes=rng.randrange(24 * 60)))
+        return ts.astimezone(rng.choice(zones))
+
+    stored: dict[str, DeploymentEvent] = {}
+    out: list[tuple[str, list[DeploymentEvent]]] = []
+    for _ in range(steps):
+        if stored and rng.random() < 0.35:
+            e = stored[rng.choice(sorted(stored))]
+            changes: dict[str, object] = {"ts": when()} if rng.random() < 0.7 else {}
+            if rng.random() < 0.4:
+                changes["type"] = rng.choice(list(EventType))
+            if rng.random() < 0.2:
+                changes["environment"] = rng.choice((*ENVIRONMENTS, "dev"))
+            stored[e.id] = replace(e, **changes)  # type: ignore[arg-type]
+            out.append(("update", [stored[e.id]]))
+            continue
+        batch = []
+        for _ in range(rng.randrange(1, 9)):
+            if stored and rng.random() < 0.15:
+                batch.append(replace(stored[rng.choice(sorted(stored))], ts=when()))
+                continue
+            n = len(stored) + len(batch)
+            deployment = f"d{rng.randrange(n // 2 + 1)}" if rng.random() < 0.6 else f"n{n}"
+            known = [e.environment for e in [*stored.values(), *batch] if e.deployment_id == deployment]
+            env = known[0] if known and rng.random() < 0.8 else rng.choice((*ENVIRONMENTS, "dev"))
+            batch.append(DeploymentEvent(f"e{n}", deployment, env, rng.choice(list(EventType)), when()))
+        for e in batch:
+            stored.setdefault(e.id, e)
+        out.append(("add_one" if len(batch) == 1 and rng.random() < 0.5 else "add", batch))
+    return out
+
+
+def stored_after(writes: Sequence[tuple[str, list[DeploymentEvent]]]) -> list[DeploymentEvent]:
+    """The events as stored once ``writes`` are done: the first of an id, then its updates."""
+    stored: dict[str, DeploymentEvent] = {}
+    for call, batch in writes:
+        for e in batch:
+            if call == "update":
+                stored[e.id] = e
+            else:
+                stored.setdefault(e.id, e)
+    return list(stored.values())

@@ -9,13 +9,14 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from tests.history_cases import (
     DAY,
+    ENVIRONMENTS,
     SECOND,
     T0,
     assert_history_matches,
@@ -23,7 +24,10 @@ from tests.history_cases import (
     generated,
     in_window,
     outcome,
+    random_writes,
     recomputed_days,
+    rollup_summary,
+    stored_after,
     stored_days,
 )
 from tests.support import POSTGRES_URL, scratch_database
@@ -31,6 +35,7 @@ from umig_monitor.core.deployments import DeploymentEvent, EventType
 from umig_monitor.core.dora import summarize
 from umig_monitor.core.history import event_to_record, parse_history
 from umig_monitor.storage import Store
+from umig_monitor.storage.schema import deployment_days, deployment_events, deployment_rollups
 
 
 @pytest.fixture(params=["sqlite_file", *(["postgresql"] if POSTGRES_URL else [])])
@@ -146,3 +151,48 @@ async def test_the_last_day_of_the_calendar_has_no_midnight_after(store: Store) 
                     await store.count_deployment_events(environment=environment, since=since, types=types)
                     == expected
                 )
+
+
+async def test_random_writes_answer_as_before(store: Store) -> None:
+    """Differential: seeded sequences of batches, re-sent events, single events and updates (to
+    another day, type or environment), then every kind of window, environment and type filter
+    against the pre-deployment_days definitions worked out from the events."""
+    sinces: list[datetime | None] = [None, T0 - DAY]
+    for k in range(5):
+        sinces += [T0 + k * DAY + offset for offset in (timedelta(0), -SECOND, timedelta(hours=7))]
+    sinces.append((T0 + 2 * DAY).astimezone(timezone(timedelta(hours=-3))))  # 21:00 the day before
+    bounded = [(T0 + DAY - SECOND, T0 + 3 * DAY + timedelta(hours=2)), (None, T0 + 2 * DAY)]
+    windows = [(since, None) for since in sinces] + bounded
+    for seed in range(4):
+        writes = random_writes(seed)
+        for call, batch in writes:
+            if call == "update":
+                await store.update_deployment_event(batch[0])
+            elif call == "add_one":
+                await store.add_deployment_event(batch[0], T0)
+            else:
+                await store.add_deployment_events(batch, T0, history=seed % 2 == 1)
+        events = stored_after(writes)
+        for environment in (None, ENVIRONMENTS[0], "dev"):
+            for since, until in windows:
+                where = f"seed={seed} environment={environment} since={since} until={until}"
+                summary = await store.deployment_summary(environment=environment, since=since, until=until)
+                assert summary == rollup_summary(events, environment, since, until), where
+                for types in (None, [EventType.ROLLBACK.value, "unknown"]):
+                    expected = sum(
+                        1
+                        for e in events
+                        if in_window(e, environment, since, until) and (not types or e.type.value in types)
+                    )
+                    counted = await store.count_deployment_events(
+                        environment=environment, since=since, until=until, types=types
+                    )
+                    assert counted == expected, f"{where} types={types}"
+        assert await stored_days(store) == await recomputed_days(store), f"seed={seed}"
+        await clear_history(store)
+
+
+async def clear_history(store: Store) -> None:
+    async with store._engine.begin() as conn:
+        for table in (deployment_days, deployment_rollups, deployment_events):
+            await conn.execute(table.delete())
