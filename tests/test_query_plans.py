@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -148,6 +148,8 @@ CASES = [
     Case("summary_bounded", lambda s: s.deployment_summary(environment="prod", since=MIDNIGHT, until=NOW)),
     # Recording events refreshes their deployments' rollups and their days' counts from the indexes.
     Case("record_events", lambda s: s.add_deployment_events(RECORDED, NOW)),
+    Case("record_event", lambda s: s.add_deployment_event(replace(RECORDED[0], id="r-again"), NOW)),
+    Case("update_event", lambda s: s.update_deployment_event(replace(RECORDED[0], id="d1-deployment_start"))),
     Case("recorded_since", lambda s: s.deployments_recorded_since(NOW - timedelta(minutes=1))),
     # The deliverer.
     Case("due_deliveries", lambda s: s.due_deliveries(NOW)),
