@@ -145,6 +145,7 @@ CASES = [
         lambda s: s.count_deployment_events(since=NOW - timedelta(days=30), types=[EventType.ROLLBACK.value]),
     ),
     Case("summary_all_environments_from_midnight", lambda s: s.deployment_summary(since=MIDNIGHT)),
+    Case("summary_all_environments", lambda s: s.deployment_summary(since=NOW - timedelta(days=30, hours=1))),
     Case("summary_bounded", lambda s: s.deployment_summary(environment="prod", since=MIDNIGHT, until=NOW)),
     # Recording events refreshes their deployments' rollups and their days' counts from the indexes.
     Case("record_events", lambda s: s.add_deployment_events(RECORDED, NOW)),

@@ -135,7 +135,14 @@ def outcomes(
         of_day = of_day.where(r.last_ts >= since)
         if until is not None:
             of_day = of_day.where(r.last_ts < until)
-        parts.append(of_day.where(r.environment == environment) if environment is not None else of_day)
+        if environment is not None:
+            of_day = of_day.where(r.environment == environment)
+        else:
+            # A deployment whose latest event is on that day has the day's row in its environment:
+            # the environments with one are where to look (index seeks, not the whole rollups).
+            on_that_day = sa.select(days.c.environment).where(days.c.day == midnight(since))
+            of_day = of_day.where(r.environment.in_(on_that_day))
+        parts.append(of_day)
     both = sa.union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
     return sa.select(*(sa.func.sum(both.c[n]) for n in DAY_OUTCOME_COLUMNS))
 
