@@ -11,8 +11,10 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import sqlalchemy as sa
 
 from tests.history_cases import (
     DAY,
@@ -31,10 +33,15 @@ from tests.history_cases import (
     stored_days,
 )
 from tests.support import POSTGRES_URL, scratch_database
+from umig_monitor.config import parse_config
 from umig_monitor.core.deployments import DeploymentEvent, EventType
 from umig_monitor.core.dora import summarize
 from umig_monitor.core.history import event_to_record, parse_history
-from umig_monitor.storage import Store
+from umig_monitor.jobs.retention import enforce_retention
+from umig_monitor.storage import Store, dialects
+from umig_monitor.storage.deployment_days import day_of
+from umig_monitor.storage.deployments import _row as event_row
+from umig_monitor.storage.migrations import rollup_select
 from umig_monitor.storage.schema import deployment_days, deployment_events, deployment_rollups
 
 
@@ -122,6 +129,62 @@ async def test_window_compares_datetimes_across_offsets(store: Store) -> None:
     await store.add_deployment_events([early, late], T0)
     found = await store.deployment_events(since=datetime(2026, 1, 1, 8, 0, tzinfo=UTC))
     assert [e.id for e in found] == ["b-s"]
+
+
+async def test_days_an_older_writer_left_behind_are_put_right(store: Store) -> None:
+    """A replica still on the code before migration 13 (a rolling upgrade) records events and their
+    rollups but not their days: reconcile_deployment_days recomputes the days of what was recorded
+    since, and every day row from that day on; days nothing recent touched are left as they are."""
+    earlier = generated(300, seed=11, days=6)
+    moved = min(earlier, key=lambda e: e.ts)  # its deployment's latest event moves 4 days on
+    new = DeploymentEvent("late-s", "late", "uat", EventType.START, T0 + 5 * DAY, version="9.0.0")
+    late = [outcome(moved.deployment_id, moved.environment, EventType.ROLLBACK, moved.ts + 4 * DAY), new]
+    late.append(outcome("late", "uat", EventType.SUCCESS, T0 + 5 * DAY + timedelta(hours=1)))
+    events = [*earlier, *late]
+    await store.add_deployment_events(earlier, T0 + 6 * DAY)
+    fresh = await stored_days(store)
+    # The older writer, as its code did: the events, their deployments' rollups, no days.
+    recorded = T0 + 8 * DAY
+    ids = sorted({e.deployment_id for e in late})
+    async with store._engine.begin() as conn:
+        await conn.execute(deployment_events.insert(), [event_row(e, recorded) for e in late])
+        rolled = rollup_select(deployment_events).where(deployment_events.c.deployment_id.in_(ids))
+        await conn.execute(
+            dialects.upsert_from_select(
+                store.dialect_name, deployment_rollups, key=["deployment_id"], select=rolled
+            )
+        )
+    assert await stored_days(store) == fresh != await recomputed_days(store)
+    # A day the late events touch nowhere, made stale: not reached by the reconciliation.
+    untouched = {day_of(e) for e in earlier} - {day_of(e) for e in events if e.deployment_id in ids}
+    env, day = min(untouched)
+    async with store._engine.begin() as conn:
+        stale = deployment_days.c.environment == env, deployment_days.c.day == day
+        await conn.execute(sa.update(deployment_days).where(*stale).values(outcome_observed=99))
+    assert await store.reconcile_deployment_days(recorded) > 0
+    left = await stored_days(store)
+    assert {r for r in left if (r[0], r[1]) != (env, day)} == {
+        r for r in await recomputed_days(store) if (r[0], r[1]) != (env, day)
+    }
+    assert (
+        next(r for r in left if (r[0], r[1]) == (env, day))[2:]
+        != next(r for r in fresh if (r[0], r[1]) == (env, day))[2:]
+    )
+    await store.reconcile_deployment_days(T0 - DAY)  # every day: the stale one too
+    await assert_history_matches(store, events, days=7)
+
+
+async def test_the_retention_job_reconciles_today_and_yesterday(store: Store) -> None:
+    now = datetime.now(UTC)
+    start = DeploymentEvent("r-s", "r", "uat", EventType.START, now - timedelta(hours=2), version="2.0.0")
+    events = [start, outcome("r", "uat", EventType.SUCCESS, now - timedelta(hours=1))]
+    await store.add_deployment_events(events, now)
+    fresh = await stored_days(store)
+    async with store._engine.begin() as conn:
+        await conn.execute(sa.delete(deployment_days))
+    settings = parse_config("environments: {}\n", "test")
+    await enforce_retention(SimpleNamespace(settings=settings, store=store))
+    assert await stored_days(store) == fresh == await recomputed_days(store)
 
 
 async def test_the_last_day_of_the_calendar_has_no_midnight_after(store: Store) -> None:

@@ -151,6 +151,7 @@ CASES = [
     Case("record_events", lambda s: s.add_deployment_events(RECORDED, NOW)),
     Case("record_event", lambda s: s.add_deployment_event(replace(RECORDED[0], id="r-again"), NOW)),
     Case("update_event", lambda s: s.update_deployment_event(replace(RECORDED[0], id="d1-deployment_start"))),
+    Case("reconcile_days", lambda s: s.reconcile_deployment_days(NOW - timedelta(days=1))),
     Case("recorded_since", lambda s: s.deployments_recorded_since(NOW - timedelta(minutes=1))),
     # The deliverer.
     Case("due_deliveries", lambda s: s.due_deliveries(NOW)),

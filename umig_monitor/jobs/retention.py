@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import structlog
@@ -11,6 +11,9 @@ from umig_monitor.config import Settings
 from umig_monitor.storage import Store
 
 log = structlog.get_logger("umig_monitor.jobs.retention")
+# How far back each run recomputes the deployment day counts (today and the day before): a rolling
+# upgrade's old replicas are put right within a retention interval of writing.
+RECONCILE_DAYS = timedelta(days=1)
 
 
 class RetentionContext(Protocol):
@@ -31,4 +34,6 @@ async def enforce_retention(ctx: RetentionContext) -> None:
         alerts=r.alerts,
         outbox_sent=r.outbox_sent,
     )
-    log.info("retention_enforced", rolled_up_hours=rolled, deleted=str(result))
+    # Days a writer of an older version recorded events on without their per-day counts.
+    days = await ctx.store.reconcile_deployment_days(now - RECONCILE_DAYS)
+    log.info("retention_enforced", rolled_up_hours=rolled, deleted=str(result), deployment_days=days)

@@ -62,6 +62,24 @@ async def days_of_rollups(
     return {(env, day) for env, day in await conn.execute(query)}
 
 
+async def days_to_reconcile(conn: AsyncConnection, dialect_name: str, since: datetime) -> set[Day]:
+    """The days of every event of the deployments with an event recorded at or after ``since``
+    (a late event moves its deployment off the day of an earlier one), and every day row from
+    ``since``'s day on: by the recording-time, deployment and day indexes."""
+    recorded = sa.select(events.c.deployment_id).where(events.c.created_at >= since)
+    ids = sorted(set(await conn.scalars(recorded)))  # DISTINCT in SQL would walk the id index
+    day = dialects.day_floor(dialect_name, events.c.ts)
+    found: set[Day] = set()
+    for i in range(0, len(ids), 500):
+        of_events = sa.select(events.c.environment, day).distinct()
+        found |= {
+            (env, d)
+            for env, d in await conn.execute(of_events.where(events.c.deployment_id.in_(ids[i : i + 500])))
+        }
+    of_rows = sa.select(days.c.environment, days.c.day).where(days.c.day >= midnight(since))
+    return found | {(env, d) for env, d in await conn.execute(of_rows)}
+
+
 async def refresh(conn: AsyncConnection, dialect_name: str, touched: Collection[Day]) -> None:
     """Recompute these days' rows from the events and rollups as they now are; a day left with
     nothing loses its row. Consecutive days of an environment are one span, two statements."""

@@ -77,6 +77,18 @@ class DeploymentQueries:
                 await self._refresh(conn, {event.deployment_id}, {per_day.day_of(event)})
             return bool(result.rowcount)
 
+    async def reconcile_deployment_days(self, since: datetime) -> int:
+        """Recompute the per-day counts of the deployments recorded at or after ``since`` and of
+        every day from ``since``'s on, from the events and rollups as they are; returns how many
+        days that was. Puts right what a writer that does not keep them left behind: a replica
+        still on the code before migration 13 during a rolling upgrade records events (and their
+        rollups) but not their days."""
+        async with self._connect("reconciling deployment day counts", write=True) as conn:
+            await self._serialise(conn)
+            touched = await per_day.days_to_reconcile(conn, self._dialect, since)
+            await per_day.refresh(conn, self._dialect, touched)
+        return len(touched)
+
     async def _serialise(self, conn: AsyncConnection) -> None:
         """One deployment writer at a time. SQLite's BEGIN IMMEDIATE already does it; on PostgreSQL
         two writers side by side would each recompute a day (or a deployment) from the rows
