@@ -64,9 +64,11 @@ async def bus(settings: Settings, deliver_for: float = 10.0) -> AsyncIterator[Bu
     next tick; when no daemon leads, the command routes and delivers its own notifications here,
     for up to ``deliver_for`` seconds (anything left stays in the outbox for the daemon)."""
     async with open_store(settings) as store, aiohttp.ClientSession() as session:
-        pipeline = AlertPipeline(store, AlertMetrics(SelfMetrics().registry))
-        pipeline.configure(settings, session)
         leader = await leader_alive(store, settings, datetime.now(UTC))
+        # Asked first: the pipeline's delivery workers start with it, and beside a leading daemon
+        # they must not claim a row (the daemon's own pending ones included) or count a delivery.
+        pipeline = AlertPipeline(store, AlertMetrics(SelfMetrics().registry), active=lambda: leader is None)
+        pipeline.configure(settings, session)
         try:
             yield Bus(store, pipeline, session, leader)
             if leader is not None:
