@@ -125,7 +125,7 @@ async def test_two_replicas_split_the_work_and_serve_everything(
             assert shown["assignments"][daemon.cluster.member_id] == sorted(daemon.mine())  # type: ignore[index]
 
         # Each environment's series come from the replica that polls it, and only from it; the
-        # cluster-wide ones (alerts, outbox, notifications) from the leader only (no sinks here).
+        # cluster-wide ones (alerts, outbox, drift) from the leader only (no sinks here).
         await until(first.first_round_done)
         await until(second.first_round_done)
 

@@ -913,9 +913,9 @@ async def scenario(
         cluster,
     )
     await replica_until(
-        lambda: from_owners('umig_notifications_total{result="failed"}', 2),
+        lambda: from_owners('umig_notifications_total{result="failed"}', 2 * len(cluster.replicas)),
         30,
-        "the leader's notification counters scraped at 0",
+        "every replica's notification counters scraped at 0 (a next leader's included)",
         cluster,
     )
     replicas = cluster.replicas

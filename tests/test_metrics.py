@@ -189,13 +189,16 @@ def test_leader_only_families_vanish_on_a_follower_and_return_with_their_values(
     alerts.set_sinks(["hook"])
     alerts.delivered("hook", "sent")
     insights.set_drift([DriftLike("pattern", "uat")])
-    families = ("umig_alerts_firing", "umig_notifications", "umig_outbox_pending", "umig_version_drift")
+    families = ("umig_alerts_firing", "umig_outbox_pending", "umig_version_drift")
     text = generate_latest(registry).decode()
     assert all(f"# TYPE {f}" in text for f in families)
-    assert "umig_notification_latency_seconds_count 0.0" in text
     leading[0] = False
     text = generate_latest(registry).decode()
-    assert not any(f in text for f in (*families, "umig_notification_latency"))
+    assert not any(f in text for f in families)
+    # Its own deliveries stay: a follower that leads next is already at 0 when it delivers.
+    assert 'umig_notifications_total{result="sent",sink="hook"} 1.0' in text
+    assert 'umig_notifications_total{result="failed",sink="hook"} 0.0' in text
+    assert "umig_notification_latency_seconds_count 0.0" in text
     leading[0] = True
     assert 'umig_notifications_total{result="sent",sink="hook"} 1.0' in series(registry)
 

@@ -4,9 +4,13 @@ Two rules shape them. Every labelled counter and histogram exists at 0 for every
 the config implies, from start-up, so an event is always an increase that ``increase()`` and
 ``rate()`` see, the first one included. And across a cluster every fact is exported once: an
 environment's series only by the replica that polls it (``track``: created when it arrives,
-removed when it moves away), the cluster-wide ones (alerts firing, outbox, notifications, drift)
-only by the leader (``LeaderOnly``). The daemon's own ``umig_monitor_*`` series describe each
-replica. The guide's ``umig_*`` names are kept for UMIG facts."""
+removed when it moves away), the cluster-wide ones read from the shared store (alerts firing,
+outbox, drift) only by the leader (``LeaderOnly``). Deliveries are each replica's own doing and
+counted where they happen, exported by every replica from start-up: a new leader's series is
+already at 0 when it delivers, so its first deliveries are an increase too (a series appearing
+with the lead would first be scraped at whatever it had delivered by then, and ``increase()``
+would miss that). The daemon's own ``umig_monitor_*`` series describe each replica. The guide's
+``umig_*`` names are kept for UMIG facts."""
 
 from __future__ import annotations
 
@@ -349,33 +353,30 @@ class UmigMetrics:
 
 
 class AlertMetrics:
-    """The alerting pipeline's metrics: cluster-wide facts, exported by the leader only."""
+    """The alerting pipeline's metrics: what is firing and pending (cluster-wide facts from the
+    store, exported by the leader only) and this replica's own deliveries (by every replica)."""
 
     def __init__(self, registry: CollectorRegistry, leading: Callable[[], bool] = lambda: True) -> None:
         only = LeaderOnly(registry, leading)
         self.firing = only.add(
             Gauge("umig_alerts_firing", "Alerts currently firing.", ["severity", "type"], registry=None)
         )
-        self.notifications = only.add(
-            Counter(
-                "umig_notifications",
-                "Delivery attempts by sink and result (sent, retry, failed).",
-                ["sink", "result"],
-                registry=None,
-            )
-        )
         self.pending = only.add(
             Gauge("umig_outbox_pending", "Notifications waiting in the outbox.", ["sink"], registry=None)
         )
-        self.latency = only.add(
-            Histogram(
-                "umig_notification_latency_seconds",
-                "From enqueueing a notification to its delivery.",
-                buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
-                registry=None,
-            )
-        )
         only.register()
+        self.notifications = Counter(
+            "umig_notifications",
+            "Delivery attempts by this replica, by sink and result (sent, retry, failed).",
+            ["sink", "result"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "umig_notification_latency_seconds",
+            "From enqueueing a notification to its delivery by this replica.",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+            registry=registry,
+        )
         self._sinks: frozenset[str] = frozenset()
         self._firing: set[tuple[str, str]] = set()
         self.set_firing({})
