@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -85,6 +85,13 @@ class Store(AlertQueries, OutboxQueries, DeploymentQueries, InsightQueries, Clus
         self._engine = engine
         self._writer = engine.execution_options(**WRITE_TRANSACTION)
         self._dialect = engine.dialect.name
+        # SQLite has one writer at a time: this process's write transactions take turns here, in
+        # order, rather than in SQLite's busy handler, which sleeps and retries unfairly and gives
+        # up after the busy timeout (a burst of writes under load came back "database is locked").
+        # Other processes on the same file still meet the busy timeout.
+        self._write_turn: AbstractAsyncContextManager[Any] = (
+            asyncio.Lock() if self._dialect == "sqlite" else nullcontext()
+        )
         self._closed = False
         # A SQLite file's identity at open: a file deleted or replaced under a running daemon
         # would take every later write with it (into an unlinked inode), so ping() checks it.
@@ -457,7 +464,11 @@ class Store(AlertQueries, OutboxQueries, DeploymentQueries, InsightQueries, Clus
         if self._closed:
             raise StorageError(f"{action} failed: the store is closed")
         with translate_errors(action):
-            async with (self._writer if write else self._engine).begin() as conn:
+            if not write:
+                async with self._engine.begin() as conn:
+                    yield conn
+                return
+            async with self._write_turn, self._writer.begin() as conn:
                 yield conn
 
 
