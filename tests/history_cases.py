@@ -122,17 +122,29 @@ async def assert_history_matches(
             where = f"environment={environment} since={since} until={until}"
             summary = await store.deployment_summary(environment=environment, since=since, until=until)
             assert summary == expected_summary(events, environment, since, until), where
-            for types in TYPE_FILTERS:
-                expected = sum(
-                    1
-                    for e in events
-                    if in_window(e, environment, since, until) and (not types or e.type.value in types)
-                )
-                counted = await store.count_deployment_events(
-                    environment=environment, since=since, until=until, types=types
-                )
-                assert counted == expected, f"{where} types={types}"
+            await assert_counts(store, events, environment, (since, until), TYPE_FILTERS)
     assert await stored_days(store) == await recomputed_days(store)
+
+
+async def assert_counts(
+    store: Store,
+    events: Sequence[DeploymentEvent],
+    environment: str | None,
+    window: tuple[datetime | None, datetime | None],
+    type_filters: Sequence[Sequence[str] | None],
+) -> None:
+    """The stored count of the window's events for each type filter, against the events."""
+    since, until = window
+    for types in type_filters:
+        expected = sum(
+            1
+            for e in events
+            if in_window(e, environment, since, until) and (not types or e.type.value in types)
+        )
+        counted = await store.count_deployment_events(
+            environment=environment, since=since, until=until, types=types
+        )
+        assert counted == expected, f"environment={environment} since={since} until={until} types={types}"
 
 
 async def stored_days(store: Store) -> set[tuple[object, ...]]:

@@ -21,10 +21,10 @@ from tests.history_cases import (
     ENVIRONMENTS,
     SECOND,
     T0,
+    assert_counts,
     assert_history_matches,
     expected_summary,
     generated,
-    in_window,
     outcome,
     random_writes,
     recomputed_days,
@@ -204,16 +204,7 @@ async def test_the_last_day_of_the_calendar_has_no_midnight_after(store: Store) 
         for environment in (None, "uat"):
             summary = await store.deployment_summary(environment=environment, since=since)
             assert summary == expected_summary(events, environment, since, None), since
-            for types in (None, [EventType.FAILURE.value]):
-                expected = sum(
-                    1
-                    for e in events
-                    if in_window(e, environment, since, None) and (not types or e.type.value in types)
-                )
-                assert (
-                    await store.count_deployment_events(environment=environment, since=since, types=types)
-                    == expected
-                )
+            await assert_counts(store, events, environment, (since, None), (None, [EventType.FAILURE.value]))
 
 
 async def test_random_writes_answer_as_before(store: Store) -> None:
@@ -241,16 +232,8 @@ async def test_random_writes_answer_as_before(store: Store) -> None:
                 where = f"seed={seed} environment={environment} since={since} until={until}"
                 summary = await store.deployment_summary(environment=environment, since=since, until=until)
                 assert summary == rollup_summary(events, environment, since, until), where
-                for types in (None, [EventType.ROLLBACK.value, "unknown"]):
-                    expected = sum(
-                        1
-                        for e in events
-                        if in_window(e, environment, since, until) and (not types or e.type.value in types)
-                    )
-                    counted = await store.count_deployment_events(
-                        environment=environment, since=since, until=until, types=types
-                    )
-                    assert counted == expected, f"{where} types={types}"
+                filters = (None, [EventType.ROLLBACK.value, "unknown"])
+                await assert_counts(store, events, environment, (since, until), filters)
         assert await stored_days(store) == await recomputed_days(store), f"seed={seed}"
         await clear_history(store)
 
