@@ -98,11 +98,7 @@ class Counts:
 
     @classmethod
     def of(cls, samples: Iterable[HealthSample]) -> Counts:
-        return cls.of_outcomes(s.outcome for s in samples)
-
-    @classmethod
-    def of_outcomes(cls, outcomes: Iterable[Outcome]) -> Counts:
-        seen = Counter(outcomes)
+        seen = Counter(s.outcome for s in samples)
         total = sum(seen.values())
         good, degraded, bad = seen[Outcome.HEALTHY], seen[Outcome.DEGRADED], seen[Outcome.UNHEALTHY]
         return cls(total, good, degraded, bad, total - good - degraded - bad)
