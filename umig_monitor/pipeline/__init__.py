@@ -175,6 +175,11 @@ class AlertPipeline:
             self._deliverer.wake()
         return inserted
 
+    @property
+    def delivers(self) -> bool:
+        """Whether this process decides and delivers now (its workers claim nothing otherwise)."""
+        return self._active()
+
     def suppressed_by(self, key: str) -> str | None:
         return self._dispatcher.suppressed_by(key)
 
