@@ -29,7 +29,7 @@ from umig_monitor.jobs.spec import (
     paced,
 )
 from umig_monitor.metrics import SelfMetrics
-from umig_monitor.scheduling import Planned, Schedule
+from umig_monitor.scheduling import TICK_S, Planned, Schedule
 from umig_monitor.storage import StorageError
 
 T = TypeVar("T")
@@ -76,6 +76,22 @@ def close(got: Planned | None, want: Planned) -> bool:
     assert got.next_run is not None
     assert want.next_run is not None
     return got.every == want.every and abs(got.next_run - want.next_run) < timedelta(microseconds=5)
+
+
+def on_grid_after(got: Planned | None, want: Planned) -> bool:
+    """A paced job's plan: the same period, and the next run on the tick grid, at most one step
+    after the exact phase ``want`` gives."""
+    assert got is not None
+    assert got.next_run is not None
+    assert want.next_run is not None
+    late = got.next_run - want.next_run
+    step = timedelta(seconds=TICK_S, microseconds=5)
+    return got.every == want.every and -timedelta(microseconds=5) < late <= step
+
+
+def steps(seconds: float) -> float:
+    """How many grid steps ``seconds`` is: a whole number for two starts on the grid."""
+    return seconds / TICK_S
 
 
 def now_once(job: PerSubject[Runs], subject: str) -> JobSpec[Runs]:
@@ -138,7 +154,7 @@ async def test_sync_adds_reschedules_and_removes_but_keeps_on_demand_jobs() -> N
     assert schedule.sync(one) == 1
     schedule.add(health.spec("on-demand", interval(timedelta(seconds=5), now, UTC)))
     assert schedule.sync([health.spec("uat", paced(timedelta(seconds=7), now))]) == 1
-    assert close(schedule.planned("health:uat"), Planned(timedelta(seconds=7), now))
+    assert on_grid_after(schedule.planned("health:uat"), Planned(timedelta(seconds=7), now))
     assert schedule.planned("health:on-demand") == Planned(timedelta(seconds=5), now)
     # From paced to an APScheduler interval and back: one job under the id either way.
     assert schedule.sync([health.spec("uat", interval(timedelta(seconds=9), now, UTC))]) == 1
@@ -173,7 +189,7 @@ async def test_an_interval_job_planned_for_now_runs_now_not_an_interval_later() 
     try:
         await until(lambda: sorted(ctx.seen) == ["env4", "env5"], what="the first polls, at once")
         every = timedelta(seconds=600)
-        assert close(schedule.planned("health:env4"), Planned(every, planned + every))
+        assert on_grid_after(schedule.planned("health:env4"), Planned(every, planned + every))
     finally:
         await schedule.stop(1.0)
 
@@ -210,25 +226,54 @@ def skipped(metrics: SelfMetrics, reason: str) -> float:
 
 
 async def test_paced_runs_keep_their_phase_and_are_told_their_planned_start() -> None:
+    """Runs start on one grid of TICK_S steps, so the runs planned for a step share a wake-up; a
+    period of whole steps keeps every job's planned starts exactly periodic."""
     ctx, metrics = Paced(), SelfMetrics()
     schedule = paced_schedule(ctx, metrics)
     job = PerSubject("poll", paced_body)
     start = datetime.now(UTC)
-    every = timedelta(milliseconds=40)
-    phase = timedelta(milliseconds=7)
+    every = timedelta(seconds=2 * TICK_S)
+    phase = timedelta(seconds=TICK_S / 7)
     schedule.sync([job.spec(f"env{i}", paced(every, start + i * phase)) for i in range(5)])
     schedule.start()
     try:
         await until(lambda: all(sum(r[0] == f"env{i}" for r in ctx.runs) >= 4 for i in range(5)))
     finally:
         await schedule.stop(1.0)
+    first = ctx.runs[0][1]
+    assert first is not None
     for i in range(5):
         planned = [p for subject, p, _ in ctx.runs if subject == f"env{i}" and p is not None]
         assert len(planned) == sum(r[0] == f"env{i}" for r in ctx.runs)
-        # Whole periods after the last planned start (a late run moves none of the later ones).
+        # On the one grid, and whole periods after the last planned start (a late run moves none
+        # of the later ones).
+        assert all(abs(steps(p - first) - round(steps(p - first))) < 1e-6 for p in planned), planned
         gaps = [b - a for a, b in itertools.pairwise(planned)]
-        assert all(round(g / 0.04) >= 1 and abs(g - round(g / 0.04) * 0.04) < 1e-6 for g in gaps), gaps
+        assert all(round(g / 0.1) >= 1 and abs(g - round(g / 0.1) * 0.1) < 1e-6 for g in gaps), gaps
+    # Five phases within one step: at most two planned starts among the first runs.
+    assert len({p for _, p, _ in ctx.runs[:5]}) <= 2
     assert all(entered >= planned - 0.0021 for _, planned, entered in ctx.runs if planned is not None)
+
+
+async def test_a_period_of_no_whole_number_of_steps_keeps_its_rate() -> None:
+    """70 ms on a 50 ms grid: each planned start is the grid point at or after the exact phase,
+    so the gaps are whole steps, the phase does not creep, and n runs span n periods."""
+    ctx, metrics = Paced(), SelfMetrics()
+    schedule = paced_schedule(ctx, metrics, grace=5)
+    job = PerSubject("poll", paced_body)
+    every = 1.4 * TICK_S
+    schedule.sync([job.spec("env", paced(timedelta(seconds=every), datetime.now(UTC)))])
+    schedule.start()
+    try:
+        await until(lambda: len(ctx.runs) >= 11)
+    finally:
+        await schedule.stop(1.0)
+    planned = [p for _, p, _ in ctx.runs if p is not None]
+    assert len(planned) == len(ctx.runs)
+    gaps = [steps(b - a) for a, b in itertools.pairwise(planned)]
+    assert all(abs(g - round(g)) < 1e-6 and round(g) >= 1 for g in gaps), gaps
+    # Ten periods after the first: 700 ms, the grid moving it by less than one step either way.
+    assert abs((planned[10] - planned[0]) - 10 * every) < TICK_S, planned
 
 
 async def test_a_paced_run_still_going_is_not_started_again() -> None:
