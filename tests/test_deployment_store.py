@@ -131,6 +131,18 @@ async def test_window_compares_datetimes_across_offsets(store: Store) -> None:
     assert [e.id for e in found] == ["b-s"]
 
 
+async def test_pages_skip_offset_events_with_or_without_a_limit(store: Store) -> None:
+    events = generated(30, seed=5)
+    await store.add_deployment_events(events, T0)
+    every = await store.deployment_events()
+    n = len(every)
+    assert n == len({e.id for e in events}) > 12
+    assert await store.deployment_events(offset=n - 5) == every[-5:]
+    assert await store.deployment_events(limit=10, offset=n - 5) == every[-5:]
+    assert await store.deployment_events(limit=10, offset=2) == every[2:12]
+    assert await store.deployment_events(offset=n - 3, newest_first=False) == every[::-1][-3:]
+
+
 async def test_days_an_older_writer_left_behind_are_put_right(store: Store) -> None:
     """A replica still on the code before migration 13 (a rolling upgrade) records events and their
     rollups but not their days: reconcile_deployment_days recomputes the days of what was recorded

@@ -185,8 +185,9 @@ class DeploymentQueries:
     ) -> list[DeploymentEvent]:
         order = (events.c.ts.desc(), events.c.id.desc()) if newest_first else (events.c.ts, events.c.id)
         query = self._filtered(sa.select(events).order_by(*order), environment, since, until, types)
-        if limit is not None:
-            query = query.limit(limit).offset(offset)
+        query = query.limit(limit)  # None: every one
+        if offset:
+            query = query.offset(offset)  # without a limit too (SQLite then says LIMIT -1)
         async with self._connect("reading deployment history", write=False) as conn:
             return [_event(r) for r in (await conn.execute(query)).mappings()]
 
