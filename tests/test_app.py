@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import subprocess
 from datetime import timedelta
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import aiohttp
 
 from tests.support import ConfigWriter, require_tool, running_daemon, until
+from umig_monitor import gcpolicy
 from umig_monitor.app import Daemon, async_run
 from umig_monitor.config import load_config
 from umig_monitor.simulator import RunningSimulator
@@ -54,6 +56,9 @@ async def test_not_ready_until_first_round(simulator: RunningSimulator, write_co
         assert "production" in body
         await until(d.first_round_done)
         assert (await get(d.listen_url + "/readyz"))[0] == 200
+        # After the first round's collection, each full one freezes what survives it.
+        await until(lambda: gcpolicy._freeze_survivors in gc.callbacks, what="gcpolicy started")
+    assert gcpolicy._freeze_survivors not in gc.callbacks
 
 
 async def test_metrics_pass_promtool(daemon: Daemon) -> None:

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import structlog
 
-from umig_monitor import eventloop
+from umig_monitor import eventloop, gcpolicy
 from umig_monitor.cluster import Coordinator, default_member_id
 from umig_monitor.config import ConfigError, Settings, load_config, secret_file_warnings
 from umig_monitor.jobs import JobContext, desired_jobs, implied_tasks, running_kinds
@@ -83,6 +83,7 @@ class Daemon:
         self._scheduler: Schedule[JobContext] | None = None
         self._web: WebServer | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._gc_tuned = False  # gcpolicy started by this daemon (after its first round)
         self._storage_check = FailureStreak(log, "storage_unhealthy")
         self._reload_lock = asyncio.Lock()
         self._stop_requested = asyncio.Event()
@@ -259,6 +260,9 @@ class Daemon:
                 await self._writer.close()
             if self._store is not None:
                 await self._store.close()
+            if self._gc_tuned:
+                self._gc_tuned = False
+                gcpolicy.stop()
         log.info("daemon_stopped")
 
     async def reload(self) -> tuple[bool, str]:
@@ -347,10 +351,16 @@ class Daemon:
         while not self.first_round_done():
             self.health.newly_polled.clear()
             await self.health.newly_polled.wait()
+        collecting = time.perf_counter()
         gc.collect()
         gc.freeze()
+        collect_s = round(time.perf_counter() - collecting, 3)
+        if not self._gc_tuned:  # from now on, the survivors of each full collection are frozen too
+            self._gc_tuned = True
+            gcpolicy.start()
+            self._spawn(gcpolicy.refresh_every())
         seconds = round(time.monotonic() - began, 1)
-        log.info("first_round_done", seconds=seconds, environments=len(self.mine()))
+        log.info("first_round_done", seconds=seconds, environments=len(self.mine()), collect_s=collect_s)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
