@@ -9,7 +9,8 @@ what came since: 2.76 → 1.27 CPU-s of collection in a 60 s window at 10,000 en
 number of collections. The price is that garbage cycles formed among frozen objects are not found;
 ``refresh`` (every ``REFRESH_S``) unfreezes everything, collects once and freezes again, so that
 garbage lives at most that long. Objects freed by reference counting (nearly all) are freed at
-once either way."""
+once either way. Measured at 10,000 environments with a refresh every 20 s: each found 0-183
+unreachable objects and held the loop 0.27-0.36 s (once an hour in the daemon)."""
 
 from __future__ import annotations
 
