@@ -102,7 +102,7 @@ def _fast(metric: Any, names: Collection[str] | None, out: list[str]) -> None:
     # The holders' floats, read without their locks: one attribute read is atomic in CPython, and
     # a scrape needs no more (prometheus_client's get() takes the lock to read the same field).
     if kind == "histogram":
-        writer.write([(k, (c._sum._value, *[b._value for b in c._buckets])) for k, c in children], out)
+        writer.write([(k, (*[b._value for b in c._buckets], c._sum._value)) for k, c in children], out)
     else:
         writer.write([(k, c._value._value) for k, c in children], out)
 
@@ -115,8 +115,9 @@ def _ours(family: Family | HistogramFamily, names: Collection[str] | None, out: 
         return
     out.append(writer.header)
     if isinstance(family, HistogramFamily):
-        # Stored as bucket counts then the sum; written from (sum, *counts) like the others.
-        writer.write([(k, (v[-1], *v[:-1])) for k, v in list(family.values.items())], out)
+        # Stored as bucket counts then the sum, as the writer takes them; a copy, so that a
+        # value changed since is told from the one written last time.
+        writer.write([(k, tuple(v)) for k, v in list(family.values.items())], out)
     else:
         writer.write(list(family.values.items()), out)
 
@@ -160,7 +161,7 @@ class _Writer:
 
 
 class _HistogramWriter(_Writer):
-    """A histogram's block of lines per series; its value is (sum, count in each bucket...)."""
+    """A histogram's block of lines per series; its value is (count in each bucket..., sum)."""
 
     def __init__(self, exposed: str, kind: str, documentation: str, labelnames: Any, bounds: Any) -> None:
         super().__init__(exposed, kind, documentation, labelnames)
@@ -176,10 +177,10 @@ class _HistogramWriter(_Writer):
         buckets, count, total = prefix
         lines = []
         acc = 0.0
-        for bucket, observed in zip(buckets, value[1:], strict=True):
+        for bucket, observed in zip(buckets, value[:-1], strict=True):
             acc += observed  # counts: finite
             lines.append(f"{bucket}{acc!r}\n")
-        lines.append(f"{count}{acc!r}\n{total}{_number(value[0])}\n")
+        lines.append(f"{count}{acc!r}\n{total}{_number(value[-1])}\n")
         return "".join(lines)
 
 
