@@ -276,6 +276,26 @@ async def test_a_period_of_no_whole_number_of_steps_keeps_its_rate() -> None:
     assert abs((planned[10] - planned[0]) - 10 * every) < TICK_S, planned
 
 
+async def test_a_period_shorter_than_a_step_is_not_put_on_the_grid() -> None:
+    """10 ms on a 50 ms grid would run once a step (four runs in five dropped, uncounted): such a
+    job keeps its exact phase instead, whole periods apart."""
+    ctx, metrics = Paced(), SelfMetrics()
+    schedule = paced_schedule(ctx, metrics, grace=5)
+    job = PerSubject("poll", paced_body)
+    every = TICK_S / 5
+    schedule.sync([job.spec("env", paced(timedelta(seconds=every), datetime.now(UTC)))])
+    schedule.start()
+    try:
+        await until(lambda: len(ctx.runs) >= 20)
+    finally:
+        await schedule.stop(1.0)
+    planned = [p for _, p, _ in ctx.runs if p is not None]
+    gaps = [(b - a) / every for a, b in itertools.pairwise(planned)]
+    assert all(abs(g - round(g)) < 1e-6 and round(g) >= 1 for g in gaps), gaps
+    # Mostly one period apart (a loaded machine may stall the loop past a few of them).
+    assert sum(round(g) == 1 for g in gaps) >= len(gaps) // 2, gaps
+
+
 async def test_a_paced_run_still_going_is_not_started_again() -> None:
     ctx, metrics = Paced(holding={"slow"}), SelfMetrics()
     schedule = paced_schedule(ctx, metrics)

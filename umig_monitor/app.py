@@ -246,6 +246,9 @@ class Daemon:
                 # This replica's group must not outlive it there (another replica pushes its share).
                 await delete_group(self, self._cluster.member_id)
         finally:
+            if self._gc_tuned:  # first: a close below that raises must not leave the hook behind
+                self._gc_tuned = False
+                gcpolicy.stop()
             if self._web is not None:
                 await self._web.stop()
             if self._alerts is not None:
@@ -260,9 +263,6 @@ class Daemon:
                 await self._writer.close()
             if self._store is not None:
                 await self._store.close()
-            if self._gc_tuned:
-                self._gc_tuned = False
-                gcpolicy.stop()
         log.info("daemon_stopped")
 
     async def reload(self) -> tuple[bool, str]:

@@ -141,7 +141,7 @@ class _Writer:
             entry = kept.get(labels)
             if entry is None:
                 entry = kept[labels] = [self.prefix(labels), None, ""]
-            elif entry[1] == value:  # NaN never equals itself: written anew each time, as it should
+            elif entry[1] == value:  # a NaN float never equals itself (a tuple holding the same NaN does)
                 out.append(entry[2])
                 continue
             entry[1] = value

@@ -31,8 +31,9 @@ Ctx = TypeVar("Ctx")
 # Paced runs start on a grid of this step (monotonic time): every run planned for one step starts in
 # one wake-up of the timer. On a VM a wake-up of the loop costs tens of microseconds of CPU, a
 # sizeable share of a poll; measured (bench/poll.py, 200 environments at 1 s): 1.1-1.4 CPU-ms per
-# poll with a wake-up per poll, 0.66-0.68 ms on a 50 ms grid. A run is planned at most one step
-# after its exact phase, and the lag is measured from that planned start.
+# poll with a wake-up per poll, 0.36-0.69 ms on a 50 ms grid. A run is planned at most one step
+# after its exact phase, and the lag is measured from that planned start. A job whose period is
+# shorter than one step is not put on the grid (it would run once a step).
 TICK_S = 0.05
 # How early the loop's timer may fire (its clock resolution): runs planned this close start now.
 BATCH_S = 0.002
@@ -99,15 +100,17 @@ class Pacer(Generic[Ctx]):
         assert when.first_run is not None
         due = self._mono_origin + (when.first_run.timestamp() - self._wall_origin)
         self._generation += 1
-        job = _Paced(spec, when.every.total_seconds(), due, self._on_grid(due), self._generation)
+        every = when.every.total_seconds()
+        job = _Paced(spec, every, due, self._on_grid(due, every), self._generation)
         self._jobs[spec.id] = job
         self._push(job.start, self._generation, spec.id)
 
-    def _on_grid(self, t: float) -> float:
-        """The first grid point at or after ``t`` (a float's rounding below it does not count)."""
-        if self._tick <= 0:
+    def _on_grid(self, t: float, every: float) -> float:
+        """The first grid point at or after ``t`` (less than a microsecond before it counts as on
+        it: float rounding); ``t`` itself for a period shorter than one step."""
+        if self._tick <= 0 or every < self._tick:
             return t
-        return math.ceil(t / self._tick - 1e-9) * self._tick
+        return math.ceil((t - 1e-6) / self._tick) * self._tick
 
     def drop(self, job_id: str) -> None:
         if self._jobs.pop(job_id, None) is not None and len(self._heap) > 2 * len(self._jobs) + 64:
@@ -186,7 +189,7 @@ class Pacer(Generic[Ctx]):
             job.due += job.every
             if job.due <= now:  # behind by more than a period: the next planned start ahead
                 job.due += job.every * math.ceil((now - job.due) / job.every + 1e-9)
-            job.start = self._on_grid(job.due)
+            job.start = self._on_grid(job.due, job.every)
             heapq.heappush(heap, (job.start, generation, job_id))
         self._arm()
 
