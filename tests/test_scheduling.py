@@ -70,14 +70,6 @@ def schedule_of(
     )
 
 
-def close(got: Planned | None, want: Planned) -> bool:
-    """The same period, and the same next run to the microsecond (kept as monotonic time)."""
-    assert got is not None
-    assert got.next_run is not None
-    assert want.next_run is not None
-    return got.every == want.every and abs(got.next_run - want.next_run) < timedelta(microseconds=5)
-
-
 def on_grid_after(got: Planned | None, want: Planned) -> bool:
     """A paced job's plan: the same period, and the next run on the tick grid, at most one step
     after the exact phase ``want`` gives."""
@@ -255,23 +247,35 @@ async def test_paced_runs_keep_their_phase_and_are_told_their_planned_start() ->
     assert all(entered >= planned - 0.0021 for _, planned, entered in ctx.runs if planned is not None)
 
 
-async def test_a_period_of_no_whole_number_of_steps_keeps_its_rate() -> None:
-    """70 ms on a 50 ms grid: each planned start is the grid point at or after the exact phase,
-    so the gaps are whole steps, the phase does not creep, and n runs span n periods."""
+async def planned_starts(every: float, runs: int) -> list[float]:
+    """One paced job of period ``every`` s, run ``runs`` times: the planned start each was told."""
     ctx, metrics = Paced(), SelfMetrics()
     schedule = paced_schedule(ctx, metrics, grace=5)
     job = PerSubject("poll", paced_body)
-    every = 1.4 * TICK_S
     schedule.sync([job.spec("env", paced(timedelta(seconds=every), datetime.now(UTC)))])
     schedule.start()
     try:
-        await until(lambda: len(ctx.runs) >= 11)
+        await until(lambda: len(ctx.runs) >= runs)
     finally:
         await schedule.stop(1.0)
     planned = [p for _, p, _ in ctx.runs if p is not None]
     assert len(planned) == len(ctx.runs)
-    gaps = [steps(b - a) for a, b in itertools.pairwise(planned)]
+    return planned
+
+
+def whole_gaps(planned: list[float], unit: float) -> list[int]:
+    """The gaps between successive starts in ``unit`` s, each asserted a whole number (≥ 1)."""
+    gaps = [(b - a) / unit for a, b in itertools.pairwise(planned)]
     assert all(abs(g - round(g)) < 1e-6 and round(g) >= 1 for g in gaps), gaps
+    return [round(g) for g in gaps]
+
+
+async def test_a_period_of_no_whole_number_of_steps_keeps_its_rate() -> None:
+    """70 ms on a 50 ms grid: each planned start is the grid point at or after the exact phase,
+    so the gaps are whole steps, the phase does not creep, and n runs span n periods."""
+    every = 1.4 * TICK_S
+    planned = await planned_starts(every, 11)
+    whole_gaps(planned, TICK_S)
     # Ten periods after the first: 700 ms, the grid moving it by less than one step either way.
     assert abs((planned[10] - planned[0]) - 10 * every) < TICK_S, planned
 
@@ -279,21 +283,9 @@ async def test_a_period_of_no_whole_number_of_steps_keeps_its_rate() -> None:
 async def test_a_period_shorter_than_a_step_is_not_put_on_the_grid() -> None:
     """10 ms on a 50 ms grid would run once a step (four runs in five dropped, uncounted): such a
     job keeps its exact phase instead, whole periods apart."""
-    ctx, metrics = Paced(), SelfMetrics()
-    schedule = paced_schedule(ctx, metrics, grace=5)
-    job = PerSubject("poll", paced_body)
-    every = TICK_S / 5
-    schedule.sync([job.spec("env", paced(timedelta(seconds=every), datetime.now(UTC)))])
-    schedule.start()
-    try:
-        await until(lambda: len(ctx.runs) >= 20)
-    finally:
-        await schedule.stop(1.0)
-    planned = [p for _, p, _ in ctx.runs if p is not None]
-    gaps = [(b - a) / every for a, b in itertools.pairwise(planned)]
-    assert all(abs(g - round(g)) < 1e-6 and round(g) >= 1 for g in gaps), gaps
+    gaps = whole_gaps(await planned_starts(TICK_S / 5, 20), TICK_S / 5)
     # Mostly one period apart (a loaded machine may stall the loop past a few of them).
-    assert sum(round(g) == 1 for g in gaps) >= len(gaps) // 2, gaps
+    assert sum(g == 1 for g in gaps) >= len(gaps) // 2, gaps
 
 
 async def test_a_paced_run_still_going_is_not_started_again() -> None:

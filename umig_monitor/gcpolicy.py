@@ -3,14 +3,15 @@
 After start-up and after the first round the daemon freezes what exists (``gc.freeze``): modules,
 config, pools, each environment's memory. Polls then replace parts of that memory, and what
 replaced it survives into the oldest generation, which every full collection traverses whole: at
-10,000 environments the collector took 15 % of all CPU (bench/poll.py, ``gc_cpu_s``). While
-``LongLived`` is on, what survives a full collection is frozen too, so the next one traverses only
-what came since: 2.76 → 1.27 CPU-s of collection in a 60 s window at 10,000 environments, the same
-number of collections. The price is that garbage cycles formed among frozen objects are not found;
-``refresh`` (every ``REFRESH_S``) unfreezes everything, collects once and freezes again, so that
-garbage lives at most that long. Objects freed by reference counting (nearly all) are freed at
-once either way. Measured at 10,000 environments with a refresh every 20 s: each found 0-183
-unreachable objects and held the loop 0.27-0.36 s (once an hour in the daemon)."""
+10,000 environments the collector took 15 % of all CPU (bench/poll.py, ``gc_cpu_s``). Between
+``start`` and ``stop``, what survives a full collection is frozen too, so the next one traverses
+only what came since: 2.5-2.8 → 1.27-1.49 CPU-s of collection in a 60 s window at 10,000
+environments, the same number of collections. The price is that garbage cycles formed among
+frozen objects are not found; ``refresh`` (every ``REFRESH_S``) unfreezes everything, collects
+once and freezes again, so that garbage lives at most that long. Objects freed by reference
+counting (nearly all) are freed at once either way. Measured at 10,000 environments with a
+refresh every 20 s: each found 0-183 unreachable objects and held the loop 0.27-0.36 s (once an
+hour in the daemon)."""
 
 from __future__ import annotations
 
